@@ -1,0 +1,233 @@
+"""The shared vocabulary: every trigger, the runner and every output speak these types.
+
+Words defined here (failure types, phases, statuses) are the exact strings used in metric
+labels, span attributes, reports, page summaries and the API. Add a word here first.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from synth.checks.flow import Flow
+
+
+class FailureType(enum.StrEnum):
+    """Why a run failed, stable across every output."""
+
+    DNS = "dns"
+    CONNECT = "connect"
+    TLS = "tls"
+    TIMEOUT = "timeout"
+    HTTP_STATUS = "http_status"
+    AUTH = "auth"
+    SCHEMA = "schema"
+    ASSERTION = "assertion"
+    REGRESSION = "regression"
+    SCRIPT_ERROR = "script_error"
+
+
+class Phase(enum.StrEnum):
+    """Where in the delivery pipeline a run happened."""
+
+    PREPROD = "preprod"
+    DEPLOY = "deploy"
+    SCHEDULED = "scheduled"
+    ADHOC = "adhoc"
+
+
+class Status(enum.StrEnum):
+    """Outcome of a run or a step."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When a check runs on its own: a fixed interval or a cron expression."""
+
+    every_s: float | None = None
+    cron: str | None = None
+
+    def describe(self) -> str:
+        if self.cron is not None:
+            return f"cron {self.cron}"
+        if self.every_s is not None:
+            return f"every {format_seconds(self.every_s)}"
+        return "manual"
+
+
+CheckFunc = Callable[["Flow"], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """Where a check was defined, for error messages and `synth list`."""
+
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """A loaded check: metadata plus the coroutine function that runs the flow.
+
+    Python and YAML checks both compile to this.
+    """
+
+    name: str
+    func: CheckFunc
+    service: str
+    environments: tuple[str, ...] = ()
+    schedule: Schedule = Schedule(every_s=60.0)
+    timeout_s: float = 30.0
+    retries: int = 0
+    tags: tuple[str, ...] = ()
+    playbook: str | None = None
+    description: str = ""
+    runbook_url: str | None = None
+    source: SourceLocation | None = None
+    kind: str = "python"
+
+    def applies_to(self, environment: str) -> bool:
+        return not self.environments or environment in self.environments
+
+
+@dataclass(frozen=True, slots=True)
+class DeployContext:
+    """The deploy a verification run belongs to."""
+
+    deploy_id: str
+    service: str
+    environment: str
+    version: str
+    commit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """Everything needed to run one check against one environment, however it was started."""
+
+    check: CheckSpec
+    environment: str
+    phase: Phase = Phase.ADHOC
+    location: str = "local"
+    deploy: DeployContext | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTimings:
+    """Phase timings of one HTTP exchange, in seconds; None where the phase did not happen
+    (a reused connection has no DNS, connect or TLS time)."""
+
+    dns_s: float | None = None
+    connect_s: float | None = None
+    tls_s: float | None = None
+    send_s: float | None = None
+    first_byte_s: float | None = None
+    body_s: float | None = None
+    total_s: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        phases = {
+            "dns": self.dns_s,
+            "connect": self.connect_s,
+            "tls": self.tls_s,
+            "send": self.send_s,
+            "first_byte": self.first_byte_s,
+            "body": self.body_s,
+        }
+        return {k: v for k, v in phases.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request a step made, already redacted."""
+
+    method: str
+    url: str
+    status_code: int | None
+    timings: HttpTimings
+    bytes_received: int = 0
+    body_truncated: bool = False
+    trace_id: str = ""
+    span_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a step failed, in the words an on-call engineer needs; already redacted."""
+
+    type: FailureType
+    message: str
+    expected: str | None = None
+    actual: str | None = None
+    method: str | None = None
+    url: str | None = None
+    response_excerpt: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """The outcome of one named step of a flow."""
+
+    name: str
+    status: Status
+    duration_s: float
+    started_offset_s: float = 0.0
+    requests: tuple[RequestRecord, ...] = ()
+    failure: Failure | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """The immutable outcome of one RunRequest; every output consumes this."""
+
+    run_id: str
+    check: str
+    service: str
+    environment: str
+    phase: Phase
+    location: str
+    status: Status
+    started_at: datetime
+    duration_s: float
+    steps: tuple[StepResult, ...]
+    attempts: int = 1
+    trace_id: str = ""
+    failure: Failure | None = None
+    failed_step: str | None = None
+    deploy: DeployContext | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.status is Status.PASSED
+
+    @property
+    def failure_type(self) -> FailureType | None:
+        return self.failure.type if self.failure else None
+
+
+def format_seconds(seconds: float) -> str:
+    """Render a duration the way people write it: 250ms, 30s, 5m, 1h30m."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:g}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs}s" if secs else f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes}m" if minutes else f"{hours}h"

@@ -1,0 +1,116 @@
+"""Run one RunRequest (one check × one environment) and return one immutable RunResult.
+
+Every trigger — `synth run`, the scheduler, deploy verification, pytest — calls this.
+The runner opens the run, step and request spans; every other output consumes the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from datetime import UTC, datetime
+
+from synth.checks.failures import FlowAborted
+from synth.checks.flow import Flow, FlowContext
+from synth.config import Environment, Settings, resolve_environment
+from synth.model import RunRequest, RunResult, Status
+from synth.probes.http import SslContexts
+from synth.spans import IdTracer, RunTracer
+
+
+class Runner:
+    """Runs checks with shared SSL contexts and resolved environments; safe to use from
+    many concurrent tasks."""
+
+    def __init__(self, settings: Settings, *, tracer: RunTracer | None = None) -> None:
+        self.settings = settings
+        self.tracer: RunTracer = tracer or IdTracer()
+        self._ssl_contexts = SslContexts()
+        self._environments: dict[str, Environment] = {}
+
+    def environment(self, name: str) -> Environment:
+        """The resolved environment (secrets read once); ConfigError when unusable."""
+        env = self._environments.get(name)
+        if env is None:
+            env = resolve_environment(self.settings, name)
+            self._environments[name] = env
+        return env
+
+    async def run(self, request: RunRequest) -> RunResult:
+        """Run the check, retrying a failed attempt up to `check.retries` times; the last
+        attempt is the result, with the number of attempts made."""
+        environment = self.environment(request.environment)
+        attempt = 1
+        while True:
+            result = await self._attempt(request, environment, attempt)
+            if result.passed or attempt > request.check.retries:
+                return result
+            delay = self.settings.runner.retry_delay
+            await asyncio.sleep(delay * (0.5 + random.random()))  # jitter
+            attempt += 1
+
+    async def _attempt(
+        self, request: RunRequest, environment: Environment, attempt: int
+    ) -> RunResult:
+        check = request.check
+        started_at = datetime.now(UTC)
+        with self.tracer.run_span(request) as run_span:
+            ctx = FlowContext(
+                check_name=check.name,
+                service=check.service,
+                check_file=check.source.path if check.source else None,
+                environment=environment,
+                runner=self.settings.runner,
+                tracer=self.tracer,
+                ssl_contexts=self._ssl_contexts,
+                phase=request.phase,
+                location=request.location,
+                deploy=request.deploy,
+            )
+            try:
+                await self._run_flow(ctx, request)
+            finally:
+                await ctx.aclose()
+            end = time.perf_counter()
+            steps = tuple(recorder.result(end) for recorder in ctx.steps)
+            failed = next((s for s in steps if s.status is Status.FAILED), None)
+            failure = failed.failure if failed else None
+            if failure is not None:
+                run_span.record_failure(failure)
+            run_span.set_attributes({"synth.attempt": attempt})
+            return RunResult(
+                run_id=uuid.uuid4().hex,
+                check=check.name,
+                service=check.service,
+                environment=request.environment,
+                phase=request.phase,
+                location=request.location,
+                status=Status.FAILED if failed else Status.PASSED,
+                started_at=started_at,
+                duration_s=end - ctx.started,
+                steps=steps,
+                attempts=attempt,
+                trace_id=run_span.trace_id,
+                failure=failure,
+                failed_step=failed.name if failed else None,
+                deploy=request.deploy,
+                tags=check.tags,
+            )
+
+    async def _run_flow(self, ctx: FlowContext, request: RunRequest) -> None:
+        check = request.check
+        flow = Flow(ctx)
+        try:
+            async with asyncio.timeout(check.timeout_s) as deadline:
+                await check.func(flow)
+        except FlowAborted:
+            pass
+        except TimeoutError as error:
+            if deadline.expired():
+                ctx.mark_timeout(check.timeout_s)
+            else:  # check code raised TimeoutError itself, outside any step
+                ctx.record_outside_step(ctx.failure_for(error), None)
+        except Exception as error:  # a failure raised outside any step
+            ctx.record_outside_step(ctx.failure_for(error), getattr(error, "step", None))

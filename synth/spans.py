@@ -1,0 +1,99 @@
+"""The seam between the runner and tracing.
+
+The runner opens a span for the run, each step and each HTTP request through a `RunTracer`.
+`IdTracer` (the default) only mints W3C trace and span ids, so every request carries a
+`traceparent` and every report names its trace id even with telemetry off; the
+OpenTelemetry implementation in `synth.outputs.tracing` exports real spans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import secrets
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from synth.model import Failure, RunRequest
+
+AttrValue = str | int | float | bool
+
+
+class SpanHandle(Protocol):
+    """What the runner needs from an open span."""
+
+    @property
+    def trace_id(self) -> str: ...
+
+    @property
+    def span_id(self) -> str: ...
+
+    def traceparent(self) -> str: ...
+
+    def set_attributes(self, attributes: Mapping[str, AttrValue]) -> None: ...
+
+    def record_failure(self, failure: Failure) -> None: ...
+
+
+class RunTracer(Protocol):
+    """Opens the spans of one run; nested calls nest spans."""
+
+    def run_span(self, request: RunRequest) -> contextlib.AbstractContextManager[SpanHandle]: ...
+
+    def step_span(self, name: str) -> contextlib.AbstractContextManager[SpanHandle]: ...
+
+    def http_span(
+        self, method: str, url: str, attributes: Mapping[str, AttrValue]
+    ) -> contextlib.AbstractContextManager[SpanHandle]: ...
+
+
+@dataclass(slots=True)
+class IdSpan:
+    """A span that is only an identity: enough for `traceparent` and reports."""
+
+    trace_id: str
+    span_id: str
+    attributes: dict[str, AttrValue] = field(default_factory=dict)
+    failure: Failure | None = None
+
+    def traceparent(self) -> str:
+        return f"00-{self.trace_id}-{self.span_id}-01"
+
+    def set_attributes(self, attributes: Mapping[str, AttrValue]) -> None:
+        self.attributes.update(attributes)
+
+    def record_failure(self, failure: Failure) -> None:
+        self.failure = failure
+
+
+_current_trace: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "synth_current_trace", default=None
+)
+
+
+class IdTracer:
+    """Mints trace ids per run and span ids per step and request; exports nothing."""
+
+    @contextlib.contextmanager
+    def run_span(self, request: RunRequest) -> Iterator[SpanHandle]:
+        span = IdSpan(trace_id=secrets.token_hex(16), span_id=secrets.token_hex(8))
+        token = _current_trace.set(span.trace_id)
+        try:
+            yield span
+        finally:
+            _current_trace.reset(token)
+
+    def _child(self) -> IdSpan:
+        trace_id = _current_trace.get() or secrets.token_hex(16)
+        return IdSpan(trace_id=trace_id, span_id=secrets.token_hex(8))
+
+    @contextlib.contextmanager
+    def step_span(self, name: str) -> Iterator[SpanHandle]:
+        yield self._child()
+
+    @contextlib.contextmanager
+    def http_span(
+        self, method: str, url: str, attributes: Mapping[str, AttrValue]
+    ) -> Iterator[SpanHandle]:
+        yield self._child()
