@@ -35,7 +35,7 @@ from synth.demo._store import TOKEN_TTL_S, Session, Store, StoreError
 from synth.demo.faults import Faults, change_schema, truncate
 
 DEFAULT_USERNAME = "demo"
-DEFAULT_PASSWORD = "demo-password"  # noqa: S105 - the demo's documented credential
+DEFAULT_PASSWORD = "demo-password"
 MAX_RECORDS = 1000
 
 _T = TypeVar("_T")
@@ -78,6 +78,7 @@ class ShopServer:
         self._password = password
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self._routes = self._build_routes()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -96,12 +97,14 @@ class ShopServer:
         server, self._server = self._server, None
         if server is None:
             return
+        self._stopping = True
         server.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await server.wait_closed()
         await asyncio.sleep(0)  # let transports finish closing
+        self._stopping = False
 
     async def __aenter__(self) -> ShopServer:
         if self._server is None:
@@ -144,6 +147,11 @@ class ShopServer:
             await self._converse(reader, writer)
         except (OSError, asyncio.IncompleteReadError):
             pass  # the client went away; nothing to answer
+        except asyncio.CancelledError:
+            # stop() cancels us; finish normally, as Python 3.11's stream callback calls
+            # task.exception() on a cancelled task and logs a spurious traceback.
+            if not self._stopping:
+                raise
         finally:
             if task is not None:
                 self._tasks.discard(task)
