@@ -1,0 +1,47 @@
+"""The reports `synth run` prints and writes, one module per format:
+
+- `report_terminal`: `TerminalReporter`, a block per check as it completes and a summary;
+- `report_json`: `json_report`, the versioned JSON report, and `run_to_dict` /
+  `run_from_dict`, the one JSON form of a run (also used by the store and the API);
+- `report_junit`: `junit_report`, JUnit XML for CI test views.
+
+Every report renders only the fields of a `RunResult`, which the runner has already
+redacted; none ever sees a request's headers, or its body beyond `Failure.response_excerpt`.
+"""
+
+from synth.outputs.report_json import (
+    JSON_SCHEMA,
+    SCHEMA_VERSION,
+    json_report,
+    run_from_dict,
+    run_to_dict,
+    write_json_report,
+)
+from synth.outputs.report_junit import junit_report, write_junit_report
+from synth.outputs.report_terminal import (
+    NORMAL,
+    QUIET,
+    VERBOSE,
+    TerminalReporter,
+    render_run,
+    summary_line,
+)
+from synth.outputs.report_text import format_duration
+
+__all__ = [
+    "JSON_SCHEMA",
+    "NORMAL",
+    "QUIET",
+    "SCHEMA_VERSION",
+    "VERBOSE",
+    "TerminalReporter",
+    "format_duration",
+    "json_report",
+    "junit_report",
+    "render_run",
+    "run_from_dict",
+    "run_to_dict",
+    "summary_line",
+    "write_json_report",
+    "write_junit_report",
+]
