@@ -3,16 +3,19 @@ environment's services, values carried between steps, secrets, and protocol prob
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import json as jsonlib
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx2
 
+from synth.checks import probe_steps
 from synth.checks.failures import (
     CheckFailure,
     FlowAborted,
@@ -336,10 +339,20 @@ class Flow:
             merged["Content-Type"] = content_type
         tls = (target.tls if target is not None else None) or ctx.environment.tls
         timeout_s = parse_duration(timeout) if timeout is not None else ctx.runner.request_timeout
-        shown_url = ctx.redactor.url(str(httpx2.URL(url, params=params)))
+        full_url = httpx2.URL(url)
+        if params:
+            full_url = full_url.copy_merge_params(params)
+        shown_url = ctx.redactor.url(str(full_url))
         step = ctx.current
         assert step is not None
         parts = urlsplit(url)
+        if parts.password:
+            # httpx turns user:password@ into a Basic Authorization header: mask both forms.
+            user, password = unquote(parts.username or ""), unquote(parts.password)
+            ctx.redactor.add(parts.password)
+            ctx.redactor.add(password)
+            userinfo = f"{user}:{password}".encode()
+            ctx.redactor.add(base64.b64encode(userinfo).decode())
         attributes: dict[str, str | int | float | bool] = {
             "http.request.method": method,
             "url.full": shown_url,
@@ -379,8 +392,11 @@ class Flow:
                 )
                 span.record_failure(failure)
                 raise CheckFailure(failure, step=step.name) from None
+            except asyncio.CancelledError:
+                raise  # keep in_flight: the runner names the request the deadline cut off
             finally:
-                ctx.in_flight = None
+                if not _cancelling():
+                    ctx.in_flight = None
             span.set_attributes({"http.response.status_code": result.status_code})
         step.requests.append(
             RequestRecord(
@@ -430,6 +446,77 @@ class Flow:
     async def head(self, path: str, **kwargs: Any) -> Response:
         """HEAD `path`; keyword arguments as for `request`."""
         return await self.request("HEAD", path, **kwargs)
+
+    # -- protocol probes (synth.checks.probe_steps) -------------------------------------
+
+    async def tcp(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        service: str | None = None,
+        timeout: str | float | None = None,
+    ) -> probe_steps.TcpResult:
+        """Connect to `host:port` (default: the service's base URL host and port). Outside a
+        `flow.step()` it is a step of its own, "tcp host:port"."""
+        return await probe_steps.tcp(self, host, port, service=service, timeout=timeout)
+
+    async def dns(
+        self,
+        name: str | None = None,
+        *,
+        record_type: str = "A",
+        expect: probe_steps.Answers | None = None,
+        expect_contains: probe_steps.Answers | None = None,
+        nameserver: str | None = None,
+        port: int = 53,
+        timeout: str | float | None = None,
+    ) -> probe_steps.DnsResult:
+        """Resolve `name` (default: the service's host): `expect` the exact answers, or
+        `expect_contains` some of them, e.g. `await flow.dns("example.com", record_type="MX",
+        expect_contains=["10 mail.example.com."])`. Fails as `dns`."""
+        return await probe_steps.dns(
+            self,
+            name,
+            record_type=record_type,
+            expect=expect,
+            expect_contains=expect_contains,
+            nameserver=nameserver,
+            port=port,
+            timeout=timeout,
+        )
+
+    async def tls(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        service: str | None = None,
+        server_name: str | None = None,
+        min_days: float | None = 14,
+        check_chain: bool = True,
+        check_hostname: bool = True,
+        timeout: str | float | None = None,
+    ) -> probe_steps.TlsResult:
+        """Check the certificate of `host:port` (default: the service's): not expired, at
+        least `min_days` left, trusted chain, valid for the name. Fails as `tls`; the
+        certificate's facts (days_left, not_after, issuer, ...) go into the step details."""
+        return await probe_steps.tls(
+            self,
+            host,
+            port,
+            service=service,
+            server_name=server_name,
+            min_days=min_days,
+            check_chain=check_chain,
+            check_hostname=check_hostname,
+            timeout=timeout,
+        )
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _register_credential(redactor: Redactor, value: str) -> None:

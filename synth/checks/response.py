@@ -84,10 +84,10 @@ class Response:
 
     def excerpt(self) -> str:
         """The start of the body, redacted, for failure reports."""
-        text = self.text
+        # Redact before cutting, so a secret straddling the cut cannot show in part.
+        text = self._redactor.text(self.text)
         limit = self._excerpt_chars
-        cut = text[:limit] + ("…" if len(text) > limit or self.truncated else "")
-        return self._redactor.text(cut)
+        return text[:limit] + ("…" if len(text) > limit or self.truncated else "")
 
     def fail(
         self,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import socket
 import ssl
 import time
@@ -342,6 +343,9 @@ def _first_message(chain: list[BaseException], kind: type[BaseException], fallba
 
 def _os_reason(chain: list[BaseException], fallback: BaseException) -> str:
     for error in chain:
+        if isinstance(error, OSError) and error.errno:
+            # asyncio's strerror is "Connect call failed (addr)"; the errno says why.
+            return os.strerror(error.errno).lower()
         if isinstance(error, OSError) and error.strerror:
             return error.strerror.lower()
     text = str(fallback)
