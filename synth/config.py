@@ -138,6 +138,48 @@ class RunnerSettings(_Frozen):
     user_agent: str = "synth/0.1"
 
 
+class ServerSettings(_Frozen):
+    """The agent's HTTP API."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8484, ge=0, le=65535)
+    max_body_bytes: Bytes = 64 * 1024
+    tokens: list[Annotated[SecretRef, BeforeValidator(_secret_shorthand)]] = Field(
+        default_factory=list
+    )
+    hmac_secret: Annotated[SecretRef, BeforeValidator(_secret_shorthand)] | None = None
+    replay_window: Seconds = 300.0
+    public_url: str | None = None
+
+
+class StoreSettings(_Frozen):
+    """Where run results, deploys and verdicts are kept."""
+
+    url: str = "sqlite+aiosqlite:///synth.db"
+    retention_age: Seconds = 30 * 86400.0
+    retention_runs: int = Field(default=10_000, ge=1)
+
+
+class SchedulerSettings(_Frozen):
+    """How the agent spreads and bounds scheduled runs."""
+
+    enabled: bool = True
+    jitter: Seconds = 1.0
+    misfire_grace: Seconds = 30.0
+    concurrency: int = Field(default=100, ge=1, le=100_000)
+    shutdown_grace: Seconds = 30.0
+
+
+class DeploySettings(_Frozen):
+    """Defaults and limits for deploy verification."""
+
+    settle: Seconds = 0.0
+    window: Seconds = 0.0
+    interval: Seconds = 15.0
+    max_window: Seconds = 3600.0
+    max_settle: Seconds = 900.0
+
+
 class Settings(BaseSettings):
     """The whole configuration of synth."""
 
@@ -152,6 +194,10 @@ class Settings(BaseSettings):
     checks: list[str] = Field(default_factory=lambda: ["checks"])
     environments: dict[str, EnvironmentSettings] = Field(default_factory=dict)
     runner: RunnerSettings = RunnerSettings()
+    server: ServerSettings = ServerSettings()
+    store: StoreSettings = StoreSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    deploys: DeploySettings = DeploySettings()
 
     @field_validator("location")
     @classmethod

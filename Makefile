@@ -1,0 +1,40 @@
+# synth — developer entry points. `make demo` and `make test` work on a fresh machine:
+# they create .venv, install Python deps into it and Debian packages with apt-get.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_APT_PACKAGES := postgresql
+BENCH_APT_PACKAGES := nginx prometheus-blackbox-exporter
+
+.PHONY: demo test lint typecheck unit integration bench apt-deps clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+apt-deps:
+	@bash scripts/apt-deps.sh $(TEST_APT_PACKAGES)
+
+demo: $(STAMP)
+	$(BIN)/synth demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check synth tests bench checks
+	$(BIN)/ruff format --check synth tests bench checks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) apt-deps lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	@bash scripts/apt-deps.sh $(BENCH_APT_PACKAGES)
+	bash bench/run_all.sh
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

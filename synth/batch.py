@@ -1,0 +1,43 @@
+"""Run many checks at once with bounded concurrency, reporting each result as it lands."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from synth.model import CheckSpec, DeployContext, Phase, RunRequest, RunResult
+from synth.runner import Runner
+
+ResultCallback = Callable[[RunResult], None]
+
+
+async def run_checks(
+    runner: Runner,
+    checks: Sequence[CheckSpec],
+    environment: str,
+    *,
+    phase: Phase,
+    concurrency: int,
+    deploy: DeployContext | None = None,
+    on_result: ResultCallback | None = None,
+) -> list[RunResult]:
+    """Run every check once against `environment`; results come back in check order."""
+    gate = asyncio.Semaphore(concurrency)
+    location = runner.settings.location
+
+    async def one(check: CheckSpec) -> RunResult:
+        async with gate:
+            result = await runner.run(
+                RunRequest(
+                    check=check,
+                    environment=environment,
+                    phase=phase,
+                    location=location,
+                    deploy=deploy,
+                )
+            )
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    return list(await asyncio.gather(*(one(check) for check in checks)))
