@@ -1,0 +1,128 @@
+"""Schema migrations: an ordered list of steps, each applied once in its own transaction.
+
+Step N brings the database to schema version N; `schema_version` records each step applied.
+Steps are frozen once released: define the tables a step creates inside the step (not by
+reference to `schema.py`, which always describes the newest version), and change the
+schema only by appending a step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from synth.store.engine import transaction
+from synth.store.records import StoreError
+from synth.store.schema import JSONText, UTCDateTime, schema_version
+
+Migration = Callable[[sa.Connection], None]
+
+# Any constant will do: it only has to be the same in every synth process sharing a
+# PostgreSQL database, so that two agents starting together migrate one at a time.
+_PG_LOCK_KEY = 0x73796E7468
+
+
+def _v1_initial(connection: sa.Connection) -> None:
+    md = sa.MetaData()
+    runs = sa.Table(
+        "runs",
+        md,
+        sa.Column("run_id", sa.Text, primary_key=True),
+        sa.Column("check_name", sa.Text, nullable=False),
+        sa.Column("service", sa.Text, nullable=False),
+        sa.Column("environment", sa.Text, nullable=False),
+        sa.Column("phase", sa.Text, nullable=False),
+        sa.Column("location", sa.Text, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("failure_type", sa.Text, nullable=True),
+        sa.Column("failed_step", sa.Text, nullable=True),
+        sa.Column("started_at", UTCDateTime, nullable=False),
+        sa.Column("duration_s", sa.Float, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("trace_id", sa.Text, nullable=False),
+        sa.Column("deploy_id", sa.Text, nullable=True),
+        sa.Column("result", JSONText, nullable=False),
+    )
+    sa.Index(
+        "ix_runs_check_env_started", runs.c.check_name, runs.c.environment, runs.c.started_at.desc()
+    )
+    sa.Index("ix_runs_phase", runs.c.phase)
+    sa.Index("ix_runs_deploy_id", runs.c.deploy_id)
+    sa.Index("ix_runs_started_at", runs.c.started_at)
+    deploys = sa.Table(
+        "deploys",
+        md,
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("idempotency_key", sa.Text, nullable=True),
+        sa.Column("service", sa.Text, nullable=False),
+        sa.Column("environment", sa.Text, nullable=False),
+        sa.Column("version", sa.Text, nullable=False),
+        sa.Column("commit_sha", sa.Text, nullable=True),
+        sa.Column("url", sa.Text, nullable=True),
+        sa.Column("labels", JSONText, nullable=False),
+        sa.Column("tags", JSONText, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("verdict", JSONText, nullable=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("finished_at", UTCDateTime, nullable=True),
+        sa.Column("run_ids", JSONText, nullable=False),
+    )
+    sa.Index(
+        "ix_deploys_service_env_created",
+        deploys.c.service,
+        deploys.c.environment,
+        deploys.c.created_at,
+    )
+    sa.Index("ux_deploys_idempotency_key", deploys.c.idempotency_key, unique=True)
+    md.create_all(connection)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
+LATEST_VERSION = len(MIGRATIONS)
+
+
+async def migrate(engine: AsyncEngine) -> int:
+    """Bring the database to LATEST_VERSION and return it; a no-op when it is there already.
+
+    Raises StoreError for a database written by a newer synth (a higher version than this
+    one knows): running on would misread it.
+    """
+    async with _locked(engine) as connection:
+        await connection.run_sync(schema_version.create, checkfirst=True)
+        version = await _current_version(connection)
+    if version > LATEST_VERSION:
+        raise StoreError(
+            f"the database has schema version {version}, newer than this synth knows "
+            f"({LATEST_VERSION}); it was written by a newer synth: upgrade synth"
+        )
+    for target in range(version + 1, LATEST_VERSION + 1):
+        async with _locked(engine) as connection:
+            if await _current_version(connection) >= target:
+                continue  # another process applied it meanwhile
+            await connection.run_sync(MIGRATIONS[target - 1])
+            await connection.execute(
+                sa.insert(schema_version).values(version=target, applied_at=datetime.now(UTC))
+            )
+    return LATEST_VERSION
+
+
+async def _current_version(connection: AsyncConnection) -> int:
+    value = await connection.scalar(sa.select(sa.func.max(schema_version.c.version)))
+    return int(value or 0)
+
+
+@asynccontextmanager
+async def _locked(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A write transaction that no other synth process migrates alongside (SQLite: BEGIN
+    IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock)."""
+    async with transaction(engine, write=True) as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.execute(
+                sa.select(sa.func.pg_advisory_xact_lock(sa.literal(_PG_LOCK_KEY)))
+            )
+        yield connection

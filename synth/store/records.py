@@ -1,0 +1,75 @@
+"""What the store hands back: run summaries, deploy records and its one error type."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from synth.model import FailureType, Phase, Status
+
+
+class StoreError(Exception):
+    """The store could not do what was asked (database unreachable, locked, corrupt, or
+    from a newer synth). The message never contains the database password."""
+
+
+class IdempotencyKeyConflict(StoreError):
+    """A different deploy already holds this idempotency key."""
+
+
+class DeployStatus(enum.StrEnum):
+    """Where a deploy's verification stands."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SUPERSEDED = "superseded"
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """The indexed columns of a stored run: enough for lists, without loading its steps."""
+
+    run_id: str
+    check: str
+    service: str
+    environment: str
+    phase: Phase
+    location: str
+    status: Status
+    failure_type: FailureType | None
+    failed_step: str | None
+    started_at: datetime
+    duration_s: float
+    attempts: int
+    trace_id: str
+    deploy_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeployRecord:
+    """A deploy the agent was told about, its verification runs and its verdict.
+
+    Datetimes come back timezone-aware in UTC; a naive datetime given to the store is taken
+    to be UTC already.
+    """
+
+    id: str
+    service: str
+    environment: str
+    version: str
+    created_at: datetime
+    updated_at: datetime
+    status: DeployStatus = DeployStatus.PENDING
+    idempotency_key: str | None = None
+    commit: str | None = None
+    url: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    verdict: dict[str, Any] | None = None
+    finished_at: datetime | None = None
+    run_ids: tuple[str, ...] = ()

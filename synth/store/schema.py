@@ -1,0 +1,122 @@
+"""The current shape of the store's tables, as the queries see it.
+
+`migrations.py` builds this shape step by step; a test checks that a migrated database
+matches these definitions, so a change here needs a new migration step there.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+def as_utc(moment: datetime) -> datetime:
+    """`moment` as an aware UTC datetime; a naive one is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    SQLite has no time zones: it gets naive UTC text, which still sorts correctly.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        utc = as_utc(value)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+class JSONText(sa.TypeDecorator[Any]):
+    """A JSON value kept as text: the same bytes on every backend, and no JSONB rules
+    (no NUL escapes, no NaN) to trip over. The store never queries inside it."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
+
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("check_name", sa.Text, nullable=False),
+    sa.Column("service", sa.Text, nullable=False),
+    sa.Column("environment", sa.Text, nullable=False),
+    sa.Column("phase", sa.Text, nullable=False),
+    sa.Column("location", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("failure_type", sa.Text, nullable=True),
+    sa.Column("failed_step", sa.Text, nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("trace_id", sa.Text, nullable=False),
+    sa.Column("deploy_id", sa.Text, nullable=True),
+    sa.Column("result", JSONText, nullable=False),
+)
+sa.Index(
+    "ix_runs_check_env_started",
+    runs.c.check_name,
+    runs.c.environment,
+    runs.c.started_at.desc(),
+)
+sa.Index("ix_runs_phase", runs.c.phase)
+sa.Index("ix_runs_deploy_id", runs.c.deploy_id)
+sa.Index("ix_runs_started_at", runs.c.started_at)
+
+deploys = sa.Table(
+    "deploys",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("idempotency_key", sa.Text, nullable=True),
+    sa.Column("service", sa.Text, nullable=False),
+    sa.Column("environment", sa.Text, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("commit_sha", sa.Text, nullable=True),
+    sa.Column("url", sa.Text, nullable=True),
+    sa.Column("labels", JSONText, nullable=False),
+    sa.Column("tags", JSONText, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("verdict", JSONText, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("run_ids", JSONText, nullable=False),
+)
+sa.Index(
+    "ix_deploys_service_env_created",
+    deploys.c.service,
+    deploys.c.environment,
+    deploys.c.created_at,
+)
+sa.Index("ux_deploys_idempotency_key", deploys.c.idempotency_key, unique=True)

@@ -1,0 +1,420 @@
+"""The agent's store: run results, deploys and their verdicts, in SQLite or PostgreSQL.
+
+One code path for both backends (SQLAlchemy Core, async); the URL picks the database.
+Every public method raises StoreError when the database fails, so the agent can report
+itself unready and try again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from synth.model import FailureType, Phase, RunResult, Status
+from synth.outputs.report_json import run_from_dict, run_to_dict
+from synth.store.engine import create_engine, describe_error, display_url, parse_url, transaction
+from synth.store.migrations import migrate
+from synth.store.records import (
+    DeployRecord,
+    DeployStatus,
+    IdempotencyKeyConflict,
+    RunSummary,
+    StoreError,
+)
+from synth.store.schema import as_utc, deploys, runs
+
+log = logging.getLogger("synth.store")
+
+PING_TIMEOUT_S = 2.0
+MAX_LIST_LIMIT = 1000
+# One prune call deletes at most this many batches; anything left goes at the next call.
+MAX_PRUNE_BATCHES = 2000
+
+_SUMMARY_COLUMNS = (
+    runs.c.run_id,
+    runs.c.check_name,
+    runs.c.service,
+    runs.c.environment,
+    runs.c.phase,
+    runs.c.location,
+    runs.c.status,
+    runs.c.failure_type,
+    runs.c.failed_step,
+    runs.c.started_at,
+    runs.c.duration_s,
+    runs.c.attempts,
+    runs.c.trace_id,
+    runs.c.deploy_id,
+)
+
+
+class Store:
+    """Run results and deploys, kept for `max_age_s` and at most `max_runs_per_check` runs
+    per check × environment (see `prune`). Open with `await Store.open(url)`."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_age_s: float,
+        max_runs_per_check: int,
+        prune_batch_size: int,
+        op_timeout_s: float,
+    ) -> None:
+        self._engine = engine
+        self._password = engine.url.password
+        self._max_age = timedelta(seconds=max_age_s)
+        self._max_runs = max_runs_per_check
+        self._batch = prune_batch_size
+        self._op_timeout_s = op_timeout_s
+        self._closed = False
+        # SQLite has one writer at a time: queue our own writers here rather than in
+        # SQLite's busy handler, which polls with sleeps.
+        self._write_lock: AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
+        self.url = display_url(engine.url)
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        max_age_s: float = 30 * 86400,
+        max_runs_per_check: int = 10_000,
+        prune_batch_size: int = 500,
+        op_timeout_s: float = 30.0,
+    ) -> Store:
+        """Connect to `url` and migrate its schema to this synth's version.
+
+        Raises StoreError when the database is unreachable (within about 5 s), cannot be
+        migrated, or was written by a newer synth.
+        """
+        if max_age_s <= 0 or max_runs_per_check < 1 or prune_batch_size < 1 or op_timeout_s <= 0:
+            raise ValueError(
+                "max_age_s and op_timeout_s must be positive, "
+                "max_runs_per_check and prune_batch_size at least 1"
+            )
+        engine = create_engine(parse_url(url))
+        store = cls(
+            engine,
+            max_age_s=max_age_s,
+            max_runs_per_check=max_runs_per_check,
+            prune_batch_size=prune_batch_size,
+            op_timeout_s=op_timeout_s,
+        )
+        try:
+            async with store._guard("open the store"):
+                version = await migrate(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        log.info("store ready: %s (schema version %d)", store.url, version)
+        return store
+
+    async def close(self) -> None:
+        """Close every connection; later calls raise StoreError. Closing twice is fine."""
+        if not self._closed:
+            self._closed = True
+            await self._engine.dispose()
+
+    async def ping(self) -> bool:
+        """True when a trivial query answers within 2 s (for readiness); never raises."""
+        if self._closed:
+            return False
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_S), self._engine.connect() as connection:
+                await connection.execute(sa.text("SELECT 1"))
+        except (SQLAlchemyError, OSError, TimeoutError) as error:
+            log.warning("store ping failed: %s", describe_error(error, self._password))
+            return False
+        return True
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def save_run(self, result: RunResult) -> None:
+        """Store a run; saving the same run_id again changes nothing."""
+        row = {
+            "run_id": result.run_id,
+            "check_name": result.check,
+            "service": result.service,
+            "environment": result.environment,
+            "phase": result.phase.value,
+            "location": result.location,
+            "status": result.status.value,
+            "failure_type": result.failure_type.value if result.failure_type else None,
+            "failed_step": result.failed_step,
+            "started_at": result.started_at,
+            "duration_s": result.duration_s,
+            "attempts": result.attempts,
+            "trace_id": result.trace_id,
+            "deploy_id": result.deploy.deploy_id if result.deploy else None,
+            "result": run_to_dict(result),
+        }
+        statement = self._insert(runs).values(row).on_conflict_do_nothing()
+        async with self._transaction("save a run", write=True) as connection:
+            await connection.execute(statement)
+
+    async def get_run(self, run_id: str) -> RunResult | None:
+        """The full result of one run, or None when there is no such run."""
+        query = sa.select(runs.c.result).where(runs.c.run_id == run_id)
+        async with self._transaction("read a run", write=False) as connection:
+            data = await connection.scalar(query)
+        if data is None:
+            return None
+        try:
+            return run_from_dict(data)
+        except ValueError as error:
+            raise StoreError(
+                f"run {run_id} is stored in a form this synth cannot read: {error}"
+            ) from error
+
+    async def list_runs(
+        self,
+        *,
+        check: str | None = None,
+        env: str | None = None,
+        phase: Phase | None = None,
+        deploy_id: str | None = None,
+        limit: int = 50,
+        before: datetime | None = None,
+    ) -> list[RunSummary]:
+        """Runs matching every filter given, newest first; `before` (exclusive) pages back."""
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}, not {limit}")
+        query = sa.select(*_SUMMARY_COLUMNS)
+        if check is not None:
+            query = query.where(runs.c.check_name == check)
+        if env is not None:
+            query = query.where(runs.c.environment == env)
+        if phase is not None:
+            query = query.where(runs.c.phase == Phase(phase).value)
+        if deploy_id is not None:
+            query = query.where(runs.c.deploy_id == deploy_id)
+        if before is not None:
+            query = query.where(runs.c.started_at < before)
+        query = query.order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(limit)
+        async with self._transaction("list runs", write=False) as connection:
+            rows = (await connection.execute(query)).all()
+        return [_summary(row._mapping) for row in rows]
+
+    # -- deploys ---------------------------------------------------------------------------
+
+    async def save_deploy(self, deploy: DeployRecord) -> DeployRecord:
+        """Insert the deploy, or replace the stored one with the same id; returns it as
+        stored. Raises IdempotencyKeyConflict when another deploy holds its key."""
+        row = {
+            "id": deploy.id,
+            "idempotency_key": deploy.idempotency_key,
+            "service": deploy.service,
+            "environment": deploy.environment,
+            "version": deploy.version,
+            "commit_sha": deploy.commit,
+            "url": deploy.url,
+            "labels": dict(deploy.labels),
+            "tags": list(deploy.tags),
+            "status": DeployStatus(deploy.status).value,
+            "verdict": deploy.verdict,
+            "created_at": deploy.created_at,
+            "updated_at": deploy.updated_at,
+            "finished_at": deploy.finished_at,
+            "run_ids": list(deploy.run_ids),
+        }
+        insert = self._insert(deploys).values(row)
+        statement = insert.on_conflict_do_update(
+            index_elements=[deploys.c.id],
+            set_={name: insert.excluded[name] for name in row if name != "id"},
+        )
+        async with self._transaction("save a deploy", write=True) as connection:
+            try:
+                await connection.execute(statement)
+            except IntegrityError as error:
+                if "idempotency_key" not in str(error.orig):
+                    raise
+                raise IdempotencyKeyConflict(
+                    f"deploy {deploy.id}: idempotency key is already used by another deploy"
+                ) from None
+            stored = await _get_deploy(connection, deploys.c.id == deploy.id)
+        if stored is None:  # pragma: no cover - the row was written in this transaction
+            raise StoreError(f"deploy {deploy.id} vanished while it was being saved")
+        return stored
+
+    async def get_deploy(self, deploy_id: str) -> DeployRecord | None:
+        """One deploy by id, or None."""
+        async with self._transaction("read a deploy", write=False) as connection:
+            return await _get_deploy(connection, deploys.c.id == deploy_id)
+
+    async def find_deploy_by_idempotency_key(self, key: str) -> DeployRecord | None:
+        """The deploy saved with this idempotency key, or None."""
+        async with self._transaction("find a deploy", write=False) as connection:
+            return await _get_deploy(connection, deploys.c.idempotency_key == key)
+
+    # -- retention -------------------------------------------------------------------------
+
+    async def prune(self, *, now: datetime | None = None) -> int:
+        """Apply retention and return the number of rows deleted: runs that started before
+        `now - max_age_s`, runs beyond the newest `max_runs_per_check` of each
+        check × environment, and deploys created before the same age cutoff. Deletes in
+        bounded batches, each its own transaction, so writers are never held up for long."""
+        cutoff = as_utc(now or datetime.now(UTC)) - self._max_age
+        budget = _Budget(MAX_PRUNE_BATCHES)
+        deleted = await self._delete_batches(
+            runs, runs.c.run_id, runs.c.started_at < cutoff, runs.c.started_at, budget
+        )
+        deleted += await self._prune_by_count(budget)
+        deleted += await self._delete_batches(
+            deploys, deploys.c.id, deploys.c.created_at < cutoff, deploys.c.created_at, budget
+        )
+        if budget.left <= 0:
+            log.warning("store prune stopped after %d rows; the rest goes next time", deleted)
+        elif deleted:
+            log.info("store prune deleted %d rows", deleted)
+        return deleted
+
+    async def _prune_by_count(self, budget: _Budget) -> int:
+        over_limit = (
+            sa.select(runs.c.check_name, runs.c.environment)
+            .group_by(runs.c.check_name, runs.c.environment)
+            .having(sa.func.count() > self._max_runs)
+        )
+        async with self._transaction("prune runs", write=False) as connection:
+            groups = (await connection.execute(over_limit)).all()
+        deleted = 0
+        for check, environment in groups:
+            in_group = sa.and_(runs.c.check_name == check, runs.c.environment == environment)
+            # The oldest run that is kept: everything older than it goes.
+            oldest_kept = (
+                sa.select(runs.c.started_at, runs.c.run_id)
+                .where(in_group)
+                .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+                .offset(self._max_runs - 1)
+                .limit(1)
+            )
+            async with self._transaction("prune runs", write=False) as connection:
+                edge = (await connection.execute(oldest_kept)).first()
+            if edge is None:
+                continue
+            older = sa.or_(
+                runs.c.started_at < edge.started_at,
+                sa.and_(runs.c.started_at == edge.started_at, runs.c.run_id < edge.run_id),
+            )
+            deleted += await self._delete_batches(
+                runs, runs.c.run_id, sa.and_(in_group, older), runs.c.started_at, budget
+            )
+        return deleted
+
+    async def _delete_batches(
+        self,
+        table: sa.Table,
+        key: sa.Column[Any],
+        condition: sa.ColumnElement[bool],
+        oldest_first: sa.Column[Any],
+        budget: _Budget,
+    ) -> int:
+        deleted = 0
+        while budget.take():
+            batch = sa.select(key).where(condition).order_by(oldest_first).limit(self._batch)
+            async with self._transaction("prune", write=True) as connection:
+                result = await connection.execute(sa.delete(table).where(key.in_(batch)))
+            deleted += result.rowcount
+            if result.rowcount < self._batch:
+                break
+        return deleted
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _insert(self, table: sa.Table) -> Any:
+        """An INSERT that supports ON CONFLICT: SQLite and PostgreSQL spell it alike."""
+        dialect = sqlite if self._engine.dialect.name == "sqlite" else postgresql
+        return dialect.insert(table)
+
+    @asynccontextmanager
+    async def _transaction(self, action: str, *, write: bool) -> AsyncIterator[AsyncConnection]:
+        async with self._guard(action):
+            lock = self._write_lock if write else contextlib.nullcontext()
+            async with lock, transaction(self._engine, write=write) as connection:
+                yield connection
+
+    @asynccontextmanager
+    async def _guard(self, action: str) -> AsyncIterator[None]:
+        """Turn database failures into StoreError, and bound how long any call can take."""
+        if self._closed:
+            raise StoreError(f"cannot {action}: the store is closed")
+        try:
+            async with asyncio.timeout(self._op_timeout_s):
+                yield
+        except StoreError:
+            raise
+        except TimeoutError:
+            raise StoreError(
+                f"cannot {action} at {self.url}: no answer within {self._op_timeout_s:g}s"
+            ) from None
+        except (SQLAlchemyError, OSError) as error:
+            detail = describe_error(error, self._password)
+            raise StoreError(f"cannot {action} at {self.url}: {detail}") from error
+
+
+class _Budget:
+    """How many more delete batches this prune may run."""
+
+    def __init__(self, batches: int) -> None:
+        self.left = batches
+
+    def take(self) -> bool:
+        self.left -= 1
+        return self.left >= 0
+
+
+async def _get_deploy(
+    connection: AsyncConnection, condition: sa.ColumnElement[bool]
+) -> DeployRecord | None:
+    row = (await connection.execute(sa.select(deploys).where(condition))).first()
+    if row is None:
+        return None
+    m = row._mapping
+    return DeployRecord(
+        id=m["id"],
+        idempotency_key=m["idempotency_key"],
+        service=m["service"],
+        environment=m["environment"],
+        version=m["version"],
+        commit=m["commit_sha"],
+        url=m["url"],
+        labels={str(k): str(v) for k, v in m["labels"].items()},
+        tags=tuple(m["tags"]),
+        status=DeployStatus(m["status"]),
+        verdict=m["verdict"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        finished_at=m["finished_at"],
+        run_ids=tuple(m["run_ids"]),
+    )
+
+
+def _summary(m: sa.RowMapping) -> RunSummary:
+    return RunSummary(
+        run_id=m["run_id"],
+        check=m["check_name"],
+        service=m["service"],
+        environment=m["environment"],
+        phase=Phase(m["phase"]),
+        location=m["location"],
+        status=Status(m["status"]),
+        failure_type=FailureType(m["failure_type"]) if m["failure_type"] else None,
+        failed_step=m["failed_step"],
+        started_at=m["started_at"],
+        duration_s=m["duration_s"],
+        attempts=m["attempts"],
+        trace_id=m["trace_id"],
+        deploy_id=m["deploy_id"],
+    )
