@@ -111,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the example checks against the demo shop")
     demo.add_argument("--checks", default=None, help="checks directory (default: ./checks)")
     demo.add_argument("--no-color", action="store_true")
+    demo.add_argument("--once", action="store_true", help="exit after the walkthrough")
     demo.set_defaults(handler=_cmd_demo)
     return parser
 
@@ -277,7 +278,9 @@ def _cmd_trigger(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from synth.demo.walkthrough import run_walkthrough
 
-    return run_walkthrough(checks_dir=args.checks, color=False if args.no_color else None)
+    return run_walkthrough(
+        checks_dir=args.checks, color=False if args.no_color else None, keep_running=not args.once
+    )
 
 
 def results_exit_code(results: Sequence[RunResult]) -> int:

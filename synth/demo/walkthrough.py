@@ -1,34 +1,46 @@
 """`synth demo`: the product in one command, with no external services.
 
 Starts the demo shop on loopback, runs the example checks against it (they pass), switches
-a fault on and runs them again, so a newcomer sees what a failure report looks like.
+a fault on and runs them again, so a newcomer sees what a failure report looks like; then
+starts the agent, announces a good deploy and a broken one, and prints both verdicts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
+from synth.agent.app import Agent, LoadedState
+from synth.agent.server import ApiServer, bind
+from synth.agent.trigger import TOKEN_ENV, TriggerArgs, trigger
 from synth.batch import run_checks
 from synth.checks.loader import load_checks
 from synth.config import Settings
-from synth.demo.shop import run_in_thread
+from synth.demo.shop import ShopThread, run_in_thread
 from synth.model import CheckSpec, Phase, RunResult
 from synth.outputs.report import TerminalReporter
 from synth.runner import Runner
 
 DEMO_ENV = "demo"
 DEMO_FAULT = {"status": 503, "path_prefix": "/api/checkout"}
+DEMO_TOKEN = "demo-token-not-a-secret"
 
 
-def demo_settings(base_url: str) -> Settings:
-    """An environment named `demo` pointing at the demo shop."""
+def demo_settings(base_url: str, state_dir: str) -> Settings:
+    """An environment named `demo` pointing at the demo shop; the agent's state in
+    `state_dir`."""
     return Settings.model_validate(
         {
             "location": "demo",
+            "server": {"tokens": [{"value": DEMO_TOKEN}]},
+            "store": {"url": f"sqlite+aiosqlite:///{state_dir}/synth.db"},
             "environments": {
                 DEMO_ENV: {
                     "services": {"shop": {"base_url": base_url}},
@@ -40,9 +52,10 @@ def demo_settings(base_url: str) -> Settings:
     )
 
 
-def run_walkthrough(*, checks_dir: str | None, color: bool | None) -> int:
-    """Run the walkthrough; returns 0 when it behaved as expected (pass, then fail)."""
-    out = sys.stdout
+def run_walkthrough(
+    *, checks_dir: str | None, color: bool | None, keep_running: bool = True
+) -> int:
+    """Run the walkthrough; returns 0 when everything behaved as expected."""
     directory = Path(checks_dir or "checks")
     loaded = load_checks([directory])
     for problem in loaded.problems:
@@ -50,29 +63,67 @@ def run_walkthrough(*, checks_dir: str | None, color: bool | None) -> int:
     if not loaded.checks:
         print(f"synth demo: no checks found in {directory}/", file=sys.stderr)
         return 2
-    with run_in_thread() as shop:
-        settings = demo_settings(shop.base_url)
+    with run_in_thread() as shop, tempfile.TemporaryDirectory(prefix="synth-demo-") as state_dir:
+        settings = demo_settings(shop.base_url, state_dir)
         runner = Runner(settings)
-        _banner(f"1/2  The demo shop is up at {shop.base_url} — running the example checks")
+        _banner(f"1/4  The demo shop is up at {shop.base_url} — `synth run` of the example checks")
         healthy = _run(runner, settings, loaded.checks, color)
         _banner(
-            "2/2  Breaking checkout: the shop now answers 503 on /api/checkout "
+            "2/4  Breaking checkout: the shop now answers 503 on /api/checkout "
             f"(fault switch: {DEMO_FAULT})"
         )
         shop.set_faults(**DEMO_FAULT)
         broken = _run(runner, settings, loaded.checks, color)
-    ok = all(r.passed for r in healthy) and not all(r.passed for r in broken)
-    print(file=out)
-    if ok:
-        print(
-            "The first round passed; the second caught the broken step and showed the\n"
-            "request, expected vs actual, the response and the trace id. Next: edit\n"
-            "checks/, run `.venv/bin/synth run --env local` against your own target.",
-            file=out,
-        )
-    else:
-        print("synth demo: the walkthrough did not behave as expected (see above)", file=out)
+        shop.clear_faults()
+        ok = all(r.passed for r in healthy) and not all(r.passed for r in broken)
+        state = LoadedState(settings, loaded.checks, (), datetime.now(UTC))
+        ok = asyncio.run(_agent_rounds(state, directory, shop, keep_running)) and ok
+    if not ok:
+        print("synth demo: the walkthrough did not behave as expected (see above)")
     return 0 if ok else 1
+
+
+async def _agent_rounds(
+    state: LoadedState, directory: Path, shop: ShopThread, keep_running: bool
+) -> bool:
+    agent = Agent(state, config_path=None, check_paths=[str(directory)])
+    listen = bind("127.0.0.1", 0)
+    api = f"http://127.0.0.1:{listen.getsockname()[1]}"
+    server = ApiServer(agent, listen)
+    await agent.start()
+    serving = asyncio.create_task(server.serve())
+    try:
+        _banner(f"3/4  `synth agent` is running: API {api}  metrics {api}/metrics")
+        print("Checks run on their schedules. A CD pipeline announces a deploy:")
+        print(f"  synth trigger --agent {api} --service shop --env demo --version 1.4.2 --wait\n")
+        passed = await _deploy(api, "1.4.2")
+        _banner(f"4/4  Version 1.4.3 breaks checkout ({DEMO_FAULT}); the pipeline asks again")
+        shop.set_faults(**DEMO_FAULT)
+        failed = await _deploy(api, "1.4.3")
+        shop.clear_faults()
+        ok = passed == 0 and failed == 1
+        if keep_running and ok:
+            print(f"\nThe agent keeps running: API {api}  metrics {api}/metrics  (Ctrl-C to stop)")
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.Event().wait()
+        return ok
+    finally:
+        await agent.stop()
+        await server.shutdown()
+        await asyncio.gather(serving, return_exceptions=True)
+
+
+async def _deploy(api: str, version: str) -> int:
+    args = TriggerArgs(
+        service="shop", env=DEMO_ENV, version=version, agent=api, wait=True, timeout_s=60
+    )
+    # trigger() is a blocking CLI client: keep it off the agent's event loop.
+    return await asyncio.to_thread(_trigger_with_token, args)
+
+
+def _trigger_with_token(args: TriggerArgs) -> int:
+    os.environ[TOKEN_ENV] = DEMO_TOKEN
+    return trigger(args)
 
 
 def _run(

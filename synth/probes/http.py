@@ -23,12 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio._backends._asyncio
+import anyio.streams.stapled  # noqa: F401
 import httpcore2
 import httpx2
 from httpcore2._backends.anyio import AnyIOBackend
 
 from synth.config import TlsSettings
 from synth.model import FailureType, HttpTimings
+
+# anyio imports its asyncio backend on the first connection; importing it here keeps that
+# one-off cost out of the first run's measured timings.
 
 
 class ProbeError(Exception):

@@ -1,0 +1,277 @@
+"""The agent's HTTP API, with its OpenAPI document at /openapi.json.
+
+Writes (every non-GET request) are authenticated and size-bounded in an ASGI middleware,
+before routing or parsing: no or bad credentials get 401 and nothing runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from synth import __version__
+from synth.agent.auth import AuthError
+from synth.agent.deploys import DeployEvent
+from synth.model import Phase, RunRequest
+from synth.outputs.report import run_to_dict
+from synth.store import DeployRecord, StoreError
+
+if TYPE_CHECKING:
+    from synth.agent.app import Agent
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MAX_WAIT_S = 300.0
+
+
+class RunNow(BaseModel):
+    """Body of `POST /v1/runs`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    check: str = Field(min_length=1, max_length=80)
+    environment: str = Field(min_length=1, max_length=100)
+
+
+def build_api(agent: Agent) -> ASGIApp:
+    """The ASGI application serving `agent`."""
+    app = FastAPI(
+        title="synth agent API",
+        version=__version__,
+        description="Run checks, announce deploys and read verdicts.",
+    )
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the event loop answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        """Readiness: config and checks loaded, scheduler running, store reachable."""
+        parts = await agent.ready()
+        ready = all(v for k, v in parts.items() if k != "stopping") and not parts["stopping"]
+        body = {"ready": ready, **parts, "reload": asdict(agent.last_reload)}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(agent.metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/checks", tags=["checks"])
+    async def list_checks() -> dict[str, Any]:
+        """The active checks."""
+        return {
+            "checks": [
+                {
+                    "name": c.name,
+                    "service": c.service,
+                    "environments": list(c.environments),
+                    "schedule": c.schedule.describe(),
+                    "timeout_s": c.timeout_s,
+                    "retries": c.retries,
+                    "tags": list(c.tags),
+                    "playbook": c.playbook,
+                    "description": c.description,
+                    "runbook_url": c.runbook_url,
+                    "source": str(c.source) if c.source else None,
+                    "kind": c.kind,
+                }
+                for c in agent.state.checks
+            ],
+            "problems": list(agent.state.problems),
+        }
+
+    @app.get("/v1/runs", tags=["runs"])
+    async def list_runs(
+        check: str | None = Query(default=None, max_length=80),
+        env: str | None = Query(default=None, max_length=100),
+        phase: Phase | None = None,
+        deploy_id: str | None = Query(default=None, max_length=64),
+        limit: int = Query(default=50, ge=1, le=500),
+    ) -> dict[str, Any]:
+        """Recent runs, newest first."""
+        store = _store(agent)
+        try:
+            runs = await store.list_runs(
+                check=check, env=env, phase=phase, deploy_id=deploy_id, limit=limit
+            )
+        except StoreError as exc:
+            raise HTTPException(503, f"store unavailable: {exc}") from None
+        return {"runs": [_summary(r) for r in runs]}
+
+    @app.get("/v1/runs/{run_id}", tags=["runs"])
+    async def get_run(run_id: str) -> dict[str, Any]:
+        """One run with full step detail."""
+        store = _store(agent)
+        try:
+            result = await store.get_run(run_id[:64])
+        except StoreError as exc:
+            raise HTTPException(503, f"store unavailable: {exc}") from None
+        if result is None:
+            raise HTTPException(404, f"no run {run_id[:64]!r}")
+        return run_to_dict(result)
+
+    @app.post("/v1/runs", tags=["runs"])
+    async def run_now(body: RunNow) -> dict[str, Any]:
+        """Run a check now and return its result."""
+        check = next((c for c in agent.state.checks if c.name == body.check), None)
+        if check is None:
+            raise HTTPException(404, f"no check named {body.check!r}")
+        if body.environment not in agent.settings.environments:
+            raise HTTPException(404, f"no environment named {body.environment!r}")
+        if not agent.checks_for(check.service, body.environment, ()):
+            raise HTTPException(422, f"check {check.name!r} does not run in {body.environment!r}")
+        if agent.stopping:
+            raise HTTPException(503, "agent is stopping")
+        result = await agent.execute(
+            RunRequest(
+                check=check,
+                environment=body.environment,
+                phase=Phase.ADHOC,
+                location=agent.settings.location,
+            )
+        )
+        return run_to_dict(result)
+
+    @app.post("/v1/deploys", tags=["deploys"], status_code=202)
+    async def announce_deploy(event: DeployEvent, response: Response) -> dict[str, Any]:
+        """Verify a deploy: runs the service's checks in that environment. 202 with the
+        deploy id; the same idempotency id again answers 200 with the existing deploy."""
+        if agent.stopping:
+            raise HTTPException(503, "agent is stopping")
+        record, created = await agent.deploys.submit(event)
+        if not created:
+            response.status_code = 200
+        return deploy_to_dict(record)
+
+    @app.get("/v1/deploys/{deploy_id}", tags=["deploys"])
+    async def get_deploy(
+        deploy_id: str,
+        wait: float = Query(default=0, ge=0, le=MAX_WAIT_S, description="long-poll seconds"),
+    ) -> dict[str, Any]:
+        """A deploy's status and verdict; `wait` long-polls until it is finished."""
+        try:
+            if wait > 0:
+                record = await agent.deploys.wait(deploy_id[:64], wait)
+            else:
+                record = await agent.deploys.get(deploy_id[:64])
+        except StoreError as exc:
+            raise HTTPException(503, f"store unavailable: {exc}") from None
+        if record is None:
+            raise HTTPException(404, f"no deploy {deploy_id[:64]!r}")
+        return deploy_to_dict(record)
+
+    @app.post("/v1/reload", tags=["admin"])
+    async def reload() -> JSONResponse:
+        """Reload config and checks; with errors the previous set keeps running (422)."""
+        outcome = await agent.reload()
+        return JSONResponse(asdict(outcome), status_code=200 if outcome.ok else 422)
+
+    return WriteGuard(app, agent)
+
+
+def _store(agent: Agent) -> Any:
+    if agent.store is None:
+        raise HTTPException(503, "store unavailable")
+    return agent.store
+
+
+def _summary(summary: Any) -> dict[str, Any]:
+    data = asdict(summary)
+    for key, value in data.items():
+        if hasattr(value, "isoformat"):
+            data[key] = value.isoformat()
+        elif hasattr(value, "value"):
+            data[key] = value.value
+    return data
+
+
+def deploy_to_dict(record: DeployRecord) -> dict[str, Any]:
+    """The API shape of a deploy record."""
+    return {
+        "id": record.id,
+        "idempotency_key": record.idempotency_key,
+        "service": record.service,
+        "environment": record.environment,
+        "version": record.version,
+        "commit": record.commit,
+        "url": record.url,
+        "labels": dict(record.labels),
+        "tags": list(record.tags),
+        "status": record.status.value,
+        "verdict": record.verdict,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
+        "run_ids": list(record.run_ids),
+        "links": {"self": f"/v1/deploys/{record.id}"},
+    }
+
+
+class WriteGuard:
+    """ASGI middleware: bounded request bodies everywhere; authentication on writes."""
+
+    def __init__(self, app: ASGIApp, agent: Agent) -> None:
+        self.app = app
+        self.agent = agent
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.agent.settings.server.max_body_bytes
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _reply(send, 413, f"request body over the {limit} byte limit")
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit:
+                await _reply(send, 413, f"request body over the {limit} byte limit")
+                return
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            try:
+                self.agent.authenticator.verify(headers, body)
+            except AuthError as exc:
+                await _reply(send, 401, str(exc), {"www-authenticate": "Bearer"})
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _reply(send: Send, status: int, detail: str, extra: dict[str, str] | None = None) -> None:
+    payload = json.dumps({"detail": detail}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

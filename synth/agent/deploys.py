@@ -1,0 +1,327 @@
+"""Deploy event → selection → verification runs → verdict.
+
+A deploy event only names a service and environment: it can only run configured checks,
+never an arbitrary URL. The same event (idempotency id) delivered twice runs once; a newer
+deploy of the same service and environment supersedes the older verification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+
+from synth.config import DeploySettings
+from synth.model import CheckSpec, DeployContext, Phase, RunRequest, RunResult
+from synth.outputs.metrics import Metrics
+from synth.store import DeployRecord, DeployStatus, Store, StoreError
+from synth.units import parse_duration
+from synth.verdict import Verdict, VerdictResult, decide
+
+log = logging.getLogger("synth.deploys")
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+OptionalSeconds = Annotated[
+    float | None, BeforeValidator(lambda v: None if v is None else parse_duration(v))
+]
+Execute = Callable[[RunRequest], Awaitable[RunResult]]
+ChecksFor = Callable[[str, str, Sequence[str]], Sequence[CheckSpec]]
+
+_VERDICT_STATUS = {
+    VerdictResult.PASS: DeployStatus.PASSED,
+    VerdictResult.FAIL: DeployStatus.FAILED,
+    VerdictResult.ERROR: DeployStatus.ERROR,
+}
+FINISHED = frozenset(
+    {DeployStatus.PASSED, DeployStatus.FAILED, DeployStatus.ERROR, DeployStatus.SUPERSEDED}
+)
+
+
+class DeployEvent(BaseModel):
+    """The generic deploy event body of `POST /v1/deploys`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    service: str = Field(pattern=_NAME, description="service whose checks verify the deploy")
+    environment: str = Field(
+        pattern=_NAME, validation_alias=AliasChoices("environment", "env"), description="target"
+    )
+    version: str = Field(min_length=1, max_length=200)
+    commit: str | None = Field(default=None, max_length=100)
+    url: str | None = Field(default=None, max_length=2000, description="link to the deploy")
+    labels: dict[str, str] = Field(default_factory=dict, max_length=32)
+    id: str | None = Field(
+        default=None, min_length=1, max_length=200, description="idempotency key"
+    )
+    tags: list[str] = Field(default_factory=list, max_length=32, description="narrow checks")
+    settle: OptionalSeconds = Field(default=None, description="wait before verifying")
+    window: OptionalSeconds = Field(default=None, description="repeat checks for this long")
+    interval: OptionalSeconds = Field(default=None, description="pause between repeats")
+
+
+class DeployManager:
+    """Runs deploy verifications and keeps their records."""
+
+    def __init__(
+        self,
+        *,
+        settings: DeploySettings,
+        store: Store | None,
+        metrics: Metrics,
+        checks_for: ChecksFor,
+        execute: Execute,
+        location: str,
+    ) -> None:
+        self._settings = settings
+        self.store = store
+        self._metrics = metrics
+        self._checks_for = checks_for
+        self._execute = execute
+        self._location = location
+        self._records: dict[str, DeployRecord] = {}
+        self._by_key: dict[str, str] = {}
+        self._active: dict[tuple[str, str], tuple[str, asyncio.Task[None]]] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+        self._lock = asyncio.Lock()
+        self._stopping = False
+
+    async def submit(self, event: DeployEvent) -> tuple[DeployRecord, bool]:
+        """Start verifying `event`; returns (record, created). A repeated idempotency id
+        returns the existing record and runs nothing."""
+        async with self._lock:
+            if event.id is not None:
+                existing = await self._find_by_key(event.id)
+                if existing is not None:
+                    return existing, False
+            now = datetime.now(UTC)
+            record = DeployRecord(
+                id=uuid.uuid4().hex,
+                idempotency_key=event.id,
+                service=event.service,
+                environment=event.environment,
+                version=event.version,
+                commit=event.commit,
+                url=event.url,
+                labels=dict(event.labels),
+                tags=tuple(event.tags),
+                status=DeployStatus.PENDING,
+                verdict=None,
+                created_at=now,
+                updated_at=now,
+                finished_at=None,
+                run_ids=(),
+            )
+            await self._save(record)
+            key = (event.service, event.environment)
+            previous = self._active.pop(key, None)
+            if previous is not None:
+                previous[1].cancel()
+            task = asyncio.create_task(self._verify(record, event), name=f"deploy-{record.id}")
+            self._active[key] = (record.id, task)
+            return record, True
+
+    async def get(self, deploy_id: str) -> DeployRecord | None:
+        record = self._records.get(deploy_id)
+        if record is None and self.store is not None:
+            record = await self._adopt(await self.store.get_deploy(deploy_id))
+        return record
+
+    async def wait(self, deploy_id: str, timeout_s: float) -> DeployRecord | None:
+        """The record once finished, or as it is after `timeout_s` (long-poll)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            record = await self.get(deploy_id)
+            if record is None or record.status in FINISHED:
+                return record
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return record
+            event = self._changed.setdefault(deploy_id, asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), timeout=remaining)
+            except TimeoutError:
+                return await self.get(deploy_id)
+
+    async def shutdown(self) -> None:
+        """Stop verifications in progress; they end as `error` (agent stopping)."""
+        self._stopping = True
+        tasks = [task for _, task in self._active.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _find_by_key(self, key: str) -> DeployRecord | None:
+        deploy_id = self._by_key.get(key)
+        if deploy_id is not None:
+            return self._records.get(deploy_id)
+        if self.store is not None:
+            try:
+                return await self._adopt(await self.store.find_deploy_by_idempotency_key(key))
+            except StoreError:
+                log.warning("store unreachable: idempotency checked in memory only")
+        return None
+
+    async def _adopt(self, record: DeployRecord | None) -> DeployRecord | None:
+        """A stored deploy this process is not verifying: if it never finished, the agent
+        that was verifying it died; finish it as `error` so nobody waits on it forever."""
+        if record is None or record.status in FINISHED:
+            return record
+        verdict = decide([], error="the agent restarted before verification finished")
+        now = datetime.now(UTC)
+        orphan = replace(
+            record,
+            status=DeployStatus.ERROR,
+            verdict=verdict.to_dict(),
+            finished_at=now,
+            updated_at=now,
+        )
+        await self._save(orphan)
+        return orphan
+
+    async def _verify(self, record: DeployRecord, event: DeployEvent) -> None:
+        results: list[RunResult] = []
+        verdict: Verdict
+        status: DeployStatus
+        try:
+            checks = self._checks_for(event.service, event.environment, event.tags)
+            if not checks:
+                verdict = decide(
+                    [],
+                    error=f"no checks for service {event.service!r} in environment "
+                    f"{event.environment!r}" + (f" with tags {event.tags}" if event.tags else ""),
+                )
+            else:
+                record = await self._update(record, status=DeployStatus.RUNNING)
+                await self._rounds(record, event, checks, results)
+                verdict = decide(results)
+            status = _VERDICT_STATUS[verdict.result]
+        except asyncio.CancelledError:
+            if self._stopping:
+                verdict = decide(results, error="the agent stopped before verification finished")
+                status = DeployStatus.ERROR
+            else:
+                verdict = decide(results, error="superseded by a newer deploy")
+                status = DeployStatus.SUPERSEDED
+            await self._finish(record, status, verdict, results)
+            raise
+        except Exception as exc:  # a bug must not leave the pipeline waiting forever
+            log.exception("deploy verification crashed", extra={"deploy_id": record.id})
+            verdict = decide(results, error=f"verification crashed: {type(exc).__name__}")
+            status = DeployStatus.ERROR
+        await self._finish(record, status, verdict, results)
+
+    async def _rounds(
+        self,
+        record: DeployRecord,
+        event: DeployEvent,
+        checks: Sequence[CheckSpec],
+        results: list[RunResult],
+    ) -> None:
+        s = self._settings
+        settle = min(event.settle if event.settle is not None else s.settle, s.max_settle)
+        window = min(event.window if event.window is not None else s.window, s.max_window)
+        interval = max(event.interval if event.interval is not None else s.interval, 1.0)
+        if settle > 0:
+            await asyncio.sleep(settle)
+        context = DeployContext(
+            deploy_id=record.id,
+            service=record.service,
+            environment=record.environment,
+            version=record.version,
+            commit=record.commit,
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + window
+        while True:
+            round_results = await asyncio.gather(
+                *(
+                    self._execute(
+                        RunRequest(
+                            check=check,
+                            environment=event.environment,
+                            phase=Phase.DEPLOY,
+                            location=self._location,
+                            deploy=context,
+                        )
+                    )
+                    for check in checks
+                )
+            )
+            results.extend(round_results)
+            record = await self._update(record, run_ids=tuple(r.run_id for r in results))
+            if not all(r.passed for r in round_results):
+                return  # fail fast: the pipeline should roll back now, not after the window
+            if loop.time() + interval > deadline:
+                return
+            await asyncio.sleep(interval)
+
+    async def _finish(
+        self,
+        record: DeployRecord,
+        status: DeployStatus,
+        verdict: Verdict,
+        results: Sequence[RunResult],
+    ) -> None:
+        now = datetime.now(UTC)
+        await self._update(
+            record,
+            status=status,
+            verdict=verdict.to_dict(),
+            finished_at=now,
+            run_ids=tuple(r.run_id for r in results),
+        )
+        self._metrics.deploy_verdicts.labels(
+            record.service, record.environment, verdict.result.value
+        ).inc()
+        key = (record.service, record.environment)
+        active = self._active.get(key)
+        if active is not None and active[0] == record.id:
+            del self._active[key]
+        log.info(
+            "deploy verdict",
+            extra={
+                "deploy_id": record.id,
+                "service": record.service,
+                "env": record.environment,
+                "version": record.version,
+                "verdict": verdict.result.value,
+                "reason": verdict.reason,
+            },
+        )
+
+    async def _update(self, record: DeployRecord, **changes: object) -> DeployRecord:
+        current = self._records.get(record.id, record)
+        updated = replace(current, updated_at=datetime.now(UTC), **changes)  # type: ignore[arg-type]
+        await self._save(updated)
+        return updated
+
+    async def _save(self, record: DeployRecord) -> None:
+        self._records[record.id] = record
+        if record.idempotency_key is not None:
+            self._by_key[record.idempotency_key] = record.id
+        self._trim_memory()
+        event = self._changed.pop(record.id, None)
+        if event is not None:
+            event.set()
+        if self.store is not None:
+            try:
+                await self.store.save_deploy(record)
+            except StoreError as exc:
+                self._metrics.store_errors.labels("save_deploy").inc()
+                log.warning("could not store deploy record: %s", exc)
+
+    def _trim_memory(self, keep: int = 1000) -> None:
+        if len(self._records) <= keep:
+            return
+        active_ids = {deploy_id for deploy_id, _ in self._active.values()}
+        for deploy_id in list(self._records)[: len(self._records) - keep]:
+            if deploy_id not in active_ids:
+                record = self._records.pop(deploy_id)
+                if record.idempotency_key is not None:
+                    self._by_key.pop(record.idempotency_key, None)

@@ -1,0 +1,185 @@
+"""Run isolation: every check run executes on a pooled worker thread with its own event
+loop, one run per worker at a time, so check code that blocks cannot stall the agent.
+
+Bounds (documented in README, measured in bench/):
+- Blocking I/O in check code (`time.sleep`, a synchronous HTTP call) releases the GIL: it
+  stalls only its own worker; other checks, the scheduler and the API are not delayed.
+- CPU-bound check code holds the GIL, but CPython hands it over every
+  `sys.getswitchinterval()` (5 ms): another check waits at most that long per handover.
+- A watchdog thread sees a worker's loop stop answering for more than the threshold, and
+  logs the check and the file:line it is stuck at, and counts the blocked seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+log = logging.getLogger("synth.isolation")
+
+T = TypeVar("T")
+HEARTBEAT_S = 0.025
+WATCH_S = 0.05
+BlockedHook = Callable[[str, float], None]
+
+
+@dataclass(eq=False)
+class _Worker:
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+    label: str | None = None
+    source_files: frozenset[str] = frozenset()
+    heartbeat: float = field(default_factory=time.monotonic)
+    blocked_since: float | None = None
+    stuck_at: str = ""
+    blocked_label: str | None = None
+    generation: int = 0
+
+
+class RunWorkers:
+    """A pool of event-loop threads; `run()` executes one coroutine on an idle worker."""
+
+    def __init__(
+        self,
+        max_workers: int,
+        *,
+        on_blocked: BlockedHook | None = None,
+        threshold_s: float = 0.1,
+    ) -> None:
+        self._max = max_workers
+        self._idle: list[_Worker] = []
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._available = asyncio.Semaphore(max_workers)
+        self._on_blocked = on_blocked
+        self._threshold = threshold_s
+        self._closed = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name="synth-watchdog", daemon=True)
+        self._watchdog.start()
+
+    @property
+    def size(self) -> int:
+        return len(self._all)
+
+    async def run(
+        self,
+        coroutine: Coroutine[Any, Any, T],
+        *,
+        label: str,
+        source_files: frozenset[str] = frozenset(),
+    ) -> T:
+        """Run `coroutine` on a worker; cancelling the caller cancels it there too."""
+        async with self._available:
+            worker = self._checkout()
+            worker.label = label
+            worker.source_files = source_files
+            worker.heartbeat = time.monotonic()
+            worker.generation += 1
+            # Heartbeats only while busy: idle workers must cost nothing.
+            worker.loop.call_soon_threadsafe(self._beat, worker, worker.generation)
+            future = asyncio.run_coroutine_threadsafe(coroutine, worker.loop)
+            try:
+                return await asyncio.wrap_future(future)
+            finally:
+                future.cancel()
+                worker.label = None
+                with self._lock:
+                    self._idle.append(worker)
+
+    def _checkout(self) -> _Worker:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        worker = self._spawn()
+        with self._lock:
+            self._all.append(worker)
+        return worker
+
+    def _spawn(self) -> _Worker:
+        ready = threading.Event()
+        holder: dict[str, asyncio.AbstractEventLoop] = {}
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            holder["loop"] = loop
+            ready.set()
+            loop.run_forever()
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        thread = threading.Thread(target=main, name=f"synth-run-{len(self._all)}", daemon=True)
+        thread.start()
+        ready.wait()
+        return _Worker(loop=holder["loop"], thread=thread)
+
+    def _beat(self, worker: _Worker, generation: int) -> None:
+        if worker.generation != generation or worker.label is None or self._closed.is_set():
+            return
+        worker.heartbeat = time.monotonic()
+        worker.loop.call_later(HEARTBEAT_S, self._beat, worker, generation)
+
+    def _watch(self) -> None:
+        while not self._closed.wait(WATCH_S):
+            now = time.monotonic()
+            with self._lock:
+                workers = list(self._all)
+            for worker in workers:
+                self._inspect(worker, now)
+
+    def _inspect(self, worker: _Worker, now: float) -> None:
+        stalled = now - worker.heartbeat
+        label = worker.label
+        if worker.blocked_since is None:
+            if label is not None and stalled > self._threshold:
+                worker.blocked_since = worker.heartbeat
+                worker.blocked_label = label
+                worker.stuck_at = _where(worker.thread, worker.source_files)
+                log.warning(
+                    "check is blocking its event loop",
+                    extra={"check": label, "at": worker.stuck_at, "blocked_s": round(stalled, 3)},
+                )
+            return
+        if stalled <= self._threshold:  # the loop answers again: the episode is over
+            duration = worker.heartbeat - worker.blocked_since
+            label = worker.blocked_label
+            log.warning(
+                "check blocked its event loop",
+                extra={"check": label, "at": worker.stuck_at, "blocked_s": round(duration, 3)},
+            )
+            if self._on_blocked is not None and label is not None:
+                self._on_blocked(label, duration)
+            worker.blocked_since = None
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Stop every worker loop and join its thread."""
+        self._closed.set()
+        with self._lock:
+            workers = list(self._all)
+        for worker in workers:
+            worker.loop.call_soon_threadsafe(worker.loop.stop)
+        deadline = time.monotonic() + timeout_s
+        for worker in workers:
+            await asyncio.to_thread(worker.thread.join, max(deadline - time.monotonic(), 0))
+
+
+def _where(thread: threading.Thread, source_files: frozenset[str]) -> str:
+    """The innermost frame of the check's own code on `thread`'s stack: file:line func."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    if frame is None:
+        return "unknown"
+    stack = traceback.extract_stack(frame)
+    for entry in reversed(stack):
+        if entry.filename in source_files:
+            return f"{entry.filename}:{entry.lineno} in {entry.name}: {(entry.line or '').strip()}"
+    last = stack[-1]
+    return f"{last.filename}:{last.lineno} in {last.name}"

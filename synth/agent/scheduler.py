@@ -1,0 +1,155 @@
+"""APScheduler jobs, one per check × environment: interval or cron with jitter, spread
+start, never overlapping itself (skips are counted), misfire grace, lag measured."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_SUBMITTED,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+)
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from synth.config import SchedulerSettings, Settings
+from synth.model import CheckSpec
+from synth.outputs.metrics import Metrics
+
+log = logging.getLogger("synth.scheduler")
+
+# APScheduler logs every execution at INFO and every skip at WARNING: far too chatty at
+# thousands of jobs. We log and count what matters ourselves.
+logging.getLogger("apscheduler").setLevel(logging.ERROR)
+
+Fire = Callable[[CheckSpec, str, float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class JobKey:
+    """One scheduled (check, environment) pair."""
+
+    check: str
+    environment: str
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.check}@{self.environment}"
+
+
+def scheduled_pairs(checks: Sequence[CheckSpec], settings: Settings) -> list[tuple[CheckSpec, str]]:
+    """Every (check, environment) the agent schedules: environments the check applies to
+    that define its service."""
+    pairs = []
+    for check in checks:
+        for env_name, env in settings.environments.items():
+            if check.applies_to(env_name) and check.service in env.services:
+                pairs.append((check, env_name))
+    return pairs
+
+
+class CheckScheduler:
+    """Owns the APScheduler instance; calls `fire(check, env, due_unix_time)` per run."""
+
+    def __init__(self, settings: SchedulerSettings, metrics: Metrics, fire: Fire) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._fire = fire
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
+        self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
+        self._due: dict[str, float] = {}
+        self._specs: dict[str, tuple[CheckSpec, str]] = {}
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        """Stop firing new runs (in-flight runs are the agent's to wait for)."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    def job_count(self) -> int:
+        return len(self._specs)
+
+    def replace(self, pairs: Sequence[tuple[CheckSpec, str]]) -> None:
+        """Make the scheduled set exactly `pairs`; unchanged jobs keep their timing."""
+        wanted = {JobKey(c.name, env).job_id: (c, env) for c, env in pairs}
+        for job_id in list(self._specs):
+            if job_id not in wanted:
+                self._scheduler.remove_job(job_id)
+                del self._specs[job_id]
+        for job_id, (check, env) in wanted.items():
+            previous = self._specs.get(job_id)
+            self._specs[job_id] = (check, env)
+            if previous is not None and previous[0].schedule == check.schedule:
+                continue  # same timing: the job reads the new spec from _specs when it fires
+            if previous is not None:
+                self._scheduler.remove_job(job_id)
+            self._scheduler.add_job(
+                self._run_job,
+                trigger=self._trigger(check),
+                args=(job_id,),
+                id=job_id,
+                name=job_id,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(int(self._settings.misfire_grace), 1),
+                replace_existing=True,
+            )
+
+    def _trigger(self, check: CheckSpec) -> Any:
+        jitter = self._settings.jitter or None
+        if check.schedule.cron is not None:
+            return CronTrigger.from_crontab(check.schedule.cron, timezone=UTC)
+        every = check.schedule.every_s or 60.0
+        # Spread first runs over one interval so a thousand checks don't fire together.
+        start = datetime.now(UTC) + timedelta(seconds=random.uniform(0, every))
+        return IntervalTrigger(
+            seconds=every,
+            start_date=start,
+            jitter=min(jitter, every / 2) if jitter else None,
+            timezone=UTC,
+        )
+
+    def _on_submitted(self, event: JobSubmissionEvent) -> None:
+        if event.scheduled_run_times:
+            self._due[event.job_id] = event.scheduled_run_times[-1].timestamp()
+
+    def _on_skipped(self, event: JobExecutionEvent) -> None:
+        spec = self._specs.get(event.job_id)
+        if spec is None:
+            return
+        check, env = spec
+        self._metrics.skipped_overlaps.labels(check.name, env).inc()
+        log.info(
+            "skipped run: previous run still going",
+            extra={"check": check.name, "env": env, "event": "overlap_skipped"},
+        )
+
+    async def _run_job(self, job_id: str) -> None:
+        spec = self._specs.get(job_id)
+        if spec is None:
+            return
+        due = self._due.pop(job_id, time.time())
+        check, env = spec
+        try:
+            await self._fire(check, env, due)
+        except asyncio.CancelledError:
+            return  # scheduler stopping; the run itself is shielded and finishes
+        except Exception:  # the agent must outlive any bug in a sink
+            log.exception("scheduled run crashed", extra={"check": check.name, "env": env})

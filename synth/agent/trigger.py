@@ -1,0 +1,126 @@
+"""`synth trigger`: announce a deploy to the agent and, with --wait, gate on the verdict.
+
+Exit codes: 0 pass, 1 fail, 2 error, timeout or a request the agent refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import httpx2
+
+from synth.agent.auth import sign
+
+TOKEN_ENV = "SYNTH_TOKEN"
+HMAC_ENV = "SYNTH_HMAC_SECRET"
+AGENT_ENV = "SYNTH_AGENT_URL"
+DEFAULT_AGENT = "http://127.0.0.1:8484"
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerArgs:
+    service: str
+    env: str
+    version: str
+    agent: str | None
+    wait: bool
+    timeout_s: float
+    commit: str | None = None
+    deploy_url: str | None = None
+    event_id: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+def trigger(args: TriggerArgs, out: TextIO = sys.stdout) -> int:
+    """Post the deploy event; with `wait`, long-poll for the verdict and print it."""
+    agent = (args.agent or os.environ.get(AGENT_ENV) or DEFAULT_AGENT).rstrip("/")
+    event: dict[str, Any] = {
+        "service": args.service,
+        "environment": args.env,
+        "version": args.version,
+    }
+    if args.commit:
+        event["commit"] = args.commit
+    if args.deploy_url:
+        event["url"] = args.deploy_url
+    if args.event_id:
+        event["id"] = args.event_id
+    if args.tags:
+        event["tags"] = list(args.tags)
+    body = json.dumps(event).encode()
+    headers = {"Content-Type": "application/json", **_credentials(body)}
+    deadline = time.monotonic() + args.timeout_s
+    with httpx2.Client(timeout=30.0, trust_env=False) as client:
+        try:
+            response = client.post(f"{agent}/v1/deploys", content=body, headers=headers)
+        except httpx2.HTTPError as exc:
+            print(f"synth trigger: cannot reach the agent at {agent}: {exc}", file=sys.stderr)
+            return 2
+        if response.status_code not in (200, 202):
+            print(
+                f"synth trigger: agent refused the deploy ({response.status_code}): "
+                f"{_detail(response)}",
+                file=sys.stderr,
+            )
+            return 2
+        record = response.json()
+        print(f"deploy {record['id']}: {args.service} {args.version} → {args.env}", file=out)
+        if not args.wait:
+            return 0
+        while record["status"] in ("pending", "running"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                print(f"synth trigger: no verdict within {args.timeout_s:g}s", file=sys.stderr)
+                return 2
+            try:
+                response = client.get(
+                    f"{agent}/v1/deploys/{record['id']}",
+                    params={"wait": f"{min(remaining, 60):.1f}"},
+                    timeout=min(remaining, 60) + 10,
+                )
+            except httpx2.HTTPError as exc:
+                print(f"synth trigger: lost the agent: {exc}", file=sys.stderr)
+                return 2
+            if response.status_code != 200:
+                print(
+                    f"synth trigger: {response.status_code}: {_detail(response)}", file=sys.stderr
+                )
+                return 2
+            record = response.json()
+    return _print_verdict(record, out)
+
+
+def _print_verdict(record: dict[str, Any], out: TextIO) -> int:
+    verdict = record.get("verdict") or {}
+    result = verdict.get("result", "error")
+    print(f"verdict: {result.upper()} — {verdict.get('reason', record['status'])}", file=out)
+    for failing in verdict.get("failing", []):
+        print(
+            f"  ✗ {failing['check']} / {failing.get('step') or '-'}: "
+            f"{failing['failure_type']}: {failing['message']}  (trace {failing['trace_id']})",
+            file=out,
+        )
+    return {"pass": 0, "fail": 1}.get(result, 2)
+
+
+def _credentials(body: bytes) -> dict[str, str]:
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    secret = os.environ.get(HMAC_ENV)
+    if secret:
+        return {"X-Synth-Signature": sign(secret, body, int(time.time()))}
+    return {}
+
+
+def _detail(response: httpx2.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        return response.text[:200]
+    return json.dumps(detail) if not isinstance(detail, str) else detail

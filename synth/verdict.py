@@ -1,0 +1,102 @@
+"""A deploy's verdict: a pure function of the runs its verification produced."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from synth.model import FailureType, RunResult
+
+
+class VerdictResult(enum.StrEnum):
+    """What the pipeline gates on: pass, fail (roll back) or error (could not verify)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class FailingCheck:
+    """One failing check of a verification, with the step and cause."""
+
+    check: str
+    step: str | None
+    failure_type: str
+    message: str
+    run_id: str
+    trace_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of a deploy verification."""
+
+    result: VerdictResult
+    reason: str
+    runs: int
+    checks: tuple[str, ...]
+    failing: tuple[FailingCheck, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "result": self.result.value,
+            "reason": self.reason,
+            "runs": self.runs,
+            "checks": list(self.checks),
+            "failing": [
+                {
+                    "check": f.check,
+                    "step": f.step,
+                    "failure_type": f.failure_type,
+                    "message": f.message,
+                    "run_id": f.run_id,
+                    "trace_id": f.trace_id,
+                }
+                for f in self.failing
+            ],
+        }
+
+
+def decide(results: Sequence[RunResult], *, error: str | None = None) -> Verdict:
+    """pass when every run passed; fail when a run failed because of the target; error when
+    nothing could be verified (no checks, or only the checks themselves broke)."""
+    checks = tuple(sorted({r.check for r in results}))
+    if error is not None:
+        return Verdict(VerdictResult.ERROR, error, len(results), checks)
+    if not results:
+        return Verdict(VerdictResult.ERROR, "no checks ran", 0, checks)
+    failing = tuple(
+        FailingCheck(
+            check=r.check,
+            step=r.failed_step,
+            failure_type=r.failure_type.value if r.failure_type else "",
+            message=r.failure.message if r.failure else "",
+            run_id=r.run_id,
+            trace_id=r.trace_id,
+        )
+        for r in results
+        if not r.passed
+    )
+    target_failures = [f for f in failing if f.failure_type != FailureType.SCRIPT_ERROR]
+    if target_failures:
+        names = ", ".join(sorted({f"{f.check} ({f.step})" for f in target_failures}))
+        return Verdict(
+            VerdictResult.FAIL,
+            f"{len(target_failures)} of {len(results)} runs failed: {names}",
+            len(results),
+            checks,
+            failing,
+        )
+    if failing:
+        return Verdict(
+            VerdictResult.ERROR,
+            "only check errors (script_error): the checks themselves are broken",
+            len(results),
+            checks,
+            failing,
+        )
+    return Verdict(VerdictResult.PASS, f"all {len(results)} runs passed", len(results), checks)
