@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
 
@@ -51,8 +51,12 @@ class Redactor:
     def add(self, value: str) -> None:
         """Register a value to mask wherever it appears (short values are ignored: masking
         "a" everywhere would destroy every report)."""
-        if len(value) >= _MIN_SECRET_LEN and value not in self._secrets:
-            self._secrets.add(value)
+        if len(value) < _MIN_SECRET_LEN:
+            return
+        # Also the forms a URL carries it in (path segment, query value).
+        forms = {value, quote(value), quote(value, safe=""), quote_plus(value)} - self._secrets
+        if forms:
+            self._secrets |= forms
             # Longest first so a secret containing another is masked whole.
             alternatives = sorted(self._secrets, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(s) for s in alternatives))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
 _SIZE_FACTOR = {
@@ -26,10 +28,14 @@ def parse_duration(value: str | float | int) -> float:
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"duration must be a finite number: {value!r}")
         if value < 0:
             raise ValueError(f"duration must not be negative: {value!r}")
         return float(value)
     text = value.strip().replace(" ", "")
+    if _NUMBER.fullmatch(text):
+        return float(text)
     pos = 0
     total = 0.0
     for match in _DURATION_PART.finditer(text):
@@ -47,6 +53,8 @@ def parse_duration(value: str | float | int) -> float:
 def parse_size(value: str | int) -> int:
     """Return bytes for an int or a string like "512KiB", "1MB", "2048"."""
     if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"size must not be negative: {value!r}")
         return value
     match = _SIZE.match(str(value))
     if not match:

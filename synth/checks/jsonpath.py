@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_TOKEN = re.compile(r"""\.?([A-Za-z_][\w\-]*)|\[(\d+|-\d+)\]|\[["']([^"']*)["']\]|\.(\d+)""")
+_TOKEN = re.compile(
+    r"""\.?([A-Za-z_][\w\-]*)|\[(\d+|-\d+)\]|\[["']([^"']*)["']\]|\.(\d+)(?![\w\-])"""
+)
 
 
 class PathNotFound(LookupError):
@@ -22,7 +24,8 @@ def parse_path(path: str) -> list[str | int]:
     pos = 0
     while pos < len(text):
         match = _TOKEN.match(text, pos)
-        if not match:
+        # A name without its dot only starts a path: `a[0]b` is a typo, not ["a", 0, "b"].
+        if not match or (match.group(1) is not None and pos > 0 and text[pos] != "."):
             raise ValueError(f"invalid JSON path {path!r} at {text[pos:]!r}")
         name, index, quoted, dotted_index = match.groups()
         if name is not None:
