@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Run every benchmark (what `make bench` calls). Installs nginx from Debian if missing.
+# Figures are printed, never asserted: see bench/README.md for what they mean.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    echo "nginx not found: installing it from Debian's packages"
+    SUDO=""
+    if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx >/dev/null
+fi
+
+echo "### bench/runner_cpu.py"
+"$PYTHON" bench/runner_cpu.py
+echo
+echo "### bench/timing_fidelity.py"
+"$PYTHON" bench/timing_fidelity.py
