@@ -180,6 +180,66 @@ class DeploySettings(_Frozen):
     max_settle: Seconds = 900.0
 
 
+Secret = Annotated[SecretRef, BeforeValidator(_secret_shorthand)]
+_HOOK_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+
+
+class HookTarget(_Frozen):
+    """The synth service and environment a CD tool's object (app, canary) maps to."""
+
+    service: str = Field(pattern=_HOOK_NAME)
+    environment: str = Field(pattern=_HOOK_NAME)
+
+
+class BasicAuth(_Frozen):
+    """HTTP basic credentials a CD tool sends (Argo CD notifications `basicAuth`)."""
+
+    username: str = Field(min_length=1)
+    password: Secret
+
+
+class GitHubHook(_Frozen):
+    """GitHub `deployment_status` webhooks, signed with the webhook secret."""
+
+    secret: Secret
+    services: dict[str, Annotated[str, Field(pattern=_HOOK_NAME)]] = Field(
+        description='repository full name → synth service, e.g. {"org/repo": "shop"}'
+    )
+    environments: dict[str, Annotated[str, Field(pattern=_HOOK_NAME)]] = Field(
+        default_factory=dict, description="GitHub environment → synth environment (default: same)"
+    )
+
+
+class TokenHook(_Frozen):
+    """A hook authenticated by bearer tokens (default: the agent's `server.tokens`)."""
+
+    tokens: list[Secret] = Field(default_factory=list)
+    targets: dict[str, HookTarget] = Field(
+        default_factory=dict, description="the tool's object name → service and environment"
+    )
+
+
+class ArgoCdHook(TokenHook):
+    """Argo CD notifications webhooks: bearer token or basic auth."""
+
+    basic_auth: BasicAuth | None = None
+
+
+class GateHook(TokenHook):
+    """Hooks that wait for the verdict and answer with it (Flagger, Argo Rollouts)."""
+
+    wait: Seconds = Field(default=60.0, gt=0, le=600)
+
+
+class HooksSettings(_Frozen):
+    """CD tool adapters under `/v1/hooks/<tool>`; a tool without a section answers 404."""
+
+    github: GitHubHook | None = None
+    argocd: ArgoCdHook | None = None
+    flagger: GateHook | None = None
+    argo_rollouts: GateHook | None = None
+
+
 class Settings(BaseSettings):
     """The whole configuration of synth."""
 
@@ -198,6 +258,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     deploys: DeploySettings = DeploySettings()
+    hooks: HooksSettings = HooksSettings()
 
     @field_validator("location")
     @classmethod

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from synth.agent.adapters import hook_problems
 from synth.agent.auth import Authenticator
 from synth.agent.deploys import DeployManager
 from synth.agent.isolation import RunWorkers
@@ -61,6 +62,7 @@ def load_state(config_path: Path | None, check_paths: Sequence[str]) -> LoadedSt
     settings = load_settings(config_path)
     loaded = load_checks(list(check_paths) or settings.checks)
     problems = [str(p) for p in loaded.problems]
+    problems.extend(hook_problems(settings))
     for env_name in settings.environments:
         try:
             Runner(settings).environment(env_name)

@@ -1,0 +1,84 @@
+"""Argo Rollouts `web` metric provider → a verification gate.
+
+An AnalysisTemplate's web metric calls `GET` (query parameters) or `POST` (JSON body)
+`/v1/hooks/argo-rollouts` with a bearer token header. synth runs the service's checks, waits
+up to `hooks.argo_rollouts.wait` and answers 200 with `{"verdict", "passed", ...}` for the
+template to evaluate (`successCondition: result.passed == true`); a verification that did
+not finish in time answers `verdict: error`. Only bad requests and credentials get 4xx, so
+Argo Rollouts counts an unreachable or misconfigured synth as a measurement error, not a
+failed canary.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from synth.agent.adapters.common import (
+    Credentials,
+    deploy_event,
+    gate,
+    not_configured,
+    parse_json,
+    parse_model,
+)
+from synth.config import GateHook
+
+if TYPE_CHECKING:
+    from synth.agent.app import Agent
+
+
+class MeasurementRequest(BaseModel):
+    """What one measurement asks synth to verify."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    service: str | None = None
+    environment: str | None = Field(default=None, alias="env")
+    rollout: str | None = Field(default=None, max_length=253, description="targets key")
+    version: str = Field(default="unknown", min_length=1, max_length=200)
+    tags: list[str] | str = Field(default_factory=list)
+
+    def tag_list(self) -> list[str]:
+        raw = self.tags.split(",") if isinstance(self.tags, str) else self.tags
+        return [t.strip() for t in raw if t.strip()]
+
+
+def router(agent: Agent, hook: GateHook | None) -> APIRouter:
+    """GET and POST /v1/hooks/argo-rollouts."""
+    api = APIRouter(tags=["hooks"])
+    credentials = Credentials.for_hook(hook, agent) if hook else None
+
+    @api.api_route("/v1/hooks/argo-rollouts", methods=["GET", "POST"])
+    async def argo_rollouts(request: Request) -> dict[str, Any]:
+        """Argo Rollouts web metric: the verdict as JSON (`result.passed == true`)."""
+        if hook is None or credentials is None:
+            raise not_configured("argo_rollouts")
+        credentials.require(request.headers)
+        if request.method == "GET":
+            data: Any = dict(request.query_params)
+        else:
+            body = await request.body()
+            data = parse_json(body) if body.strip() else dict(request.query_params)
+        measurement = parse_model(MeasurementRequest, data)
+        target = hook.targets.get(measurement.rollout or "")
+        service = measurement.service or (target.service if target else None)
+        environment = measurement.environment or (target.environment if target else None)
+        if service is None or environment is None:
+            raise HTTPException(
+                422, "name service and environment, or a rollout mapped in hooks.argo_rollouts"
+            )
+        event = deploy_event(
+            agent,
+            service=service,
+            environment=environment,
+            version=measurement.version,
+            labels={"source": "argo-rollouts"}
+            | ({"rollout": measurement.rollout} if measurement.rollout else {}),
+            tags=measurement.tag_list(),
+        )
+        return await gate(agent, event, hook.wait)
+
+    return api

@@ -1,0 +1,86 @@
+"""Argo CD notifications webhooks → deploy verification.
+
+The notifications controller sends the body its template renders (see
+deploy/examples/argocd/) with a bearer token header or basic auth. The Argo CD application
+maps to a service and environment through `hooks.argocd.targets`, unless the template names
+them itself. Application + revision + finish time is the idempotency key, so the controller
+retrying one notification runs nothing new.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from synth.agent.adapters.common import (
+    Credentials,
+    deploy_event,
+    deploy_to_dict,
+    not_configured,
+    parse_json,
+    parse_model,
+    submit,
+)
+from synth.config import ArgoCdHook
+
+if TYPE_CHECKING:
+    from synth.agent.app import Agent
+
+
+class ArgoCdNotification(BaseModel):
+    """The body of the example `synth-deploy` notification template."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    app: str = Field(min_length=1, max_length=253, description="application name")
+    revision: str = Field(min_length=1, max_length=200, description="synced revision")
+    namespace: str | None = Field(default=None, max_length=253)
+    project: str | None = Field(default=None, max_length=253)
+    service: str | None = Field(default=None, description="overrides hooks.argocd.targets")
+    environment: str | None = Field(default=None, description="overrides hooks.argocd.targets")
+    finished_at: str | None = Field(default=None, alias="finishedAt", max_length=64)
+    url: str | None = Field(default=None, max_length=2000)
+
+
+def router(agent: Agent, hook: ArgoCdHook | None) -> APIRouter:
+    """POST /v1/hooks/argocd."""
+    api = APIRouter(tags=["hooks"])
+    credentials = Credentials.for_hook(hook, agent, hook.basic_auth) if hook else None
+
+    @api.post("/v1/hooks/argocd", status_code=202)
+    async def argocd(request: Request, response: Response) -> dict[str, Any]:
+        """Argo CD notification (bearer token or basic auth)."""
+        if hook is None or credentials is None:
+            raise not_configured("argocd")
+        credentials.require(request.headers)
+        note = parse_model(ArgoCdNotification, parse_json(await request.body()))
+        target = hook.targets.get(note.app)
+        service = note.service or (target.service if target else None)
+        environment = note.environment or (target.environment if target else None)
+        if service is None or environment is None:
+            raise HTTPException(
+                422,
+                f"application {note.app!r} is not mapped in hooks.argocd.targets "
+                "and the notification names no service and environment",
+            )
+        labels = {"source": "argocd", "app": note.app}
+        if note.project:
+            labels["project"] = note.project
+        event = deploy_event(
+            agent,
+            service=service,
+            environment=environment,
+            version=note.revision,
+            commit=note.revision,
+            url=note.url,
+            labels=labels,
+            id=f"argocd:{note.app}:{note.revision}:{note.finished_at or ''}"[:200],
+        )
+        record, created = await submit(agent, event)
+        if not created:
+            response.status_code = 200
+        return deploy_to_dict(record)
+
+    return api

@@ -1,0 +1,174 @@
+"""What every CD-tool adapter shares: credentials, payload parsing, and turning a tool's
+event into the agent's `DeployEvent` (submitted, or submitted and awaited for gates).
+
+Adapters authenticate themselves (the tools sign or authenticate in their own ways), so the
+API's write guard leaves `/v1/hooks/` to them: no or bad credentials get 401 and nothing
+runs; a malformed payload gets a 4xx saying why.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from fastapi import HTTPException
+from pydantic import BaseModel, ValidationError
+
+from synth.agent.api import deploy_to_dict
+from synth.agent.deploys import FINISHED, DeployEvent
+from synth.config import BasicAuth, SecretRef, TokenHook
+from synth.store import DeployRecord
+
+if TYPE_CHECKING:
+    from synth.agent.app import Agent
+
+__all__ = ["deploy_to_dict"]
+
+M = TypeVar("M", bound=BaseModel)
+HOOKS_PREFIX = "/v1/hooks/"
+
+
+def reveal(ref: SecretRef) -> str:
+    """The secret's value (resolved once, when the API is built)."""
+    return ref.resolve().get_secret_value()
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Bearer tokens and optional basic credentials one hook accepts."""
+
+    tokens: tuple[str, ...]
+    basic: tuple[str, str] | None = None
+
+    @classmethod
+    def for_hook(cls, hook: TokenHook, agent: Agent, basic: BasicAuth | None = None) -> Credentials:
+        """The hook's own tokens, else the agent's `server.tokens`."""
+        tokens = tuple(reveal(t) for t in hook.tokens) or tuple(agent.authenticator.tokens)
+        pair = (basic.username, reveal(basic.password)) if basic is not None else None
+        return cls(tokens, pair)
+
+    def token_ok(self, token: str) -> bool:
+        return bool(token) and any(
+            hmac.compare_digest(token.encode(), t.encode()) for t in self.tokens
+        )
+
+    def check_header(self, headers: Mapping[str, str]) -> bool:
+        """True when the Authorization header is valid; False when there is none; 401 when
+        it is present but wrong."""
+        authorization = headers.get("authorization", "")
+        if not authorization:
+            return False
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and self.token_ok(value.strip()):
+            return True
+        if scheme.lower() == "basic" and self.basic is not None:
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode()
+                user, _, password = decoded.partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                raise unauthorized("malformed basic credentials") from None
+            if hmac.compare_digest(user.encode(), self.basic[0].encode()) and hmac.compare_digest(
+                password.encode(), self.basic[1].encode()
+            ):
+                return True
+            raise unauthorized("invalid basic credentials")
+        raise unauthorized("invalid credentials")
+
+    def require(self, headers: Mapping[str, str]) -> None:
+        if not self.check_header(headers):
+            raise unauthorized("missing credentials: send 'Authorization: Bearer <token>'")
+
+
+def unauthorized(reason: str) -> HTTPException:
+    return HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
+
+
+def not_configured(tool: str) -> HTTPException:
+    return HTTPException(404, f"the {tool} hook is not configured (hooks.{tool})")
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON body, or 400 saying where it is broken."""
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise HTTPException(400, "body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise HTTPException(
+            400, f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+
+
+def parse_model(model: type[M], data: Any) -> M:
+    """`data` validated into `model`, or 422 naming each bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise HTTPException(422, describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        path = ".".join(str(p) for p in error["loc"]) or "(body)"
+        problems.append(f"{path}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def deploy_event(agent: Agent, **fields: Any) -> DeployEvent:
+    """A DeployEvent for a known environment, or 422 saying what is wrong."""
+    try:
+        event = DeployEvent.model_validate(fields)
+    except ValidationError as exc:
+        raise HTTPException(422, describe(exc)) from None
+    if event.environment not in agent.settings.environments:
+        raise HTTPException(422, f"no environment named {event.environment!r} on this agent")
+    return event
+
+
+def accepting(agent: Agent) -> None:
+    if agent.stopping:
+        raise HTTPException(503, "agent is stopping")
+
+
+async def submit(agent: Agent, event: DeployEvent) -> tuple[DeployRecord, bool]:
+    """Start verifying; (record, created) as for `POST /v1/deploys`."""
+    accepting(agent)
+    return await agent.deploys.submit(event)
+
+
+async def gate(agent: Agent, event: DeployEvent, wait_s: float) -> dict[str, Any]:
+    """Verify and wait up to `wait_s` for the verdict: the gate answer CD tools evaluate."""
+    record, _ = await submit(agent, event)
+    finished = await agent.deploys.wait(record.id, wait_s)
+    return gate_answer(finished or record, wait_s)
+
+
+def gate_answer(record: DeployRecord, wait_s: float) -> dict[str, Any]:
+    """`{"verdict", "passed", ...}`; a verification still running counts as `error`."""
+    verdict: Mapping[str, Any] = record.verdict or {}
+    if record.status in FINISHED and verdict:
+        result = str(verdict.get("result", "error"))
+        reason = str(verdict.get("reason", ""))
+    else:
+        result = "error"
+        reason = f"verification still {record.status.value} after {wait_s:g}s"
+    failing: Sequence[Any] = verdict.get("failing", ())
+    return {
+        "verdict": result,
+        "passed": result == "pass",
+        "reason": reason,
+        "status": record.status.value,
+        "deploy_id": record.id,
+        "service": record.service,
+        "environment": record.environment,
+        "version": record.version,
+        "checks": list(verdict.get("checks", ())),
+        "failing": list(failing),
+        "links": {"deploy": f"/v1/deploys/{record.id}"},
+    }
