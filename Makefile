@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_APT_PACKAGES := postgresql
 BENCH_APT_PACKAGES := nginx prometheus-blackbox-exporter
 
-.PHONY: demo test lint typecheck unit integration bench apt-deps clean
+.PHONY: demo test lint typecheck image-check unit integration bench apt-deps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) apt-deps lint typecheck
+# The container recipe: the wheel the Dockerfile installs builds, and the Dockerfile lints.
+image-check: $(STAMP)
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+	$(BIN)/hadolint Dockerfile
+
+test: $(STAMP) apt-deps lint typecheck image-check
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
