@@ -1,0 +1,191 @@
+"""The CD-tool examples in deploy/examples, played against a real agent running the
+shipped Kubernetes config (deploy/kubernetes/base/synth.yaml, its `production` environment
+pointed at the demo shop): the request each tool would build from the example is sent as
+that tool sends it, and the answer is judged the way the tool judges it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+import yaml
+from agent_harness import (  # noqa: F401
+    SHOP_PASSWORD,
+    AgentProcess,
+    StartAgent,
+    copy_example_checks,
+    shop_fixture,
+    start_agent_fixture,
+    store_url,
+)
+from hooks_support import EXAMPLE_CHECKS, checkout_fails
+
+from synth.demo import ShopThread
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "deploy" / "examples"
+BASE = REPO / "deploy" / "kubernetes" / "base"
+REVISION = "4f2a9c1e0b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39"
+
+
+def example_secret() -> dict[str, str]:
+    secret = yaml.safe_load((BASE / "secret.example.yaml").read_text(encoding="utf-8"))
+    return dict(secret["stringData"])
+
+
+@pytest.fixture(name="agent")
+def agent_fixture(
+    tmp_path: Path, shop: ShopThread, start_agent: StartAgent, monkeypatch: pytest.MonkeyPatch
+) -> AgentProcess:
+    """The shipped config as the Deployment runs it, secrets from the example Secret."""
+    config = yaml.safe_load((BASE / "synth.yaml").read_text(encoding="utf-8"))
+    config["checks"] = [str(copy_example_checks(tmp_path))]
+    config["environments"]["production"]["services"]["shop"]["base_url"] = shop.base_url
+    config["server"] |= {"host": "127.0.0.1", "port": 0}
+    config["store"] = {"url": store_url(tmp_path)}
+    config["scheduler"] = {"enabled": False}
+    config["deploys"] = {"settle": 0}
+    path = tmp_path / "synth.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    secret = example_secret()
+    for name, key in {
+        "API_TOKEN": "api-token",
+        "GITHUB_WEBHOOK_SECRET": "github-webhook-secret",
+        "ARGOCD_TOKEN": "argocd-token",
+        "FLAGGER_TOKEN": "flagger-token",
+    }.items():
+        monkeypatch.setenv(name, secret[key])
+    monkeypatch.setenv("SHOP_PASSWORD", SHOP_PASSWORD)
+    return start_agent(path)
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """Substitute Go-template (`{{.app.x}}`) and Argo (`{{ args.x }}`) placeholders."""
+
+    def one(match: re.Match[str]) -> str:
+        key = match[1].strip()
+        assert key in values, f"no sample value for {key}"
+        return values[key]
+
+    return re.sub(r"\{\{([^}]*)\}\}", one, template)
+
+
+def service_path(url: str) -> str:
+    """The path of an in-cluster URL to the synth Service, after checking it is one."""
+    parts = urlsplit(url)
+    assert parts.hostname == "synth.synth.svc.cluster.local", url
+    assert parts.port == 8484, url
+    return parts.path
+
+
+# -- Argo CD ----------------------------------------------------------------------------------
+
+ARGOCD_SAMPLE = {
+    ".app.metadata.name": "shop-production",
+    ".app.metadata.namespace": "argocd",
+    ".app.spec.project": "default",
+    ".app.status.operationState.syncResult.revision": REVISION,
+    ".app.status.operationState.finishedAt": "2026-11-23T10:00:00Z",
+    ".context.argocdUrl": "https://argocd.example.com",
+}
+
+
+def argocd_request() -> tuple[str, dict[str, str], bytes]:
+    cm = yaml.safe_load((EXAMPLES / "argocd" / "argocd-notifications-cm.yaml").read_text())
+    kubernetes_validate.validate(cm, "1.37", strict=True)
+    service = yaml.safe_load(cm["data"]["service.webhook.synth"])
+    webhook = yaml.safe_load(cm["data"]["template.synth-deploy"])["webhook"]["synth"]
+    token = example_secret()["argocd-token"]  # argocd-notifications-secret `synth-token`
+    headers = {h["name"]: h["value"].replace("$synth-token", token) for h in service["headers"]}
+    assert webhook["method"] == "POST"
+    path = service_path(service["url"]) + webhook["path"]
+    body = fill(webhook["body"], ARGOCD_SAMPLE).encode()
+    assert "on-deployed-synth" in "".join(cm["data"])
+    return path, headers, body
+
+
+def test_argocd_example_notification_is_verified(agent: AgentProcess) -> None:
+    path, headers, body = argocd_request()
+    response = agent.http.post(path, content=body, headers=headers)
+    assert response.status_code == 202, response.text
+    deploy = response.json()
+    assert (deploy["service"], deploy["environment"], deploy["version"]) == (
+        "shop",
+        "production",
+        REVISION,
+    )
+    assert agent.wait_deploy(deploy["id"])["status"] == "passed"
+
+
+# -- Flagger ----------------------------------------------------------------------------------
+
+
+def flagger_calls() -> list[tuple[str, str, dict[str, Any]]]:
+    """(type, path, payload) for each webhook of the example Canary, as Flagger posts them."""
+    canary = yaml.safe_load((EXAMPLES / "flagger" / "canary.yaml").read_text(encoding="utf-8"))
+    assert canary["apiVersion"] == "flagger.app/v1beta1"
+    calls = []
+    for hook in canary["spec"]["analysis"]["webhooks"]:
+        payload = {
+            "name": canary["metadata"]["name"],
+            "namespace": canary["metadata"]["namespace"],
+            "phase": "Progressing",
+            "checksum": "85d557f47b",
+            "metadata": hook["metadata"],
+        }
+        calls.append((hook["type"], service_path(hook["url"]), payload))
+    return calls
+
+
+def test_flagger_example_gates_the_canary(agent: AgentProcess, shop: ShopThread) -> None:
+    calls = flagger_calls()
+    assert [c[0] for c in calls] == ["pre-rollout", "rollout", "post-rollout"]
+    for _, path, payload in calls:
+        response = agent.http.post(path, json=payload, timeout=90)
+        assert response.status_code == 200, response.text  # Flagger advances
+    rollout = next(c for c in calls if c[0] == "rollout")
+    assert agent.http.post(rollout[1], json=rollout[2], timeout=90).json()["checks"] == ["checkout"]
+    checkout_fails(shop)
+    for _, path, payload in calls:
+        response = agent.http.post(path, json=payload, timeout=90)
+        assert response.status_code == 412, response.text  # Flagger halts / rolls back
+
+
+# -- Argo Rollouts ----------------------------------------------------------------------------
+
+
+def rollouts_request() -> tuple[str, str, dict[str, str], dict[str, Any], str]:
+    template = yaml.safe_load(
+        (EXAMPLES / "argo-rollouts" / "analysistemplate.yaml").read_text(encoding="utf-8")
+    )
+    args = {a["name"]: a.get("value") for a in template["spec"]["args"]}
+    values = {
+        "args.service": args["service"],
+        "args.environment": args["environment"],
+        "args.version": "rollout-6d4f8",
+        "args.synth-token": example_secret()["api-token"],  # Secret synth-token/token
+    }
+    metric = template["spec"]["metrics"][0]
+    web = metric["provider"]["web"]
+    headers = {h["key"]: fill(h["value"], values) for h in web["headers"]}
+    body = json.loads(fill(json.dumps(web["jsonBody"]), values))
+    return web["method"], service_path(web["url"]), headers, body, metric["successCondition"]
+
+
+def test_argo_rollouts_example_measurement(agent: AgentProcess, shop: ShopThread) -> None:
+    method, path, headers, body, condition = rollouts_request()
+    assert condition == "result.passed == true"
+    response = agent.http.request(method, path, json=body, headers=headers, timeout=150)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["passed"] is True  # successCondition holds
+    assert result["checks"] == EXAMPLE_CHECKS
+    checkout_fails(shop)
+    failed = agent.http.request(method, path, json=body, headers=headers, timeout=150).json()
+    assert failed["passed"] is False
+    assert failed["verdict"] == "fail"  # failureCondition holds
