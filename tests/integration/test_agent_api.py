@@ -33,6 +33,10 @@ ROUTES = {
     "/v1/deploys": {"post"},
     "/v1/deploys/{deploy_id}": {"get"},
     "/v1/reload": {"post"},
+    "/v1/hooks/github": {"post"},
+    "/v1/hooks/argocd": {"post"},
+    "/v1/hooks/flagger": {"post"},
+    "/v1/hooks/argo-rollouts": {"get", "post"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 

@@ -1,24 +1,29 @@
 """Adapters that let CD tools call synth with no glue code: each translates its tool's
-webhook into the agent's `DeployEvent`, authenticated the way that tool authenticates."""
+webhook into the agent's `DeployEvent`, authenticated the way that tool authenticates.
+
+This package's top level stays light (no web framework): the agent checks the hook config
+at start before it imports the API."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter
-
-from synth.agent.adapters import argo_rollouts, argocd, flagger, github
-from synth.agent.adapters.common import HOOKS_PREFIX
 from synth.config import SecretRef, Settings
 
 if TYPE_CHECKING:
+    from fastapi import APIRouter
+
     from synth.agent.app import Agent
 
-__all__ = ["HOOKS_PREFIX", "hook_problems", "hooks_router"]
+__all__ = ["hook_problems", "hooks_router"]
 
 
 def hooks_router(agent: Agent) -> APIRouter:
     """Every adapter's routes under /v1/hooks/."""
+    from fastapi import APIRouter
+
+    from synth.agent.adapters import argo_rollouts, argocd, flagger, github
+
     hooks = agent.settings.hooks
     api = APIRouter()
     api.include_router(github.router(agent, hooks.github))

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["deploy_to_dict"]
 
 M = TypeVar("M", bound=BaseModel)
-HOOKS_PREFIX = "/v1/hooks/"
 
 
 def reveal(ref: SecretRef) -> str:
