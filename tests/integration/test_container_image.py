@@ -183,3 +183,73 @@ def test_the_wheel_builds_with_the_package_and_console_script(tmp_path: Path) ->
     assert "synth/agent/adapters/github.py" in names
     assert not any(n.startswith("tests/") for n in names)
     assert re.search(r"^\[console_scripts\]\s*\nsynth = synth\.cli:main$", scripts, re.M), scripts
+
+
+def test_agent_runs_as_the_image_runs_it(tmp_path: Path) -> None:
+    """The runtime stage's environment without Docker: working directory = the state
+    volume, HOME and TMPDIR on writable mounts, the config read-only, the default store.
+    The SQLite store must land on the volume and the agent must get ready."""
+    import os
+    import signal
+
+    import httpx2
+    from agent_harness import EXAMPLE_CHECKS, clean_env, wait_for
+
+    _, instructions = parse(DOCKERFILE.read_text(encoding="utf-8"))
+    runtime = final(instructions)
+    volume = tmp_path / "var-lib-synth"
+    volume.mkdir()
+    etc = tmp_path / "etc-synth"
+    etc.mkdir()
+    (etc / "synth.yaml").write_text(
+        f"checks: [{EXAMPLE_CHECKS}]\nscheduler: {{enabled: false}}\n", encoding="utf-8"
+    )
+    etc.chmod(0o555)
+    image_env = {}
+    for instruction in (i for i in runtime if i.keyword == "ENV"):
+        for pair in instruction.args.split():
+            name, _, value = pair.partition("=")
+            image_env[name] = value
+    env = clean_env(
+        PYTHONDONTWRITEBYTECODE=image_env["PYTHONDONTWRITEBYTECODE"],
+        HOME=str(volume),  # image: HOME=/var/lib/synth
+        TMPDIR=str(tmp_path),
+    )
+    out = tmp_path / "agent.stdout"
+    cmd = json.loads(only(runtime, "CMD").args)
+    args = [a if a != "/etc/synth/synth.yaml" else str(etc / "synth.yaml") for a in cmd]
+    args[args.index("--host") + 1] = "127.0.0.1"
+    with out.open("wb") as stdout, (tmp_path / "agent.stderr").open("wb") as stderr:
+        process = subprocess.Popen(
+            [str(BIN / "synth"), *args, "--port", "0"],
+            cwd=volume,  # WORKDIR
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    try:
+        line = wait_for(
+            lambda: out.read_text().partition("\n")[0] if "\n" in out.read_text() else None,
+            timeout=20,
+            what="the API line",
+        )
+        url = line.split("API on ")[1].split()[0]
+
+        def ready() -> bool:
+            try:
+                return httpx2.get(f"{url}/readyz", timeout=2, trust_env=False).status_code == 200
+            except httpx2.TransportError:
+                return False
+
+        wait_for(ready, timeout=20, what="/readyz 200", interval=0.1)
+        assert (volume / "synth.db").exists()
+        assert sorted(os.listdir(etc)) == ["synth.yaml"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()  # this test's own PID only
+            code = process.wait(timeout=5)
+        etc.chmod(0o755)
+    assert code == 0, (tmp_path / "agent.stderr").read_text()

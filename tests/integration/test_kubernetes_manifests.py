@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import os
 import re
 import shutil
@@ -338,3 +339,24 @@ def test_production_config_boots_a_real_agent(
         assert response.status_code == 401, (path, response.text)
     assert agent.http.get("/v1/hooks/argo-rollouts").status_code == 401
     assert agent.runs() == []
+
+
+def test_deployment_matches_the_image() -> None:
+    from test_container_image import DOCKERFILE, final, only, parse
+
+    _, instructions = parse(DOCKERFILE.read_text(encoding="utf-8"))
+    runtime = final(instructions)
+    cmd = json.loads(only(runtime, "CMD").args)
+    config_file = Path(cmd[cmd.index("--config") + 1])
+    uid = int(only(runtime, "USER").args.partition(":")[0])
+    port = int(only(runtime, "EXPOSE").args)
+    for target in TARGETS:
+        for deployment in of_kind(render(target), "Deployment"):
+            c = container(deployment)
+            assert "command" not in c  # the image's ENTRYPOINT and CMD run as built
+            assert "args" not in c
+            mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+            assert mounts["config"] == str(config_file.parent)
+            assert mounts["state"] == json.loads(only(runtime, "VOLUME").args)[0]
+            assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == uid
+            assert c["ports"][0]["containerPort"] == port
