@@ -127,7 +127,13 @@ class RunRequest:
 @dataclass(frozen=True, slots=True)
 class HttpTimings:
     """Phase timings of one HTTP exchange, in seconds; None where the phase did not happen
-    (a reused connection has no DNS, connect or TLS time)."""
+    (a reused connection has no DNS, connect or TLS time).
+
+    Phases that end when data arrives end at the kernel's receive time of that data, and
+    connect is the kernel's handshake RTT (Linux), so a busy monitor does not report its
+    own queueing as the target's latency. `total_s` is the sum of the phases: time on the
+    network, without the gaps between phases where the exchange waited on synth itself.
+    """
 
     dns_s: float | None = None
     connect_s: float | None = None

@@ -52,13 +52,16 @@ class StepRecorder:
     requests: list[RequestRecord] = field(default_factory=list)
     failure: Failure | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # Time the step's requests spent waiting on this process rather than on the network
+    # (see HttpTimings.total_s); left out of the step's duration.
+    local_wait_s: float = 0.0
 
     def result(self, run_end: float) -> StepResult:
         end = self.ended if self.ended is not None else run_end
         return StepResult(
             name=self.name,
             status=Status.FAILED if self.failure else Status.PASSED,
-            duration_s=end - self.started,
+            duration_s=max(end - self.started - self.local_wait_s, 0.0),
             started_offset_s=self.offset_s,
             requests=tuple(self.requests),
             failure=self.failure,
@@ -398,6 +401,7 @@ class Flow:
                 if not _cancelling():
                     ctx.in_flight = None
             span.set_attributes({"http.response.status_code": result.status_code})
+        step.local_wait_s += max(result.wall_s - result.timings.total_s, 0.0)
         step.requests.append(
             RequestRecord(
                 method=method,
