@@ -151,9 +151,8 @@ class PrometheusServer:
         """`data` of a successful /api/v1 call; AssertionError with the error otherwise."""
         response = self.client.get(f"/api/v1/{path}", params=params or None)
         body = response.json()
-        assert response.status_code == 200 and body["status"] == "success", (
-            f"{path} {params}: {response.status_code} {body}"
-        )
+        ok = response.status_code == 200 and body["status"] == "success"
+        assert ok, f"{path} {params}: {response.status_code} {body}"
         return body["data"]
 
     def query(self, expr: str) -> list[dict[str, Any]]:

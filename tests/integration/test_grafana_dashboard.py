@@ -62,7 +62,8 @@ def as_promql(expr: str) -> str:
 def test_dashboard_is_a_current_grafana_dashboard() -> None:
     board = dashboard()
     assert board["schemaVersion"] >= 36
-    assert board["uid"] and board["title"]
+    assert board["uid"]
+    assert board["title"]
     ids = [p["id"] for p in panels(board)]
     assert len(ids) == len(set(ids)), "duplicate panel ids"
     kinds = {p["type"] for p in panels(board)}
@@ -90,7 +91,8 @@ def test_variables_include_templated_datasources_and_filters() -> None:
     assert (variables["tempo"]["type"], variables["tempo"]["query"]) == ("datasource", "tempo")
     for name in ("env", "check", "location", "phase"):
         assert variables[name]["datasource"] == PROMETHEUS_DS
-        assert variables[name]["multi"] and variables[name]["includeAll"]
+        assert variables[name]["multi"]
+        assert variables[name]["includeAll"]
 
 
 def test_every_datasource_is_the_template_variable() -> None:
@@ -111,7 +113,8 @@ def test_every_datasource_is_the_template_variable() -> None:
         for ds in datasources({k: v for k, v in board.items() if k != "templating"})
         if ds != {"type": "grafana", "uid": "-- Grafana --"}  # the built-in annotations
     ]
-    assert found and all(ds == PROMETHEUS_DS for ds in found), found
+    assert found
+    assert all(ds == PROMETHEUS_DS for ds in found), found
     for variable in board["templating"]["list"]:
         if variable["type"] == "query":
             assert variable["datasource"] == PROMETHEUS_DS
@@ -156,7 +159,8 @@ def test_panels_cover_the_issue() -> None:
     ):
         assert needle in exprs, needle
     annotations = [a for a in dashboard()["annotations"]["list"] if "expr" in a]
-    assert annotations and all("synth_deploy_verdicts_total" in a["expr"] for a in annotations)
+    assert annotations
+    assert all("synth_deploy_verdicts_total" in a["expr"] for a in annotations)
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,8 @@ def test_the_expected_alerts_are_shipped() -> None:
 def test_alert_has_severity_annotations_and_runbook_section(alert: dict[str, Any]) -> None:
     assert alert["labels"]["severity"] in ("warning", "critical")
     annotations = alert["annotations"]
-    assert annotations["summary"].strip() and annotations["description"].strip()
+    assert annotations["summary"].strip()
+    assert annotations["description"].strip()
     anchor = annotations["runbook_url"].partition("#")[2]
     headings = re.findall(r"^## (\S+)\s*$", RUNBOOKS.read_text(encoding="utf-8"), re.MULTILINE)
     assert anchor in {h.lower() for h in headings}, f"no section for #{anchor} in {RUNBOOKS}"
