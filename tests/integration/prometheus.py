@@ -7,11 +7,13 @@ port with its TSDB in `workdir`, waits for /-/ready, and is stopped by its own P
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ AGREED_ELSEWHERE = frozenset(
 # Series Prometheus itself makes, not the agent.
 PROMETHEUS_SERIES = frozenset({"up"})
 
+_LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*\w+\)$")
 _SUFFIXES = {
     "counter": ("_total", "_created"),
     "histogram": ("_bucket", "_count", "_sum", "_created"),
@@ -83,6 +86,39 @@ def metric_names(expr: str) -> set[str]:
         for name in _NAME.findall(bare)
         if name.startswith("synth_") or ":" in name or name == "up"
     }
+
+
+def dashboard() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return loaded
+
+
+def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in board["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def expressions(board: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, PromQL) of every panel target, annotation and variable query."""
+    for panel in panels(board):
+        for target in panel.get("targets", []):
+            yield f"panel {panel['id']} {panel['title']!r} {target['refId']}", target["expr"]
+    for annotation in board["annotations"]["list"]:
+        if "expr" in annotation:
+            yield f"annotation {annotation['name']!r}", annotation["expr"]
+    for variable in board["templating"]["list"]:
+        if variable["type"] == "query":
+            match = _LABEL_VALUES.match(variable["query"]["query"])
+            assert match, f"variable {variable['name']}: not label_values(selector, label)"
+            yield f"variable {variable['name']}", match["selector"]
+
+
+def as_promql(expr: str) -> str:
+    """Grafana's variables replaced by values of the right kind: intervals by a duration,
+    dashboard variables (only used in regex matchers) by `.*`."""
+    expr = re.sub(r"\$__(rate_interval|interval|range)\b", "1m", expr)
+    return re.sub(r"\$\{?\w+\}?", ".*", expr)
 
 
 def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:

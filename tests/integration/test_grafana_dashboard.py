@@ -14,49 +14,18 @@ import pytest
 import yaml
 from prometheus import (
     AGREED_ELSEWHERE,
-    DASHBOARD,
     PROMETHEUS_SERIES,
+    as_promql,
+    dashboard,
     exported_series_names,
+    expressions,
     metric_names,
+    panels,
     recording_rule_names,
     run_promtool,
 )
 
 PROMETHEUS_DS = {"type": "prometheus", "uid": "${datasource}"}
-_LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*\w+\)$")
-
-
-def dashboard() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    return loaded
-
-
-def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for panel in board["panels"]:
-        yield panel
-        yield from panel.get("panels", [])
-
-
-def expressions(board: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(where, PromQL) of every panel target, annotation and variable query."""
-    for panel in panels(board):
-        for target in panel.get("targets", []):
-            yield f"panel {panel['id']} {panel['title']!r} {target['refId']}", target["expr"]
-    for annotation in board["annotations"]["list"]:
-        if "expr" in annotation:
-            yield f"annotation {annotation['name']!r}", annotation["expr"]
-    for variable in board["templating"]["list"]:
-        if variable["type"] == "query":
-            match = _LABEL_VALUES.match(variable["query"]["query"])
-            assert match, f"variable {variable['name']}: not label_values(selector, label)"
-            yield f"variable {variable['name']}", match["selector"]
-
-
-def as_promql(expr: str) -> str:
-    """Grafana's variables replaced by values of the right kind: intervals by a duration,
-    dashboard variables (only used in regex matchers) by `.*`."""
-    expr = re.sub(r"\$__(rate_interval|interval|range)\b", "1m", expr)
-    return re.sub(r"\$\{?\w+\}?", ".*", expr)
 
 
 def test_dashboard_is_a_current_grafana_dashboard() -> None:
