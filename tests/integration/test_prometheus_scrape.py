@@ -255,6 +255,10 @@ def test_prometheus_scrapes_the_agent_and_evaluates_the_shipped_rules(
         what="SynthDeployVerdictFailed firing",
     )
     assert verdict["labels"]["result"] == "fail"
+    annotations = {a["name"]: a["expr"] for a in dashboard()["annotations"]["list"] if "expr" in a}
+    marked = server.query(as_promql(annotations["Deploy verdict: fail / error"]))
+    assert labels_of(marked) == [{"service": "down", "env": ENV, "result": "fail"}]
+    assert server.query(as_promql(annotations["Deploy verdict: pass"])) == []
     deploy_phase = server.query(f'synth_check_up{{phase="deploy", location="{LOCATION}"}}')
     assert [r["metric"]["check"] for r in deploy_phase] == ["down"]
     assert not alert(server, "SynthDeployVerdictFailed", "firing", service=SERVICE)
