@@ -24,7 +24,7 @@ from pathlib import Path
 from synth.agent.auth import Authenticator
 from synth.agent.deploys import DeployManager
 from synth.agent.isolation import RunWorkers
-from synth.agent.scheduler import CheckScheduler, scheduled_pairs
+from synth.agent.scheduler import CheckScheduler, interval_s, scheduled_pairs
 from synth.checks.loader import load_checks
 from synth.config import ConfigError, Settings, load_settings
 from synth.model import CheckSpec, Phase, RunRequest, RunResult
@@ -180,8 +180,15 @@ class Agent:
         return outcome
 
     def _apply(self, state: LoadedState) -> None:
-        self.scheduler.replace(scheduled_pairs(state.checks, state.settings))
+        pairs = scheduled_pairs(state.checks, state.settings)
+        self.scheduler.replace(pairs)
         self.metrics.checks_loaded.set(len(state.checks))
+        scheduled = state.settings.scheduler.enabled
+        intervals = {(c.name, env): interval_s(c) for c, env in pairs} if scheduled else {}
+        self.metrics.set_schedule(intervals, state.settings.location)
+        self.metrics.declare_deploy_targets(
+            (svc, env) for env, e in state.settings.environments.items() for svc in e.services
+        )
 
     # -- running ------------------------------------------------------------------------
 

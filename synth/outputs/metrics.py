@@ -7,10 +7,13 @@ never URLs, ids or free text.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from synth.model import RunResult
+from synth.verdict import VerdictResult
 
 RUN_LABELS = ("check", "env", "phase", "location")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -96,6 +99,13 @@ class Metrics:
         self.reloads = Counter(
             "synth_reloads", "Reloads of config and checks by result.", ("result",), registry=r
         )
+        self.check_interval = Gauge(
+            "synth_check_interval_seconds",
+            "Interval between scheduled runs of the check (cron: gap between its next two).",
+            ("check", "env", "location"),
+            registry=r,
+        )
+        self._scheduled: set[tuple[str, str, str]] = set()
 
     def observe_run(self, result: RunResult) -> None:
         """Record one finished run."""
@@ -112,6 +122,23 @@ class Metrics:
             failures.set(0)
         else:
             failures.inc()
+
+    def set_schedule(self, intervals: Mapping[tuple[str, str], float], location: str) -> None:
+        """Make synth_check_interval_seconds exactly the scheduled (check, env) pairs, so
+        a check taken off the schedule does not look overdue (SynthCheckNotRunning)."""
+        wanted = {(check, env, location): s for (check, env), s in intervals.items()}
+        for gone in self._scheduled - wanted.keys():
+            self.check_interval.remove(*gone)
+        for labels, seconds in wanted.items():
+            self.check_interval.labels(*labels).set(seconds)
+        self._scheduled = set(wanted)
+
+    def declare_deploy_targets(self, targets: Iterable[tuple[str, str]]) -> None:
+        """Export every verdict series of these (service, env) pairs at 0 before any
+        deploy, so the first failed verdict is an increase Prometheus can see."""
+        for service, env in targets:
+            for result in VerdictResult:
+                self.deploy_verdicts.labels(service, env, result.value)
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition of every metric."""
