@@ -206,9 +206,9 @@ class BaselineSettings(_Frozen):
     enabled: bool = True
     latency_factor: float = Field(default=2.0, gt=1.0)
     min_samples: int = Field(default=20, ge=1)
-    min_increase: Seconds = 0.025
+    min_increase: Seconds = 0.05
     window: int = Field(default=50, ge=1, le=10_000)
-    window_min_samples: int = Field(default=5, ge=1)
+    window_min_samples: int = Field(default=20, ge=1)
     contract: ContractPolicy = ContractPolicy()
     checks: dict[str, BaselineOverride] = Field(default_factory=dict)
 

@@ -83,6 +83,10 @@ class Sketch:
             raise ValueError(f"quantile must be between 0 and 1, got {q}")
         if self.count == 0:
             return None
+        if q == 1:
+            return self.max
+        if q == 0:
+            return self.min
         rank = q * (self.count - 1)
         seen = self.zeros
         if rank < seen:
