@@ -198,7 +198,8 @@ def test_with_findings_returns_a_new_failed_result_and_keeps_the_original() -> N
     result = run(step("list", 0.412, {"items": []}), env="production")
     comparison = judge(result, baseline(latency=0.12), p95=0.412)
     judged = with_findings(result, comparison.findings)
-    assert result.passed and result.findings == ()
+    assert result.passed
+    assert result.findings == ()
     assert judged.status is Status.FAILED
     assert judged.failure_type is FailureType.REGRESSION
     assert judged.failed_step == "list"

@@ -59,7 +59,7 @@ def test_bad_input_is_refused_with_the_reason() -> None:
         Sketch().add(-1.0)
     with pytest.raises(ValueError, match="non-negative"):
         Sketch().add(float("nan"))
-    with pytest.raises(ValueError, match="same accuracy|cannot merge"):
+    with pytest.raises(ValueError, match="cannot merge"):
         Sketch(0.01).merge(Sketch(0.02))
     with pytest.raises(ValueError, match="count does not match"):
         Sketch.from_dict({"accuracy": 0.01, "count": 3, "zeros": 0, "buckets": {"1": 1}})
