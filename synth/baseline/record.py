@@ -87,8 +87,8 @@ class StepBaseline:
             if not isinstance(value, str) or not 0 < len(value) <= MAX_NAME:
                 raise ValueError(f"{key!r} must be a string of 1 to {MAX_NAME} characters")
             names[key] = value
-        runs, passed = data.get("runs"), data.get("passed")
-        if not _count(runs) or not _count(passed) or passed > runs:  # type: ignore[operator]
+        runs, passed = _count(data.get("runs")), _count(data.get("passed"))
+        if runs is None or passed is None or passed > runs:
             raise ValueError("'runs' and 'passed' must be counts with passed <= runs")
         latency = data.get("latency")
         contract = data.get("contract")
@@ -98,15 +98,16 @@ class StepBaseline:
         return cls(
             **names,
             latency=Sketch.from_dict(latency),
-            runs=runs,  # type: ignore[arg-type]
-            passed=passed,  # type: ignore[arg-type]
+            runs=runs,
+            passed=passed,
             contract=Contract.from_dict(contract),
             updated_at=datetime.fromisoformat(updated) if isinstance(updated, str) else None,
         )
 
 
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _count(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return value if ok else None
 
 
 def step_shape(step: StepResult) -> set[tuple[str, str]]:

@@ -287,36 +287,34 @@ class Store:
                     baselines.c.step == step,
                     baselines.c.version == version,
                 )
-                query = sa.select(baselines.c.data).where(where)
-                if self._engine.dialect.name == "postgresql":
-                    query = query.with_for_update()
-                stored = await connection.scalar(query)
-                if stored is not None:
-                    combined = StepBaseline.from_dict(stored)
-                    combined.merge(fragment)
-                else:
-                    combined = fragment
-                combined.updated_at = now
-                row = {
+                # An empty row first, so that there is always a row to lock: concurrent
+                # writers of a new key then merge one after the other, not over each other.
+                empty = StepBaseline(check, env, step, version, updated_at=now)
+                placeholder = {
                     "check_name": check,
                     "environment": env,
                     "step": step,
                     "version": version,
-                    "samples": combined.latency.count,
-                    "data": combined.to_dict(),
+                    "samples": 0,
+                    "data": empty.to_dict(),
                     "updated_at": now,
                 }
-                insert = self._insert(baselines).values(row)
                 await connection.execute(
-                    insert.on_conflict_do_update(
-                        index_elements=[
-                            baselines.c.check_name,
-                            baselines.c.environment,
-                            baselines.c.step,
-                            baselines.c.version,
-                        ],
-                        set_={k: insert.excluded[k] for k in ("samples", "data", "updated_at")},
-                    )
+                    self._insert(baselines).values(placeholder).on_conflict_do_nothing()
+                )
+                query = sa.select(baselines.c.data).where(where)
+                if self._engine.dialect.name == "postgresql":
+                    query = query.with_for_update()
+                stored = await connection.scalar(query)
+                if stored is None:  # pragma: no cover - inserted above in this transaction
+                    raise StoreError(f"baseline {check}/{step} vanished while being merged")
+                combined = StepBaseline.from_dict(stored)
+                combined.merge(fragment)
+                combined.updated_at = now
+                await connection.execute(
+                    sa.update(baselines)
+                    .where(where)
+                    .values(samples=combined.latency.count, data=combined.to_dict(), updated_at=now)
                 )
                 await self._trim_versions(connection, check, env, step)
         return len(fragments)
