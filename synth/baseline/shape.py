@@ -20,7 +20,7 @@ from synth.checks.jsonpath import json_type
 
 MAX_PATHS = 256
 MAX_DEPTH = 8
-MAX_ITEMS = 20
+MAX_ITEMS = 5
 MAX_KEYS = 100
 MAX_KEY_CHARS = 64
 
@@ -32,32 +32,58 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z_][\w\-]*$")
 def json_shape(document: Any, redact: Callable[[str], str] = lambda s: s) -> Shape:
     """Sorted (path, type) pairs of `document`; a path may appear with several types when
     array elements disagree. The root itself is not listed."""
-    found: set[tuple[str, str]] = set()
-    _walk(document, "", 0, found, redact)
-    return tuple(sorted(found))
+    walker = _Walker(redact)
+    walker.walk(document, "", 0)
+    return tuple(sorted(walker.found))
 
 
-def _walk(
-    value: Any, path: str, depth: int, found: set[tuple[str, str]], redact: Callable[[str], str]
-) -> None:
-    if depth >= MAX_DEPTH:
-        return
-    if isinstance(value, dict):
-        for index, (key, child) in enumerate(value.items()):
-            if index >= MAX_KEYS or len(found) >= MAX_PATHS:
-                return
-            child_path = f"{path}.{_key(str(key), redact)}" if path else _key(str(key), redact)
-            found.add((child_path, json_type(child)))
-            _walk(child, child_path, depth + 1, found, redact)
-    elif isinstance(value, list):
-        for child in value[:MAX_ITEMS]:
-            if len(found) >= MAX_PATHS:
-                return
-            child_path = f"{path}[]"
-            if isinstance(child, dict | list):
-                _walk(child, child_path, depth + 1, found, redact)
-            else:
-                found.add((child_path, json_type(child)))
+class _Walker:
+    """One walk over a document; key spellings are cached (array items repeat them)."""
+
+    __slots__ = ("found", "keys", "redact")
+
+    def __init__(self, redact: Callable[[str], str]) -> None:
+        self.redact = redact
+        self.found: set[tuple[str, str]] = set()
+        self.keys: dict[str, str] = {}
+
+    def walk(self, value: Any, path: str, depth: int) -> None:
+        if depth >= MAX_DEPTH:
+            return
+        found = self.found
+        if isinstance(value, dict):
+            prefix = path + "." if path else ""
+            for index, (key, child) in enumerate(value.items()):
+                if index >= MAX_KEYS or len(found) >= MAX_PATHS:
+                    return
+                shown = self.keys.get(key)
+                if shown is None:
+                    shown = self.keys[key] = _key(str(key), self.redact)
+                child_path = prefix + shown
+                found.add((child_path, _TYPES.get(type(child)) or json_type(child)))
+                if isinstance(child, _CONTAINERS):
+                    self.walk(child, child_path, depth + 1)
+        elif isinstance(value, list):
+            child_path = path + "[]"
+            for child in value[:MAX_ITEMS]:
+                if len(found) >= MAX_PATHS:
+                    return
+                if isinstance(child, _CONTAINERS):
+                    self.walk(child, child_path, depth + 1)
+                else:
+                    found.add((child_path, _TYPES.get(type(child)) or json_type(child)))
+
+
+_CONTAINERS = (dict, list)
+_TYPES: dict[type, str] = {
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+    dict: "object",
+    list: "array",
+}
 
 
 def _key(key: str, redact: Callable[[str], str]) -> str:
