@@ -76,6 +76,13 @@ class SynthSession:
         self.runner: Runner = Runner(self.settings)
         self.results: list[RunResult] = []
         self.recorded: str | None = None
+        self._collector: SynthChecks | None = None
+
+    def collector(self, session: pytest.Session) -> SynthChecks:
+        """The parent node of every synth item."""
+        if self._collector is None:
+            self._collector = SynthChecks.from_parent(session, name="synth", nodeid="synth")
+        return self._collector
 
     def run(self, check: CheckSpec) -> RunResult:
         from synth.model import Phase, RunRequest
@@ -113,6 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(f"synth: invalid configuration: {exc}") from None
     config.stash[_STATE] = session
+    config.pluginmanager.register(_LoadProblems(), "synth-load-problems")
     for tag in sorted({t for c in session.checks for t in c.tags}):
         if _MARKER_NAME.match(tag):
             config.addinivalue_line("markers", f"{tag}: synth checks tagged {tag}")
@@ -126,17 +134,28 @@ def pytest_collection_modifyitems(
     state = config.stash.get(_STATE, None)
     if state is None:
         return
-    collector = SynthChecks.from_parent(session, name="synth", nodeid="synth")
-    for problem in state.problems:
-        items.append(
-            LoadProblemItem.from_parent(collector, name=_problem_name(problem), problem=problem)
-        )
+    collector = state.collector(session)
     for check in state.checks:
         item = CheckItem.from_parent(collector, name=check.name, check=check)
         for tag in check.tags:
             if _MARKER_NAME.match(tag):
                 item.add_marker(tag)
         items.append(item)
+
+
+class _LoadProblems:
+    """Adds the load problems after -k / -m selection: a broken check file is never
+    deselected out of sight."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        state = config.stash[_STATE]
+        collector = state.collector(session)
+        for problem in state.problems:
+            name = _problem_name(problem)
+            items.append(LoadProblemItem.from_parent(collector, name=name, problem=problem))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
