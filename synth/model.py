@@ -40,6 +40,14 @@ class Phase(enum.StrEnum):
     ADHOC = "adhoc"
 
 
+class Severity(enum.StrEnum):
+    """How much a baseline finding matters: `fail` fails the run, `warn` is only reported."""
+
+    FAIL = "fail"
+    WARN = "warn"
+    IGNORE = "ignore"
+
+
 class Status(enum.StrEnum):
     """Outcome of a run or a step."""
 
@@ -167,6 +175,9 @@ class RequestRecord:
     body_truncated: bool = False
     trace_id: str = ""
     span_id: str = ""
+    json_shape: tuple[tuple[str, str], ...] = ()
+    """The JSON body's field paths and types (`("order.total", "number")`), never values;
+    empty when the body was not JSON."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +208,23 @@ class StepResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """A difference between a run and the baseline of its check (see synth.baseline)."""
+
+    step: str
+    kind: str
+    """`latency`, `missing`, `type_changed` or `new_field`."""
+    type: FailureType
+    """`regression` for latency, `schema` for the response contract."""
+    severity: Severity
+    message: str
+    field: str | None = None
+    baseline: str | None = None
+    actual: str | None = None
+    ratio: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     """The immutable outcome of one RunRequest; every output consumes this."""
 
@@ -216,6 +244,9 @@ class RunResult:
     failed_step: str | None = None
     deploy: DeployContext | None = None
     tags: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    """Differences from the baseline; the runner leaves this empty and
+    `synth.baseline.compare.with_findings` returns a new result carrying them."""
 
     @property
     def passed(self) -> bool:

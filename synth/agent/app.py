@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from synth.agent.auth import Authenticator
+from synth.agent.baselines import BaselineComparator
 from synth.agent.deploys import DeployManager
 from synth.agent.isolation import RunWorkers
 from synth.agent.scheduler import CheckScheduler, interval_s, scheduled_pairs
@@ -92,6 +93,9 @@ class Agent:
             True, len(state.checks), list(state.problems)
         )
         self.scheduler = CheckScheduler(state.settings.scheduler, self.metrics, self._fire)
+        self.baselines = BaselineComparator(
+            state.settings.baseline, self.metrics, lambda: self.store if self.store_ok else None
+        )
         self.deploys = DeployManager(
             settings=state.settings.deploys,
             store=None,
@@ -166,6 +170,7 @@ class Agent:
             else:
                 self.state = state
                 self.runner = Runner(state.settings)
+                self.baselines.reconfigure(state.settings.baseline)
                 self._apply(state)
                 outcome = ReloadOutcome(True, len(state.checks))
         self.last_reload = outcome
@@ -217,6 +222,7 @@ class Agent:
             )
         finally:
             self.metrics.in_flight.dec()
+        result = await self.baselines.apply(result)
         await self._publish(result)
         return result
 

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx2
 
+from synth.baseline.shape import json_shape
 from synth.checks import probe_steps
 from synth.checks.failures import (
     CheckFailure,
@@ -402,6 +403,7 @@ class Flow:
                     ctx.in_flight = None
             span.set_attributes({"http.response.status_code": result.status_code})
         step.local_wait_s += max(result.wall_s - result.timings.total_s, 0.0)
+        parsed, shape = _parse_json(result.headers, result.body, result.body_truncated, ctx)
         step.requests.append(
             RequestRecord(
                 method=method,
@@ -412,6 +414,7 @@ class Flow:
                 body_truncated=result.body_truncated,
                 trace_id=span.trace_id,
                 span_id=span.span_id,
+                json_shape=shape,
             )
         )
         return Response(
@@ -425,6 +428,7 @@ class Flow:
             step=step.name,
             redactor=ctx.redactor,
             excerpt_chars=ctx.runner.excerpt_chars,
+            parsed=parsed,
         )
 
     async def get(self, path: str, **kwargs: Any) -> Response:
@@ -516,6 +520,20 @@ class Flow:
             check_hostname=check_hostname,
             timeout=timeout,
         )
+
+
+def _parse_json(
+    headers: httpx2.Headers, body: bytes, truncated: bool, ctx: FlowContext
+) -> tuple[Any, tuple[tuple[str, str], ...]]:
+    """A JSON body decoded once (the check's `r.json()` reuses it) and its shape for the
+    baseline; (MISSING, ()) for any other body."""
+    if truncated or not body or "json" not in headers.get("content-type", "").lower():
+        return MISSING, ()
+    try:
+        document = jsonlib.loads(body)
+    except ValueError:
+        return MISSING, ()
+    return document, json_shape(document, ctx.redactor.text)
 
 
 def _cancelling() -> bool:

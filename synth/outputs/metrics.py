@@ -106,6 +106,12 @@ class Metrics:
             registry=r,
         )
         self._scheduled: set[tuple[str, str, str]] = set()
+        self.baseline_latency_ratio = Gauge(
+            "synth_step_baseline_latency_ratio",
+            "Recent production p95 of a step divided by its pre-prod baseline p95.",
+            ("check", "env", "location", "step"),
+            registry=r,
+        )
 
     def observe_run(self, result: RunResult) -> None:
         """Record one finished run."""

@@ -33,6 +33,7 @@ ROUTES = {
     "/v1/deploys": {"post"},
     "/v1/deploys/{deploy_id}": {"get"},
     "/v1/reload": {"post"},
+    "/v1/baselines": {"get", "post"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
