@@ -1,12 +1,14 @@
 """The `synth` command: run, validate, list and demo (the agent's commands join later).
 
 Exit codes: 0 all checks passed, 1 a check failed, 2 configuration, usage or loading errors.
+A metrics push that fails is reported on stderr and does not change the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -18,13 +20,16 @@ from synth.batch import run_checks
 from synth.checks.loader import LoadedChecks, load_checks
 from synth.config import ConfigError, Settings, find_config_file, load_settings
 from synth.model import CheckSpec, Phase, RunResult
+from synth.outputs.metrics import Metrics
 from synth.outputs.report import TerminalReporter, write_json_report, write_junit_report
+from synth.outputs.tracing import TracingConfig, start_tracing
 from synth.runner import Runner
 from synth.selection import select_checks
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+TRACE_FLUSH_S = 5.0
 
 
 class UsageError(Exception):
@@ -71,8 +76,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--phase",
         choices=[Phase.ADHOC.value, Phase.PREPROD.value],
-        default=Phase.ADHOC.value,
-        help="label the runs (preprod for CI runs that feed the baseline)",
+        default=Phase.PREPROD.value,
+        help="label the runs: preprod (default: CI runs that feed the baseline) or adhoc",
+    )
+    run.add_argument(
+        "--push-metrics",
+        metavar="URL",
+        help="push the runs' metrics to this Prometheus Pushgateway (job=synth)",
+    )
+    run.add_argument(
+        "--push-label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=_label,
+        help="extra grouping-key label for the push (location and env are always set)",
     )
     run.add_argument("--no-color", action="store_true", help="plain output")
     run.set_defaults(handler=_cmd_run)
@@ -123,6 +141,15 @@ def _add_common(cmd: argparse.ArgumentParser) -> None:
     )
 
 
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier() or not value:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if key == "job":
+        raise argparse.ArgumentTypeError("job is always synth")
+    return key, value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -161,18 +188,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    runner = Runner(settings)
-    runner.environment(args.env)  # fail fast on missing secrets, before any run
-    results = asyncio.run(
-        run_checks(
-            runner,
-            selection.checks,
-            args.env,
-            phase=Phase(args.phase),
-            concurrency=concurrency,
-            on_result=reporter.run_finished,
-        )
+    tracing_config = TracingConfig.from_env(os.environ)
+    metrics = Metrics()
+    if tracing_config.enabled:
+        metrics.watch_exporter(tracing_config.exporter_name)
+    tracing = start_tracing(
+        tracing_config, location=settings.location, environment=args.env, counters=metrics
     )
+    runner = Runner(settings, tracer=tracing.tracer)
+
+    def finished(result: RunResult) -> None:
+        metrics.observe_run(result)
+        reporter.run_finished(result)
+
+    try:
+        runner.environment(args.env)  # fail fast on missing secrets, before any run
+        results = asyncio.run(
+            run_checks(
+                runner,
+                selection.checks,
+                args.env,
+                phase=Phase(args.phase),
+                concurrency=concurrency,
+                on_result=finished,
+            )
+        )
+    finally:
+        tracing.shutdown(TRACE_FLUSH_S)
     duration = time.perf_counter() - started
     reporter.summary(results, duration_s=duration)
     if args.json:
@@ -181,9 +223,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     if args.junit:
         write_junit_report(args.junit, results, env=args.env)
+    if args.push_metrics:
+        _push(args, metrics, settings.location)
     if loaded.problems or selection.problems:
         return EXIT_USAGE
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
+def _push(args: argparse.Namespace, metrics: Metrics, location: str) -> None:
+    from synth.outputs.push import PushError, push_metrics
+
+    try:
+        push_metrics(
+            args.push_metrics,
+            metrics,
+            location=location,
+            environment=args.env,
+            extra=dict(args.push_label),
+        )
+    except PushError as exc:
+        print(f"synth: warning: {exc} (exit code unchanged)", file=sys.stderr)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -250,7 +309,10 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     host, port = listen.getsockname()[:2]
     print(f"synth agent: API on http://{host}:{port} (metrics at /metrics)", flush=True)
     agent = Agent(
-        state, config_path=Path(config_file) if config_file else None, check_paths=args.paths
+        state,
+        config_path=Path(config_file) if config_file else None,
+        check_paths=args.paths,
+        tracing=TracingConfig.from_env(os.environ),
     )
     asyncio.run(agent.serve(listen))
     return EXIT_OK
