@@ -13,18 +13,19 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from synth import __version__
 from synth.batch import run_checks
 from synth.checks.loader import LoadedChecks, load_checks
 from synth.config import ConfigError, Settings, find_config_file, load_settings
 from synth.model import CheckSpec, Phase, RunResult
-from synth.outputs.metrics import Metrics
 from synth.outputs.report import TerminalReporter, write_json_report, write_junit_report
-from synth.outputs.tracing import TracingConfig, start_tracing
 from synth.runner import Runner
 from synth.selection import select_checks
+
+if TYPE_CHECKING:
+    from synth.outputs.metrics import Metrics
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -169,6 +170,9 @@ def _print_problems(loaded: LoadedChecks, stream: TextIO) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from synth.outputs.metrics import Metrics
+    from synth.outputs.tracing import TracingConfig, start_tracing
+
     settings, loaded = _load(args)
     _print_problems(loaded, sys.stderr)
     selection = select_checks(loaded.checks, settings, args.env, names=args.check, tags=args.tag)
@@ -293,6 +297,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     from synth.agent.app import Agent, load_state
     from synth.agent.server import bind
     from synth.outputs.logging import configure_logging
+    from synth.outputs.tracing import TracingConfig
 
     configure_logging(args.log_format, args.log_level)
     config_file = find_config_file(args.config)

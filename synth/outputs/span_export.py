@@ -25,6 +25,44 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 log = logging.getLogger("synth.tracing")
 
+# The OTLP exporters log every failed batch (every few seconds while a collector is down).
+EXPORTER_LOGGERS = (
+    "opentelemetry.exporter.otlp.common.http",
+    "opentelemetry.exporter.otlp.proto.http._common",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+)
+LOG_EVERY_S = 60.0
+
+
+class Throttle(logging.Filter):
+    """Lets each distinct message through at most once per `every_s`."""
+
+    def __init__(self, every_s: float = LOG_EVERY_S) -> None:
+        super().__init__()
+        self._every_s = every_s
+        self._last: dict[tuple[str, object], float] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._every_s:
+                return False
+            self._last[key] = now
+        return True
+
+
+def throttle_exporter_logs(every_s: float = LOG_EVERY_S) -> None:
+    """Keep the exporters' reasons (refused, 401, timeout) but not one line per batch."""
+    for name in EXPORTER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, Throttle) for f in logger.filters):
+            logger.addFilter(Throttle(every_s))
+
 
 class ExportCounters(Protocol):
     """Where the export pipeline reports what it lost."""

@@ -31,6 +31,7 @@ from synth.outputs.span_export import (
     CountingExporter,
     ExportCounters,
     NoCounters,
+    throttle_exporter_logs,
 )
 from synth.spans import AttrValue, IdTracer, RunTracer, SpanHandle, activated
 
@@ -339,6 +340,7 @@ def start_tracing(
     id-only `IdTracer`. `exporter` replaces the OTLP exporter (tests, benchmarks)."""
     if not config.enabled and exporter is None:
         return Tracing(tracer=IdTracer())
+    throttle_exporter_logs()
     counting = CountingExporter(
         exporter or new_exporter(config), config.exporter_name, counters or NoCounters()
     )
