@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import random
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanKind
 from opentelemetry.util.re import parse_env_headers
 
 from synth import __version__
@@ -31,6 +31,7 @@ from synth.outputs.span_export import (
     CountingExporter,
     ExportCounters,
     NoCounters,
+    SpanRecord,
     throttle_exporter_logs,
 )
 from synth.spans import AttrValue, IdTracer, RunTracer, SpanHandle, activated
@@ -147,36 +148,36 @@ class TracingConfig:
 
 
 class OtelSpan:
-    """A `SpanHandle` over an OpenTelemetry span."""
+    """A `SpanHandle` recording into a `SpanRecord`."""
 
-    __slots__ = ("_client", "_failed", "span", "span_id", "trace_flags", "trace_id")
+    __slots__ = ("_client", "_failed", "record", "span_id", "trace_id")
 
-    def __init__(self, span: trace.Span, *, client: bool = False) -> None:
-        context = span.get_span_context()
-        self.span = span
-        self.trace_id = format(context.trace_id, "032x")
-        self.span_id = format(context.span_id, "016x")
-        self.trace_flags = "01" if context.trace_flags.sampled else "00"
+    def __init__(self, record: SpanRecord, *, client: bool = False) -> None:
+        self.record = record
+        self.trace_id = format(record.trace_id, "032x")
+        self.span_id = format(record.span_id, "016x")
         self._client = client
         self._failed = False
 
     def traceparent(self) -> str:
-        return f"00-{self.trace_id}-{self.span_id}-{self.trace_flags}"
+        return f"00-{self.trace_id}-{self.span_id}-01"
 
     def set_attributes(self, attributes: Mapping[str, AttrValue]) -> None:
-        self.span.set_attributes(attributes)
+        record = self.record
+        record.attributes.update(attributes)
         status = attributes.get("http.response.status_code")
         # HTTP semantic conventions: a client span with a 4xx/5xx answer is an error, and
         # error.type is the status code.
         if self._client and isinstance(status, int) and status >= 400 and not self._failed:
-            self.span.set_attribute("error.type", str(status))
-            self.span.set_status(Status(StatusCode.ERROR))
+            record.attributes["error.type"] = str(status)
+            record.error = ""
 
     def record_failure(self, failure: Failure) -> None:
         self._failed = True
+        record = self.record
         message = failure.message[:MAX_MESSAGE_CHARS]
-        self.span.set_status(Status(StatusCode.ERROR, message))
-        self.span.set_attribute("error.type", failure.type.value)
+        record.error = message
+        record.attributes["error.type"] = failure.type.value
         event: dict[str, AttrValue] = {
             "synth.failure.type": failure.type.value,
             "synth.failure.message": message,
@@ -185,17 +186,25 @@ class OtelSpan:
             event["synth.failure.expected"] = failure.expected[:MAX_MESSAGE_CHARS]
         if failure.actual is not None:
             event["synth.failure.actual"] = failure.actual[:MAX_MESSAGE_CHARS]
-        self.span.add_event("synth.failure", event)
+        record.events.append(("synth.failure", time.time_ns(), event))
 
     def interrupted(self, error: BaseException) -> None:
         """An exception left the span without a recorded failure (cancelled by the
         check's deadline, for one)."""
         if not self._failed:
-            self.span.set_status(Status(StatusCode.ERROR, f"interrupted: {type(error).__name__}"))
+            self.record.error = f"interrupted: {type(error).__name__}"
 
 
-_parent: contextvars.ContextVar[trace.Span | None] = contextvars.ContextVar(
-    "synth_otel_parent", default=None
+@dataclass(slots=True, eq=False)
+class _Open:
+    """The span open in this context and the run it belongs to."""
+
+    record: SpanRecord
+    run: list[SpanRecord]  # the run's finished spans, handed over when the root ends
+
+
+_open: contextvars.ContextVar[_Open | None] = contextvars.ContextVar(
+    "synth_open_span", default=None
 )
 
 
@@ -218,32 +227,35 @@ def run_attributes(request: RunRequest) -> dict[str, AttrValue]:
     return attributes
 
 
+def _nonzero_bits(bits: int) -> int:
+    return random.getrandbits(bits) or 1  # the SDK's id generator, minus the all-zero id
+
+
 class OtelTracer:
     """A `RunTracer` that records real spans: the run is a root span, steps its
-    children, HTTP requests client spans under the step."""
+    children, HTTP requests client spans under the step. A run's spans are queued for
+    export together when the run's span ends."""
 
-    def __init__(self, provider: trace.TracerProvider) -> None:
-        self._tracer = provider.get_tracer("synth", __version__)
+    def __init__(self, processor: BoundedBatchProcessor) -> None:
+        self._processor = processor
 
     @contextlib.contextmanager
     def _span(
-        self,
-        name: str,
-        parent: trace.Span | None,
-        kind: SpanKind,
-        attributes: Mapping[str, AttrValue],
+        self, name: str, kind: SpanKind, attributes: Mapping[str, AttrValue], *, root: bool
     ) -> Iterator[SpanHandle]:
-        context = trace.set_span_in_context(parent) if parent is not None else Context()
-        span = self._tracer.start_span(
-            name,
-            context=context,
+        parent = None if root else _open.get()
+        record = SpanRecord(
+            name=name,
             kind=kind,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
+            trace_id=parent.record.trace_id if parent else _nonzero_bits(128),
+            span_id=_nonzero_bits(64),
+            parent_id=parent.record.span_id if parent else 0,
+            start_ns=time.time_ns(),
+            attributes=dict(attributes),
         )
-        handle = OtelSpan(span, client=kind is SpanKind.CLIENT)
-        token = _parent.set(span)
+        opened = _Open(record, parent.run if parent else [])
+        handle = OtelSpan(record, client=kind is SpanKind.CLIENT)
+        token = _open.set(opened)
         try:
             with activated(handle):
                 yield handle
@@ -252,19 +264,22 @@ class OtelTracer:
             raise
         finally:
             with contextlib.suppress(ValueError, RuntimeError):
-                _parent.reset(token)
-            span.end()
+                _open.reset(token)
+            record.end_ns = time.time_ns()
+            opened.run.append(record)
+            if parent is None:
+                self._processor.submit(opened.run)
 
     def run_span(self, request: RunRequest) -> contextlib.AbstractContextManager[SpanHandle]:
-        return self._span(request.check.name, None, SpanKind.INTERNAL, run_attributes(request))
+        return self._span(request.check.name, SpanKind.INTERNAL, run_attributes(request), root=True)
 
     def step_span(self, name: str) -> contextlib.AbstractContextManager[SpanHandle]:
-        return self._span(name, _parent.get(), SpanKind.INTERNAL, {"synth.step": name})
+        return self._span(name, SpanKind.INTERNAL, {"synth.step": name}, root=False)
 
     def http_span(
         self, method: str, url: str, attributes: Mapping[str, AttrValue]
     ) -> contextlib.AbstractContextManager[SpanHandle]:
-        return self._span(method, _parent.get(), SpanKind.CLIENT, attributes)
+        return self._span(method, SpanKind.CLIENT, attributes, root=False)
 
 
 # -- set-up -----------------------------------------------------------------------------------
@@ -276,12 +291,11 @@ class Tracing:
 
     tracer: RunTracer
     exporter: str | None = None
-    provider: TracerProvider | None = None
     processor: BoundedBatchProcessor | None = field(default=None, repr=False)
 
     @property
     def enabled(self) -> bool:
-        return self.provider is not None
+        return self.exporter is not None
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Export what has been queued; False if the collector did not take it in time."""
@@ -347,17 +361,10 @@ def start_tracing(
     processor = BoundedBatchProcessor(
         counting,
         counters or NoCounters(),
+        resource=resource(location=location, environment=environment),
+        scope=InstrumentationScope("synth", __version__),
         max_queue=config.max_queue,
         batch_size=config.batch_size,
         delay_s=config.delay_s,
     )
-    provider = TracerProvider(
-        resource=resource(location=location, environment=environment), shutdown_on_exit=False
-    )
-    provider.add_span_processor(processor)
-    return Tracing(
-        tracer=OtelTracer(provider),
-        exporter=config.exporter_name,
-        provider=provider,
-        processor=processor,
-    )
+    return Tracing(tracer=OtelTracer(processor), exporter=config.exporter_name, processor=processor)

@@ -11,8 +11,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanKind
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from synth.config import ConfigError
@@ -28,7 +31,7 @@ from synth.model import (
 )
 from synth.outputs.logging import JsonFormatter, TraceContext
 from synth.outputs.metrics import Metrics
-from synth.outputs.span_export import BoundedBatchProcessor, CountingExporter
+from synth.outputs.span_export import BoundedBatchProcessor, CountingExporter, SpanRecord
 from synth.outputs.tracing import TracingConfig
 from synth.spans import IdTracer
 
@@ -243,29 +246,39 @@ class Counted:
         self.failures += 1
 
 
-def pipeline(
-    exporter: GateExporter, counted: Counted, **kwargs: float
-) -> tuple[BoundedBatchProcessor, TracerProvider]:
-    processor = BoundedBatchProcessor(
-        CountingExporter(exporter, "test", counted), counted, **kwargs
+def pipeline(exporter: GateExporter, counted: Counted, **kwargs: float) -> BoundedBatchProcessor:
+    return BoundedBatchProcessor(
+        CountingExporter(exporter, "test", counted),
+        counted,
+        resource=Resource.create({}),
+        scope=InstrumentationScope("test"),
+        **kwargs,  # type: ignore[arg-type]
     )
-    provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(processor)
-    return processor, provider
+
+
+def spans(*names: str) -> list[SpanRecord]:
+    return [
+        SpanRecord(
+            name=n, kind=SpanKind.INTERNAL, trace_id=1, span_id=i + 1, parent_id=0, start_ns=0
+        )
+        for i, n in enumerate(names)
+    ]
 
 
 def test_full_queue_drops_and_counts_without_blocking() -> None:
     exporter, counted = GateExporter(), Counted()
-    processor, provider = pipeline(exporter, counted, max_queue=3, batch_size=1, delay_s=0.01)
-    tracer = provider.get_tracer("t")
-    tracer.start_span("first").end()
-    # The worker is now stuck exporting "first": three more fit, the rest is dropped.
+    processor = pipeline(exporter, counted, max_queue=3, batch_size=1, delay_s=0.01)
+    processor.submit(spans("first"))
+    # The worker takes "first" and is stuck exporting it; a run's spans that do not fit
+    # are dropped whole.
     for name in ["a", "b", "c", "d", "e"]:
-        tracer.start_span(name).end()
+        processor.submit(spans(name))
     assert 2 <= counted.dropped <= 3
+    processor.submit(spans("x", "y", "z", "w"))
+    assert counted.dropped >= 6
     exporter.gate.set()
     assert processor.force_flush(5000)
-    assert len(exporter.exported) + counted.dropped == 6
+    assert len(exporter.exported) + counted.dropped == 10
     assert counted.failures == 0
     processor.shutdown(1000)
 
@@ -273,10 +286,8 @@ def test_full_queue_drops_and_counts_without_blocking() -> None:
 def test_failed_export_counts_an_error_and_its_spans() -> None:
     exporter, counted = GateExporter(SpanExportResult.FAILURE), Counted()
     exporter.gate.set()
-    processor, provider = pipeline(exporter, counted, batch_size=10, delay_s=60)
-    tracer = provider.get_tracer("t")
-    for name in ["a", "b", "c"]:
-        tracer.start_span(name).end()
+    processor = pipeline(exporter, counted, batch_size=10, delay_s=60)
+    processor.submit(spans("a", "b", "c"))
     assert processor.force_flush(5000)
     assert (counted.failures, counted.dropped) == (1, 3)
     processor.shutdown(1000)
@@ -284,14 +295,13 @@ def test_failed_export_counts_an_error_and_its_spans() -> None:
 
 def test_shutdown_is_bounded_by_its_timeout() -> None:
     exporter, counted = GateExporter(), Counted()
-    processor, provider = pipeline(exporter, counted, max_queue=10, batch_size=1, delay_s=0.01)
-    tracer = provider.get_tracer("t")
+    processor = pipeline(exporter, counted, max_queue=10, batch_size=1, delay_s=0.01)
     for name in ["a", "b", "c"]:
-        tracer.start_span(name).end()
+        processor.submit(spans(name))
     assert not processor.force_flush(100)  # the exporter hangs
     processor.shutdown(200)
     assert counted.dropped == 2  # queued behind the hung export: dropped, counted
-    tracer.start_span("late").end()
+    processor.submit(spans("late"))
     assert counted.dropped == 3
     exporter.gate.set()
 
