@@ -171,8 +171,15 @@ def _print_problems(loaded: LoadedChecks, stream: TextIO) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from synth.outputs.metrics import Metrics
+    from synth.outputs.push import PushError, check_gateway_url
     from synth.outputs.tracing import TracingConfig, start_tracing
 
+    tracing_config = TracingConfig.from_env(os.environ)
+    if args.push_metrics:
+        try:
+            check_gateway_url(args.push_metrics)
+        except PushError as exc:
+            raise UsageError(str(exc)) from None
     settings, loaded = _load(args)
     _print_problems(loaded, sys.stderr)
     selection = select_checks(loaded.checks, settings, args.env, names=args.check, tags=args.tag)
@@ -192,7 +199,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    tracing_config = TracingConfig.from_env(os.environ)
     metrics = Metrics()
     if tracing_config.enabled:
         metrics.watch_exporter(tracing_config.exporter_name)

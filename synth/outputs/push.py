@@ -61,6 +61,11 @@ def push_metrics(
         raise PushError(f"cannot push metrics to {shown}: {redactor.text(_reason(exc))}") from None
 
 
+def check_gateway_url(url: str) -> None:
+    """PushError unless `url` can name a Pushgateway (checked before any run starts)."""
+    _gateway_and_handler(url)
+
+
 def _gateway_and_handler(url: str) -> tuple[str, Callable[..., Callable[[], None]]]:
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if parts.scheme not in ("http", "https") or not parts.hostname:

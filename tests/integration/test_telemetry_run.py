@@ -183,3 +183,12 @@ def test_bad_otel_setting_is_a_usage_error(tmp_path: Path, shop: ShopThread) -> 
     )
     assert done.returncode == 2
     assert "OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' is not supported" in done.stderr
+
+
+def test_bad_push_url_is_refused_before_running(tmp_path: Path, shop: ShopThread) -> None:
+    directory = setup(tmp_path, shop)
+    done = synth_run(directory, "--push-metrics", "ftp://gateway:9091")
+    assert done.returncode == 2
+    assert "--push-metrics: not an http(s) URL: 'ftp://gateway:9091'" in done.stderr
+    assert "Running" not in done.stdout
+    assert not [r for r in shop.requests if r.path == "/health"]
