@@ -178,6 +178,8 @@ def main() -> int:
     ratio = medians["both"] / medians["off"]
     verdict = "OVER" if ratio > TARGET_RATIO else "met"
     print(f"ratio both / off = {ratio:.3f}x  (target <= {TARGET_RATIO}x: {verdict})")
+    added = (medians["both"] - medians["off"]) * 1e6
+    print(f"  telemetry adds {added:+.0f} µs CPU per run (medians)")
     print(f"  median of per-repeat ratios = {medians['paired']:.3f}x")
     print(
         f"  ratio of the best repeats    = {medians['min-ratio']:.3f}x  (least disturbed by "
