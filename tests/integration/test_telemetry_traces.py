@@ -240,3 +240,33 @@ async def test_off_without_endpoint_uses_id_tracer(http_server: StartServer) -> 
     cart = next(r for step in result.steps for r in step.requests if r.url.endswith("/cart"))
     sent = next(r.headers["traceparent"] for r in server.requests if r.path == "/cart")
     assert sent == f"00-{result.trace_id}-{cart.span_id}-01"
+
+
+@synth.check(service="web", timeout="0.5s")
+async def stalls(flow: synth.Flow) -> None:
+    async with flow.step("slow page"):
+        await flow.get("/slow")
+
+
+async def test_timeout_marks_the_cut_spans(
+    http_server: StartServer, otlp_http: StartReceiver, tracings: list[Tracing]
+) -> None:
+    def slow(ex: Exchange) -> None:
+        ex.pause(5)
+
+    server = http_server({"/slow": slow})
+    receiver = otlp_http()
+    request = RunRequest(check=spec_of(stalls), environment=TEST_ENV)
+    result, _, _ = await run_traced(receiver.endpoint, server.base_url, tracings, request=request)
+    assert result.failure_type is not None
+    assert result.failure_type.value == "timeout"
+    spans = receiver.wait_for(lambda s: len(s) >= 3)
+    children = tree(spans, result.trace_id)
+    root = only(children[""])
+    step = only(children[root.span_id])
+    client = only(children[step.span_id])
+    assert root.status_code == "error"
+    assert only(list(root.events)).attributes["synth.failure.type"] == "timeout"
+    assert step.status_code == client.status_code == "error"
+    assert step.status_message == client.status_message == "interrupted: CancelledError"
+    assert "http.response.status_code" not in client.attributes
