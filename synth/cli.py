@@ -1,17 +1,19 @@
 """The `synth` command: run, validate, list and demo (the agent's commands join later).
 
 Exit codes: 0 all checks passed, 1 a check failed, 2 configuration, usage or loading errors.
+A metrics push that fails is reported on stderr and does not change the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from synth import __version__
 from synth.batch import run_checks
@@ -23,9 +25,13 @@ from synth.runner import Runner
 from synth.selection import select_checks
 from synth.store import StoreError
 
+if TYPE_CHECKING:
+    from synth.outputs.metrics import Metrics
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+TRACE_FLUSH_S = 5.0
 
 
 class UsageError(Exception):
@@ -72,8 +78,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--phase",
         choices=[Phase.ADHOC.value, Phase.PREPROD.value],
-        default=Phase.ADHOC.value,
-        help="label the runs (preprod for CI runs that feed the baseline)",
+        default=Phase.PREPROD.value,
+        help="label the runs: preprod (default: CI runs that feed the baseline) or adhoc",
+    )
+    run.add_argument(
+        "--push-metrics",
+        metavar="URL",
+        help="push the runs' metrics to this Prometheus Pushgateway (job=synth)",
+    )
+    run.add_argument(
+        "--push-label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=_label,
+        help="extra grouping-key label for the push (location and env are always set)",
     )
     run.add_argument("--no-color", action="store_true", help="plain output")
     run.add_argument(
@@ -166,6 +185,15 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return EXIT_USAGE
 
 
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier() or not value:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if key == "job":
+        raise argparse.ArgumentTypeError("job is always synth")
+    return key, value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -189,6 +217,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--record-baseline needs --phase preprod")
     if (args.store or args.agent) and not args.record_baseline:
         raise UsageError("--store and --agent go with --record-baseline")
+    from synth.outputs.metrics import Metrics
+    from synth.outputs.push import PushError, check_gateway_url
+    from synth.outputs.tracing import TracingConfig, start_tracing
+
+    tracing_config = TracingConfig.from_env(os.environ)
+    if args.push_metrics:
+        try:
+            check_gateway_url(args.push_metrics)
+        except PushError as exc:
+            raise UsageError(str(exc)) from None
     settings, loaded = _load(args)
     _print_problems(loaded, sys.stderr)
     selection = select_checks(loaded.checks, settings, args.env, names=args.check, tags=args.tag)
@@ -208,18 +246,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    runner = Runner(settings)
-    runner.environment(args.env)  # fail fast on missing secrets, before any run
-    results = asyncio.run(
-        run_checks(
-            runner,
-            selection.checks,
-            args.env,
-            phase=Phase(args.phase),
-            concurrency=concurrency,
-            on_result=reporter.run_finished,
-        )
+    metrics = Metrics()
+    if tracing_config.enabled:
+        metrics.watch_exporter(tracing_config.exporter_name)
+    tracing = start_tracing(
+        tracing_config, location=settings.location, environment=args.env, counters=metrics
     )
+    runner = Runner(settings, tracer=tracing.tracer)
+
+    def finished(result: RunResult) -> None:
+        metrics.observe_run(result)
+        reporter.run_finished(result)
+
+    try:
+        runner.environment(args.env)  # fail fast on missing secrets, before any run
+        results = asyncio.run(
+            run_checks(
+                runner,
+                selection.checks,
+                args.env,
+                phase=Phase(args.phase),
+                concurrency=concurrency,
+                on_result=finished,
+            )
+        )
+    finally:
+        tracing.shutdown(TRACE_FLUSH_S)
     duration = time.perf_counter() - started
     reporter.summary(results, duration_s=duration)
     if args.json:
@@ -230,6 +282,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         write_junit_report(args.junit, results, env=args.env)
     if args.record_baseline:
         _record_baseline(args, settings, results, out)
+    if args.push_metrics:
+        _push(args, metrics, settings.location)
     if loaded.problems or selection.problems:
         return EXIT_USAGE
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
@@ -304,6 +358,21 @@ def _cmd_baseline_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _push(args: argparse.Namespace, metrics: Metrics, location: str) -> None:
+    from synth.outputs.push import PushError, push_metrics
+
+    try:
+        push_metrics(
+            args.push_metrics,
+            metrics,
+            location=location,
+            environment=args.env,
+            extra=dict(args.push_label),
+        )
+    except PushError as exc:
+        print(f"synth: warning: {exc} (exit code unchanged)", file=sys.stderr)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     settings, loaded = _load(args)
     _print_problems(loaded, sys.stdout)
@@ -352,6 +421,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     from synth.agent.app import Agent, load_state
     from synth.agent.server import bind
     from synth.outputs.logging import configure_logging
+    from synth.outputs.tracing import TracingConfig
 
     configure_logging(args.log_format, args.log_level)
     config_file = find_config_file(args.config)
@@ -368,7 +438,10 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     host, port = listen.getsockname()[:2]
     print(f"synth agent: API on http://{host}:{port} (metrics at /metrics)", flush=True)
     agent = Agent(
-        state, config_path=Path(config_file) if config_file else None, check_paths=args.paths
+        state,
+        config_path=Path(config_file) if config_file else None,
+        check_paths=args.paths,
+        tracing=TracingConfig.from_env(os.environ),
     )
     asyncio.run(agent.serve(listen))
     return EXIT_OK

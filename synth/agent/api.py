@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi import FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,9 +75,10 @@ def build_api(agent: Agent) -> ASGIApp:
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
-    async def metrics() -> Response:
-        """Prometheus metrics."""
-        return Response(agent.metrics.exposition(), media_type="text/plain; version=0.0.4")
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics; OpenMetrics (with exemplars) when the scraper asks for it."""
+        body, content_type = agent.metrics.negotiate(request.headers.get("accept"))
+        return Response(body, media_type=content_type)
 
     @app.get("/v1/checks", tags=["checks"])
     async def list_checks() -> dict[str, Any]:

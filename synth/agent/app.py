@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from synth import __version__
 from synth.agent.auth import Authenticator
 from synth.agent.baselines import BaselineComparator
 from synth.agent.deploys import DeployManager
@@ -30,6 +31,7 @@ from synth.checks.loader import load_checks
 from synth.config import ConfigError, Settings, load_settings
 from synth.model import CheckSpec, Phase, RunRequest, RunResult
 from synth.outputs.metrics import Metrics
+from synth.outputs.tracing import Tracing, TracingConfig, start_tracing
 from synth.runner import Runner
 from synth.selection import select_checks
 from synth.store import Store, StoreError
@@ -38,6 +40,7 @@ log = logging.getLogger("synth.agent")
 
 STORE_RETRY_S = 5.0
 PENDING_RESULTS_MAX = 10_000
+TRACE_FLUSH_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +76,21 @@ def load_state(config_path: Path | None, check_paths: Sequence[str]) -> LoadedSt
 class Agent:
     """A running synth agent."""
 
-    def __init__(self, state: LoadedState, *, config_path: Path | None, check_paths: Sequence[str]):
+    def __init__(
+        self,
+        state: LoadedState,
+        *,
+        config_path: Path | None,
+        check_paths: Sequence[str],
+        tracing: TracingConfig | None = None,
+    ):
         self.state = state
         self.config_path = config_path
         self.check_paths = list(check_paths)
         self.metrics = Metrics()
-        self.runner = Runner(state.settings)
+        self.metrics.describe_agent(version=__version__, location=state.settings.location)
+        self.tracing = _start_tracing(tracing or TracingConfig(), state.settings, self.metrics)
+        self.runner = Runner(state.settings, tracer=self.tracing.tracer)
         self.store: Store | None = None
         self.store_ok = False
         self.workers = RunWorkers(
@@ -150,6 +162,7 @@ class Agent:
             if still:
                 log.warning("cancelled runs after the grace period", extra={"runs": len(still)})
         await self._flush_pending()
+        await asyncio.to_thread(self.tracing.shutdown, TRACE_FLUSH_S)
         await self.workers.close()
         for task in self._background:
             task.cancel()
@@ -169,7 +182,7 @@ class Agent:
                 outcome = ReloadOutcome(False, len(self.state.checks), list(state.problems))
             else:
                 self.state = state
-                self.runner = Runner(state.settings)
+                self.runner = Runner(state.settings, tracer=self.tracing.tracer)
                 self.baselines.reconfigure(state.settings.baseline)
                 self._apply(state)
                 outcome = ReloadOutcome(True, len(state.checks))
@@ -238,6 +251,7 @@ class Agent:
 
     async def _publish(self, result: RunResult) -> None:
         self.metrics.observe_run(result)
+        _log_run(result)
         if self.store is None or not self.store_ok:
             self._pending.append(result)
             return
@@ -331,6 +345,40 @@ class Agent:
             await server.shutdown()
             server_task.cancel()
             await asyncio.gather(server_task, return_exceptions=True)
+
+
+def _start_tracing(config: TracingConfig, settings: Settings, metrics: Metrics) -> Tracing:
+    if config.enabled:
+        metrics.watch_exporter(config.exporter_name)
+    # The resource names an environment only when the agent watches just one.
+    envs = list(settings.environments)
+    return start_tracing(
+        config,
+        location=settings.location,
+        environment=envs[0] if len(envs) == 1 else None,
+        counters=metrics,
+    )
+
+
+def _log_run(result: RunResult) -> None:
+    fields: dict[str, object] = {
+        "check": result.check,
+        "env": result.environment,
+        "phase": result.phase.value,
+        "location": result.location,
+        "result": result.status.value,
+        "duration_s": round(result.duration_s, 4),
+        "trace_id": result.trace_id,
+    }
+    if result.failure is None:
+        log.debug("check passed", extra=fields)
+        return
+    fields |= {
+        "failure_type": result.failure.type.value,
+        "step": result.failed_step,
+        "failure": result.failure.message,
+    }
+    log.warning("check failed", extra=fields)
 
 
 def _authenticator(settings: Settings) -> Authenticator:
