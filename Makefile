@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-TEST_APT_PACKAGES := postgresql
+TEST_APT_PACKAGES := postgresql prometheus prometheus-pushgateway
 BENCH_APT_PACKAGES := nginx prometheus-blackbox-exporter
 
 .PHONY: demo test lint typecheck image-check unit integration bench apt-deps clean

@@ -18,3 +18,6 @@ echo "### bench/runner_cpu.py"
 echo
 echo "### bench/timing_fidelity.py"
 "$PYTHON" bench/timing_fidelity.py
+echo
+echo "### bench/telemetry_overhead.py"
+"$PYTHON" bench/telemetry_overhead.py

@@ -10,6 +10,8 @@ count and wall time), repeated with the order rotated so no variant always goes 
 - peer-keepalive one shared client, connection reused (context only: synth does not do this)
 - synth-probe    synth's HTTP layer alone (`new_client` + `exchange` per request): splits
                  synth's cost between the probe and the runner/flow around it
+- synth-isolated `Runner.run()` on a worker event-loop thread, as `synth agent` runs every
+                 check (`RunWorkers`): the CPU cost of run isolation
 
 Prints the median CPU µs per run and the ratio synth / peer-fresh (target <= 1.3x); over
 target (or with --profile), profiles the synth loop and prints where the time goes.
@@ -42,6 +44,7 @@ from workload import (
     traceparent,
 )
 
+from synth.agent.isolation import RunWorkers
 from synth.config import TlsSettings
 from synth.probes.http import exchange, new_client
 
@@ -95,6 +98,11 @@ async def bench(base_url: str, runs: int, repeats: int, budget_s: float) -> dict
             raise RuntimeError(f"probe got HTTP {result.status_code}")
         return result
 
+    workers = RunWorkers(1)
+
+    async def isolated_run() -> object:
+        return require_passed(await workers.run(runner.run(request), label="bench"))
+
     async with peer_client(context) as shared:
 
         async def keepalive_run() -> object:
@@ -105,6 +113,7 @@ async def bench(base_url: str, runs: int, repeats: int, budget_s: float) -> dict
             "peer-fresh": fresh_run,
             "peer-keepalive": keepalive_run,
             "synth-probe": probe_run,
+            "synth-isolated": isolated_run,
         }
         for one_run in variants.values():  # warm imports, caches and the CA bundle
             await measure(one_run, WARMUP_RUNS, budget_s)
@@ -123,6 +132,7 @@ async def bench(base_url: str, runs: int, repeats: int, budget_s: float) -> dict
                 row[name] = f"{per_run * 1e6:8.1f} µs ({done} runs)"
             pair = cpu["synth"][-1] / cpu["peer-fresh"][-1]
             print(f"{rep + 1:>6}  " + "  ".join(f"{row[n]:>22}" for n in names) + f"  {pair:.2f}x")
+    await workers.close()
 
     medians = {name: statistics.median(values) for name, values in cpu.items()}
     medians["paired"] = statistics.median(
@@ -204,6 +214,11 @@ def main() -> int:
         print(
             f"synth's extra CPU per run vs peer-fresh: probe layer (new_client + exchange) "
             f"{probe * 1e6:+.0f} µs, runner/flow around it {around * 1e6:+.0f} µs"
+        )
+        isolation = medians["synth-isolated"] - medians["synth"]
+        print(
+            f"run isolation (worker loop thread, as in the agent): {isolation * 1e6:+.0f} µs "
+            f"per run ({isolation / medians['synth']:+.0%})"
         )
         if args.profile == "always" or (args.profile == "auto" and over):
             print()

@@ -1,17 +1,19 @@
 """The `synth` command: run, validate, list and demo (the agent's commands join later).
 
 Exit codes: 0 all checks passed, 1 a check failed, 2 configuration, usage or loading errors.
+A metrics push that fails is reported on stderr and does not change the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from synth import __version__
 from synth.batch import run_checks
@@ -21,10 +23,15 @@ from synth.model import CheckSpec, Phase, RunResult
 from synth.outputs.report import TerminalReporter, write_json_report, write_junit_report
 from synth.runner import Runner
 from synth.selection import select_checks
+from synth.store import StoreError
+
+if TYPE_CHECKING:
+    from synth.outputs.metrics import Metrics
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+TRACE_FLUSH_S = 5.0
 
 
 class UsageError(Exception):
@@ -71,11 +78,53 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--phase",
         choices=[Phase.ADHOC.value, Phase.PREPROD.value],
-        default=Phase.ADHOC.value,
-        help="label the runs (preprod for CI runs that feed the baseline)",
+        default=Phase.PREPROD.value,
+        help="label the runs: preprod (default: CI runs that feed the baseline) or adhoc",
+    )
+    run.add_argument(
+        "--push-metrics",
+        metavar="URL",
+        help="push the runs' metrics to this Prometheus Pushgateway (job=synth)",
+    )
+    run.add_argument(
+        "--push-label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=_label,
+        help="extra grouping-key label for the push (location and env are always set)",
     )
     run.add_argument("--no-color", action="store_true", help="plain output")
+    run.add_argument(
+        "--record-baseline",
+        action="store_true",
+        help="with --phase preprod: record the runs as the baseline (in --store or --agent)",
+    )
+    _add_baseline_target(run)
+    run.add_argument(
+        "--version",
+        dest="baseline_version",
+        metavar="LABEL",
+        help="version the baseline is recorded on (default: $SYNTH_VERSION or git describe)",
+    )
     run.set_defaults(handler=_cmd_run)
+
+    baseline = commands.add_parser("baseline", help="show and compare recorded baselines")
+    baseline_commands = baseline.add_subparsers(dest="baseline_command", metavar="COMMAND")
+    show = baseline_commands.add_parser("show", help="a check's baseline per step")
+    show.add_argument("check", metavar="CHECK")
+    show.add_argument("--env", help="only this environment")
+    show.add_argument("--config", metavar="FILE", help="config file (for the store URL)")
+    _add_baseline_target(show)
+    show.set_defaults(handler=_cmd_baseline_show)
+    diff = baseline_commands.add_parser("diff", help="compare two environments step by step")
+    diff.add_argument("--from", dest="source", required=True, metavar="ENV")
+    diff.add_argument("--to", dest="target", required=True, metavar="ENV")
+    diff.add_argument("--check", help="only this check")
+    diff.add_argument("--config", metavar="FILE", help="config file (for the store URL)")
+    _add_baseline_target(diff)
+    diff.set_defaults(handler=_cmd_baseline_diff)
+    baseline.set_defaults(handler=lambda _args: _usage(baseline))
 
     validate = commands.add_parser("validate", help="load config and checks, list problems")
     _add_common(validate)
@@ -123,6 +172,28 @@ def _add_common(cmd: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_baseline_target(cmd: argparse.ArgumentParser) -> None:
+    where = cmd.add_mutually_exclusive_group()
+    where.add_argument("--store", metavar="URL", help="store URL (default: store.url)")
+    where.add_argument(
+        "--agent", metavar="URL", help="agent URL (credentials: $SYNTH_TOKEN or $SYNTH_HMAC_SECRET)"
+    )
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return EXIT_USAGE
+
+
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier() or not value:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if key == "job":
+        raise argparse.ArgumentTypeError("job is always synth")
+    return key, value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -142,6 +213,20 @@ def _print_problems(loaded: LoadedChecks, stream: TextIO) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.record_baseline and args.phase != Phase.PREPROD.value:
+        raise UsageError("--record-baseline needs --phase preprod")
+    if (args.store or args.agent) and not args.record_baseline:
+        raise UsageError("--store and --agent go with --record-baseline")
+    from synth.outputs.metrics import Metrics
+    from synth.outputs.push import PushError, check_gateway_url
+    from synth.outputs.tracing import TracingConfig, start_tracing
+
+    tracing_config = TracingConfig.from_env(os.environ)
+    if args.push_metrics:
+        try:
+            check_gateway_url(args.push_metrics)
+        except PushError as exc:
+            raise UsageError(str(exc)) from None
     settings, loaded = _load(args)
     _print_problems(loaded, sys.stderr)
     selection = select_checks(loaded.checks, settings, args.env, names=args.check, tags=args.tag)
@@ -161,18 +246,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    runner = Runner(settings)
-    runner.environment(args.env)  # fail fast on missing secrets, before any run
-    results = asyncio.run(
-        run_checks(
-            runner,
-            selection.checks,
-            args.env,
-            phase=Phase(args.phase),
-            concurrency=concurrency,
-            on_result=reporter.run_finished,
-        )
+    metrics = Metrics()
+    if tracing_config.enabled:
+        metrics.watch_exporter(tracing_config.exporter_name)
+    tracing = start_tracing(
+        tracing_config, location=settings.location, environment=args.env, counters=metrics
     )
+    runner = Runner(settings, tracer=tracing.tracer)
+
+    def finished(result: RunResult) -> None:
+        metrics.observe_run(result)
+        reporter.run_finished(result)
+
+    try:
+        runner.environment(args.env)  # fail fast on missing secrets, before any run
+        results = asyncio.run(
+            run_checks(
+                runner,
+                selection.checks,
+                args.env,
+                phase=Phase(args.phase),
+                concurrency=concurrency,
+                on_result=finished,
+            )
+        )
+    finally:
+        tracing.shutdown(TRACE_FLUSH_S)
     duration = time.perf_counter() - started
     reporter.summary(results, duration_s=duration)
     if args.json:
@@ -181,9 +280,97 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     if args.junit:
         write_junit_report(args.junit, results, env=args.env)
+    if args.record_baseline:
+        _record_baseline(args, settings, results, out)
+    if args.push_metrics:
+        _push(args, metrics, settings.location)
     if loaded.problems or selection.problems:
         return EXIT_USAGE
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
+def _record_baseline(
+    args: argparse.Namespace, settings: Settings, results: Sequence[RunResult], out: TextIO
+) -> None:
+    from synth.baseline import client
+    from synth.baseline.record import fragments
+
+    version = args.baseline_version or client.default_version()
+    found = fragments(results, version)
+    store_url = None if args.agent else (args.store or settings.store.url)
+    try:
+        sent = client.send(found, store_url=store_url, agent_url=args.agent)
+    except (client.BaselineError, StoreError) as exc:
+        raise UsageError(f"cannot record the baseline: {exc}") from None
+    where = args.agent or "the store"
+    print(f"baseline: recorded {sent} step(s) on version {version} in {where}", file=out)
+
+
+def _baseline_source(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    if args.agent:
+        return None, args.agent
+    if args.store:
+        return args.store, None
+    return load_settings(find_config_file(args.config)).store.url, None
+
+
+def _cmd_baseline_show(args: argparse.Namespace) -> int:
+    from synth.baseline import client
+    from synth.baseline.table import show_table
+
+    store_url, agent_url = _baseline_source(args)
+    try:
+        rows = client.fetch(
+            check=args.check, env=args.env, store_url=store_url, agent_url=agent_url
+        )
+    except (client.BaselineError, StoreError) as exc:
+        raise UsageError(str(exc)) from None
+    if not rows:
+        where = f" in environment {args.env!r}" if args.env else ""
+        print(f"no baseline recorded for check {args.check!r}{where}")
+        return EXIT_FAILED
+    print(f"baseline of {args.check}")
+    sys.stdout.write(show_table(rows))
+    return EXIT_OK
+
+
+def _cmd_baseline_diff(args: argparse.Namespace) -> int:
+    from synth.baseline import client
+    from synth.baseline.table import diff_table
+
+    store_url, agent_url = _baseline_source(args)
+    try:
+        source = client.fetch(
+            check=args.check, env=args.source, store_url=store_url, agent_url=agent_url
+        )
+        target = client.fetch(
+            check=args.check, env=args.target, store_url=store_url, agent_url=agent_url
+        )
+        if not target and store_url is not None:
+            target = client.recent_runs(store_url, env=args.target, check=args.check)
+    except (client.BaselineError, StoreError) as exc:
+        raise UsageError(str(exc)) from None
+    if not source and not target:
+        print(f"nothing recorded for {args.source!r} or {args.target!r}")
+        return EXIT_FAILED
+    print(f"{args.source} → {args.target}")
+    sys.stdout.write(diff_table(source, target))
+    return EXIT_OK
+
+
+def _push(args: argparse.Namespace, metrics: Metrics, location: str) -> None:
+    from synth.outputs.push import PushError, push_metrics
+
+    try:
+        push_metrics(
+            args.push_metrics,
+            metrics,
+            location=location,
+            environment=args.env,
+            extra=dict(args.push_label),
+        )
+    except PushError as exc:
+        print(f"synth: warning: {exc} (exit code unchanged)", file=sys.stderr)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -234,6 +421,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     from synth.agent.app import Agent, load_state
     from synth.agent.server import bind
     from synth.outputs.logging import configure_logging
+    from synth.outputs.tracing import TracingConfig
 
     configure_logging(args.log_format, args.log_level)
     config_file = find_config_file(args.config)
@@ -250,7 +438,10 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     host, port = listen.getsockname()[:2]
     print(f"synth agent: API on http://{host}:{port} (metrics at /metrics)", flush=True)
     agent = Agent(
-        state, config_path=Path(config_file) if config_file else None, check_paths=args.paths
+        state,
+        config_path=Path(config_file) if config_file else None,
+        check_paths=args.paths,
+        tracing=TracingConfig.from_env(os.environ),
     )
     asyncio.run(agent.serve(listen))
     return EXIT_OK

@@ -28,6 +28,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from synth.model import Severity
 from synth.units import parse_duration, parse_size
 
 DEFAULT_CONFIG_FILE = "synth.yaml"
@@ -240,6 +241,48 @@ class HooksSettings(_Frozen):
     argo_rollouts: GateHook | None = None
 
 
+class ContractPolicy(_Frozen):
+    """What each kind of response-contract drift does: fail the run, warn, or nothing."""
+
+    missing: Severity = Severity.FAIL
+    type_changed: Severity = Severity.FAIL
+    new_field: Severity = Severity.WARN
+
+
+class BaselineOverride(_Frozen):
+    """Per-check changes to the baseline comparison (unset fields keep the default)."""
+
+    enabled: bool | None = None
+    latency_factor: float | None = Field(default=None, gt=1.0)
+    min_samples: int | None = Field(default=None, ge=1)
+    min_increase: Seconds | None = None
+    contract: ContractPolicy | None = None
+
+
+class BaselineSettings(_Frozen):
+    """Comparing production with the pre-prod baseline (off until `from_env` is set)."""
+
+    from_env: str | None = None
+    enabled: bool = True
+    latency_factor: float = Field(default=2.0, gt=1.0)
+    min_samples: int = Field(default=20, ge=1)
+    min_increase: Seconds = 0.05
+    window: int = Field(default=50, ge=1, le=10_000)
+    window_min_samples: int = Field(default=20, ge=1)
+    contract: ContractPolicy = ContractPolicy()
+    checks: dict[str, BaselineOverride] = Field(default_factory=dict)
+
+    def for_check(self, check: str) -> BaselineSettings:
+        """These settings with the check's override applied."""
+        override = self.checks.get(check)
+        if override is None:
+            return self
+        changes = {k: v for k, v in override.model_dump(exclude_none=True).items()}
+        if override.contract is not None:
+            changes["contract"] = override.contract
+        return self.model_copy(update=changes)
+
+
 class Settings(BaseSettings):
     """The whole configuration of synth."""
 
@@ -259,6 +302,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = SchedulerSettings()
     deploys: DeploySettings = DeploySettings()
     hooks: HooksSettings = HooksSettings()
+    baseline: BaselineSettings = BaselineSettings()
 
     @field_validator("location")
     @classmethod

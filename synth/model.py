@@ -40,6 +40,14 @@ class Phase(enum.StrEnum):
     ADHOC = "adhoc"
 
 
+class Severity(enum.StrEnum):
+    """How much a baseline finding matters: `fail` fails the run, `warn` is only reported."""
+
+    FAIL = "fail"
+    WARN = "warn"
+    IGNORE = "ignore"
+
+
 class Status(enum.StrEnum):
     """Outcome of a run or a step."""
 
@@ -127,7 +135,13 @@ class RunRequest:
 @dataclass(frozen=True, slots=True)
 class HttpTimings:
     """Phase timings of one HTTP exchange, in seconds; None where the phase did not happen
-    (a reused connection has no DNS, connect or TLS time)."""
+    (a reused connection has no DNS, connect or TLS time).
+
+    Phases that end when data arrives end at the kernel's receive time of that data, and
+    connect is the kernel's handshake RTT (Linux), so a busy monitor does not report its
+    own queueing as the target's latency. `total_s` is the sum of the phases: time on the
+    network, without the gaps between phases where the exchange waited on synth itself.
+    """
 
     dns_s: float | None = None
     connect_s: float | None = None
@@ -161,6 +175,9 @@ class RequestRecord:
     body_truncated: bool = False
     trace_id: str = ""
     span_id: str = ""
+    json_shape: tuple[tuple[str, str], ...] = ()
+    """The JSON body's field paths and types (`("order.total", "number")`), never values;
+    empty when the body was not JSON."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +208,23 @@ class StepResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """A difference between a run and the baseline of its check (see synth.baseline)."""
+
+    step: str
+    kind: str
+    """`latency`, `missing`, `type_changed` or `new_field`."""
+    type: FailureType
+    """`regression` for latency, `schema` for the response contract."""
+    severity: Severity
+    message: str
+    field: str | None = None
+    baseline: str | None = None
+    actual: str | None = None
+    ratio: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     """The immutable outcome of one RunRequest; every output consumes this."""
 
@@ -210,6 +244,9 @@ class RunResult:
     failed_step: str | None = None
     deploy: DeployContext | None = None
     tags: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    """Differences from the baseline; the runner leaves this empty and
+    `synth.baseline.compare.with_findings` returns a new result carrying them."""
 
     @property
     def passed(self) -> bool:

@@ -79,7 +79,8 @@ class Runner:
             failure = failed.failure if failed else None
             if failure is not None:
                 run_span.record_failure(failure)
-            run_span.set_attributes({"synth.attempt": attempt})
+            status = Status.FAILED if failed else Status.PASSED
+            run_span.set_attributes({"synth.attempt": attempt, "synth.result": status.value})
             return RunResult(
                 run_id=uuid.uuid4().hex,
                 check=check.name,
@@ -87,7 +88,7 @@ class Runner:
                 environment=request.environment,
                 phase=request.phase,
                 location=request.location,
-                status=Status.FAILED if failed else Status.PASSED,
+                status=status,
                 started_at=started_at,
                 duration_s=end - ctx.started,
                 steps=steps,

@@ -67,9 +67,26 @@ class IdSpan:
         self.failure = failure
 
 
-_current_trace: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "synth_current_trace", default=None
+_current_span: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "synth_current_span", default=None
 )
+
+
+def current_span_ids() -> tuple[str, str] | None:
+    """(trace_id, span_id) of the innermost span open in this context, for log records."""
+    return _current_span.get()
+
+
+@contextlib.contextmanager
+def activated(span: SpanHandle) -> Iterator[None]:
+    """Make `span` the current one for `current_span_ids()` while the block runs."""
+    token = _current_span.set((span.trace_id, span.span_id))
+    try:
+        yield
+    finally:
+        # A generator finalised in another context cannot reset: nothing to undo there.
+        with contextlib.suppress(ValueError, RuntimeError):
+            _current_span.reset(token)
 
 
 class IdTracer:
@@ -78,22 +95,24 @@ class IdTracer:
     @contextlib.contextmanager
     def run_span(self, request: RunRequest) -> Iterator[SpanHandle]:
         span = IdSpan(trace_id=secrets.token_hex(16), span_id=secrets.token_hex(8))
-        token = _current_trace.set(span.trace_id)
-        try:
+        with activated(span):
             yield span
-        finally:
-            _current_trace.reset(token)
 
     def _child(self) -> IdSpan:
-        trace_id = _current_trace.get() or secrets.token_hex(16)
+        current = _current_span.get()
+        trace_id = current[0] if current else secrets.token_hex(16)
         return IdSpan(trace_id=trace_id, span_id=secrets.token_hex(8))
 
     @contextlib.contextmanager
     def step_span(self, name: str) -> Iterator[SpanHandle]:
-        yield self._child()
+        span = self._child()
+        with activated(span):
+            yield span
 
     @contextlib.contextmanager
     def http_span(
         self, method: str, url: str, attributes: Mapping[str, AttrValue]
     ) -> Iterator[SpanHandle]:
-        yield self._child()
+        span = self._child()
+        with activated(span):
+            yield span

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from synth.model import FailureType, RunResult
+from synth.outputs.report_json import finding_to_dict
 
 
 class VerdictResult(enum.StrEnum):
@@ -40,6 +41,8 @@ class Verdict:
     checks: tuple[str, ...]
     failing: tuple[FailingCheck, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    comparison: tuple[dict[str, Any], ...] = ()
+    """The baseline findings of the verification's runs (latest per check, step, field)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +61,7 @@ class Verdict:
                 }
                 for f in self.failing
             ],
+            "comparison": [dict(c) for c in self.comparison],
         }
 
 
@@ -65,6 +69,21 @@ def decide(results: Sequence[RunResult], *, error: str | None = None) -> Verdict
     """pass when every run passed; fail when a run failed because of the target; error when
     nothing could be verified (no checks, or only the checks themselves broke)."""
     checks = tuple(sorted({r.check for r in results}))
+    verdict = _decide(results, checks, error)
+    comparison = _comparison(results)
+    return replace(verdict, comparison=comparison) if comparison else verdict
+
+
+def _comparison(results: Sequence[RunResult]) -> tuple[dict[str, Any], ...]:
+    latest: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
+    for result in results:
+        for finding in result.findings:
+            key = (result.check, finding.step, finding.kind, finding.field)
+            latest[key] = {"check": result.check, **finding_to_dict(finding)}
+    return tuple(latest.values())
+
+
+def _decide(results: Sequence[RunResult], checks: tuple[str, ...], error: str | None) -> Verdict:
     if error is not None:
         return Verdict(VerdictResult.ERROR, error, len(results), checks)
     if not results:

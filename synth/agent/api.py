@@ -11,13 +11,14 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi import FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from synth import __version__
 from synth.agent.auth import AuthError
 from synth.agent.deploys import DeployEvent
+from synth.baseline.record import StepBaseline
 from synth.model import Phase, RunRequest
 from synth.outputs.report import run_to_dict
 from synth.store import DeployRecord, StoreError
@@ -32,6 +33,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_WAIT_S = 300.0
+MAX_FRAGMENTS = 1000
 
 
 class RunNow(BaseModel):
@@ -41,6 +43,14 @@ class RunNow(BaseModel):
 
     check: str = Field(min_length=1, max_length=80)
     environment: str = Field(min_length=1, max_length=100)
+
+
+class BaselineBatch(BaseModel):
+    """Body of `POST /v1/baselines`: fragments as `StepBaseline.to_dict` writes them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fragments: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_FRAGMENTS)
 
 
 def build_api(agent: Agent) -> ASGIApp:
@@ -65,9 +75,10 @@ def build_api(agent: Agent) -> ASGIApp:
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
-    async def metrics() -> Response:
-        """Prometheus metrics."""
-        return Response(agent.metrics.exposition(), media_type="text/plain; version=0.0.4")
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics; OpenMetrics (with exemplars) when the scraper asks for it."""
+        body, content_type = agent.metrics.negotiate(request.headers.get("accept"))
+        return Response(body, media_type=content_type)
 
     @app.get("/v1/checks", tags=["checks"])
     async def list_checks() -> dict[str, Any]:
@@ -172,6 +183,37 @@ def build_api(agent: Agent) -> ASGIApp:
         if record is None:
             raise HTTPException(404, f"no deploy {deploy_id[:64]!r}")
         return deploy_to_dict(record)
+
+    @app.post("/v1/baselines", tags=["baselines"])
+    async def record_baselines(batch: BaselineBatch) -> dict[str, Any]:
+        """Merge pre-prod baseline fragments (from `synth run --record-baseline` or the
+        pytest plugin) into the store."""
+        fragments = []
+        for index, data in enumerate(batch.fragments):
+            try:
+                fragments.append(StepBaseline.from_dict(data))
+            except ValueError as exc:
+                raise HTTPException(422, f"fragments[{index}]: {exc}") from None
+        store = _store(agent)
+        try:
+            merged = await store.merge_baselines(fragments)
+        except StoreError as exc:
+            raise HTTPException(503, f"store unavailable: {exc}") from None
+        agent.baselines.invalidate({f.check for f in fragments})
+        return {"merged": merged}
+
+    @app.get("/v1/baselines", tags=["baselines"])
+    async def list_baselines(
+        check: str | None = Query(default=None, max_length=200),
+        env: str | None = Query(default=None, max_length=100),
+    ) -> dict[str, Any]:
+        """Stored baselines (every kept version), most recently updated first."""
+        store = _store(agent)
+        try:
+            rows = await store.list_baselines(check=check, env=env)
+        except StoreError as exc:
+            raise HTTPException(503, f"store unavailable: {exc}") from None
+        return {"baselines": [row.to_dict() for row in rows]}
 
     @app.post("/v1/reload", tags=["admin"])
     async def reload() -> JSONResponse:

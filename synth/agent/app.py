@@ -21,15 +21,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from synth import __version__
 from synth.agent.adapters import hook_problems
 from synth.agent.auth import Authenticator
+from synth.agent.baselines import BaselineComparator
 from synth.agent.deploys import DeployManager
 from synth.agent.isolation import RunWorkers
-from synth.agent.scheduler import CheckScheduler, scheduled_pairs
+from synth.agent.scheduler import CheckScheduler, interval_s, scheduled_pairs
 from synth.checks.loader import load_checks
 from synth.config import ConfigError, Settings, load_settings
 from synth.model import CheckSpec, Phase, RunRequest, RunResult
 from synth.outputs.metrics import Metrics
+from synth.outputs.tracing import Tracing, TracingConfig, start_tracing
 from synth.runner import Runner
 from synth.selection import select_checks
 from synth.store import Store, StoreError
@@ -38,6 +41,7 @@ log = logging.getLogger("synth.agent")
 
 STORE_RETRY_S = 5.0
 PENDING_RESULTS_MAX = 10_000
+TRACE_FLUSH_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +78,21 @@ def load_state(config_path: Path | None, check_paths: Sequence[str]) -> LoadedSt
 class Agent:
     """A running synth agent."""
 
-    def __init__(self, state: LoadedState, *, config_path: Path | None, check_paths: Sequence[str]):
+    def __init__(
+        self,
+        state: LoadedState,
+        *,
+        config_path: Path | None,
+        check_paths: Sequence[str],
+        tracing: TracingConfig | None = None,
+    ):
         self.state = state
         self.config_path = config_path
         self.check_paths = list(check_paths)
         self.metrics = Metrics()
-        self.runner = Runner(state.settings)
+        self.metrics.describe_agent(version=__version__, location=state.settings.location)
+        self.tracing = _start_tracing(tracing or TracingConfig(), state.settings, self.metrics)
+        self.runner = Runner(state.settings, tracer=self.tracing.tracer)
         self.store: Store | None = None
         self.store_ok = False
         self.workers = RunWorkers(
@@ -94,6 +107,9 @@ class Agent:
             True, len(state.checks), list(state.problems)
         )
         self.scheduler = CheckScheduler(state.settings.scheduler, self.metrics, self._fire)
+        self.baselines = BaselineComparator(
+            state.settings.baseline, self.metrics, lambda: self.store if self.store_ok else None
+        )
         self.deploys = DeployManager(
             settings=state.settings.deploys,
             store=None,
@@ -148,6 +164,7 @@ class Agent:
             if still:
                 log.warning("cancelled runs after the grace period", extra={"runs": len(still)})
         await self._flush_pending()
+        await asyncio.to_thread(self.tracing.shutdown, TRACE_FLUSH_S)
         await self.workers.close()
         for task in self._background:
             task.cancel()
@@ -167,7 +184,8 @@ class Agent:
                 outcome = ReloadOutcome(False, len(self.state.checks), list(state.problems))
             else:
                 self.state = state
-                self.runner = Runner(state.settings)
+                self.runner = Runner(state.settings, tracer=self.tracing.tracer)
+                self.baselines.reconfigure(state.settings.baseline)
                 self._apply(state)
                 outcome = ReloadOutcome(True, len(state.checks))
         self.last_reload = outcome
@@ -182,8 +200,15 @@ class Agent:
         return outcome
 
     def _apply(self, state: LoadedState) -> None:
-        self.scheduler.replace(scheduled_pairs(state.checks, state.settings))
+        pairs = scheduled_pairs(state.checks, state.settings)
+        self.scheduler.replace(pairs)
         self.metrics.checks_loaded.set(len(state.checks))
+        scheduled = state.settings.scheduler.enabled
+        intervals = {(c.name, env): interval_s(c) for c, env in pairs} if scheduled else {}
+        self.metrics.set_schedule(intervals, state.settings.location)
+        self.metrics.declare_deploy_targets(
+            (svc, env) for env, e in state.settings.environments.items() for svc in e.services
+        )
 
     # -- running ------------------------------------------------------------------------
 
@@ -212,6 +237,7 @@ class Agent:
             )
         finally:
             self.metrics.in_flight.dec()
+        result = await self.baselines.apply(result)
         await self._publish(result)
         return result
 
@@ -227,6 +253,7 @@ class Agent:
 
     async def _publish(self, result: RunResult) -> None:
         self.metrics.observe_run(result)
+        _log_run(result)
         if self.store is None or not self.store_ok:
             self._pending.append(result)
             return
@@ -320,6 +347,40 @@ class Agent:
             await server.shutdown()
             server_task.cancel()
             await asyncio.gather(server_task, return_exceptions=True)
+
+
+def _start_tracing(config: TracingConfig, settings: Settings, metrics: Metrics) -> Tracing:
+    if config.enabled:
+        metrics.watch_exporter(config.exporter_name)
+    # The resource names an environment only when the agent watches just one.
+    envs = list(settings.environments)
+    return start_tracing(
+        config,
+        location=settings.location,
+        environment=envs[0] if len(envs) == 1 else None,
+        counters=metrics,
+    )
+
+
+def _log_run(result: RunResult) -> None:
+    fields: dict[str, object] = {
+        "check": result.check,
+        "env": result.environment,
+        "phase": result.phase.value,
+        "location": result.location,
+        "result": result.status.value,
+        "duration_s": round(result.duration_s, 4),
+        "trace_id": result.trace_id,
+    }
+    if result.failure is None:
+        log.debug("check passed", extra=fields)
+        return
+    fields |= {
+        "failure_type": result.failure.type.value,
+        "step": result.failed_step,
+        "failure": result.failure.message,
+    }
+    log.warning("check failed", extra=fields)
 
 
 def _authenticator(settings: Settings) -> Authenticator:

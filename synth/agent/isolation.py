@@ -5,7 +5,8 @@ Bounds (documented in README, measured in bench/):
 - Blocking I/O in check code (`time.sleep`, a synchronous HTTP call) releases the GIL: it
   stalls only its own worker; other checks, the scheduler and the API are not delayed.
 - CPU-bound check code holds the GIL, but CPython hands it over every
-  `sys.getswitchinterval()` (5 ms): another check waits at most that long per handover.
+  `sys.getswitchinterval()` (the agent sets 1 ms): another check waits about that long
+  per handover.
 - A watchdog thread sees a worker's loop stop answering for more than the threshold, and
   logs the check and the file:line it is stuck at, and counts the blocked seconds.
 """
@@ -141,11 +142,17 @@ class RunWorkers:
         label = worker.label
         if worker.blocked_since is None:
             if label is not None and stalled > self._threshold:
+                if _waiting_for_io(worker.thread):
+                    # The loop sits in select(): not check code, but the OS not running
+                    # the thread (an overloaded machine). Nothing to blame on the check.
+                    return
                 worker.blocked_since = worker.heartbeat
                 worker.blocked_label = label
                 worker.stuck_at = _where(worker.thread, worker.source_files)
                 log.warning(
-                    "check is blocking its event loop",
+                    "check %s is blocking its event loop at %s",
+                    label,
+                    worker.stuck_at,
                     extra={"check": label, "at": worker.stuck_at, "blocked_s": round(stalled, 3)},
                 )
             return
@@ -153,7 +160,10 @@ class RunWorkers:
             duration = worker.heartbeat - worker.blocked_since
             label = worker.blocked_label
             log.warning(
-                "check blocked its event loop",
+                "check %s blocked its event loop for %.0f ms at %s",
+                label,
+                duration * 1000,
+                worker.stuck_at,
                 extra={"check": label, "at": worker.stuck_at, "blocked_s": round(duration, 3)},
             )
             if self._on_blocked is not None and label is not None:
@@ -170,6 +180,16 @@ class RunWorkers:
         deadline = time.monotonic() + timeout_s
         for worker in workers:
             await asyncio.to_thread(worker.thread.join, max(deadline - time.monotonic(), 0))
+
+
+def _waiting_for_io(thread: threading.Thread) -> bool:
+    """Whether the thread's innermost frame is its event loop's selector wait."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    return (
+        frame is not None
+        and frame.f_code.co_name in {"select", "poll"}
+        and frame.f_code.co_filename.endswith("selectors.py")
+    )
 
 
 def _where(thread: threading.Thread, source_files: frozenset[str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -56,6 +57,20 @@ def scheduled_pairs(checks: Sequence[CheckSpec], settings: Settings) -> list[tup
             if check.applies_to(env_name) and check.service in env.services:
                 pairs.append((check, env_name))
     return pairs
+
+
+def interval_s(check: CheckSpec) -> float:
+    """Seconds between scheduled runs of `check`; for cron, the gap between its next two
+    fire times from now."""
+    if check.schedule.cron is None:
+        return float(check.schedule.every_s or 60.0)
+    trigger = CronTrigger.from_crontab(check.schedule.cron, timezone=UTC)
+    now = datetime.now(UTC)
+    first = trigger.get_next_fire_time(None, now)
+    second = trigger.get_next_fire_time(first, first + timedelta(seconds=1)) if first else None
+    if first is None or second is None:
+        return math.inf  # never runs again: never overdue
+    return float((second - first).total_seconds())
 
 
 class CheckScheduler:
@@ -116,7 +131,7 @@ class CheckScheduler:
         jitter = self._settings.jitter or None
         if check.schedule.cron is not None:
             return CronTrigger.from_crontab(check.schedule.cron, timezone=UTC)
-        every = check.schedule.every_s or 60.0
+        every = interval_s(check)
         # Spread first runs over one interval so a thousand checks don't fire together.
         start = datetime.now(UTC) + timedelta(seconds=random.uniform(0, every))
         return IntervalTrigger(

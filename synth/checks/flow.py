@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx2
 
+from synth.baseline.shape import json_shape
 from synth.checks import probe_steps
 from synth.checks.failures import (
     CheckFailure,
@@ -52,13 +53,16 @@ class StepRecorder:
     requests: list[RequestRecord] = field(default_factory=list)
     failure: Failure | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # Time the step's requests spent waiting on this process rather than on the network
+    # (see HttpTimings.total_s); left out of the step's duration.
+    local_wait_s: float = 0.0
 
     def result(self, run_end: float) -> StepResult:
         end = self.ended if self.ended is not None else run_end
         return StepResult(
             name=self.name,
             status=Status.FAILED if self.failure else Status.PASSED,
-            duration_s=end - self.started,
+            duration_s=max(end - self.started - self.local_wait_s, 0.0),
             started_offset_s=self.offset_s,
             requests=tuple(self.requests),
             failure=self.failure,
@@ -398,6 +402,8 @@ class Flow:
                 if not _cancelling():
                     ctx.in_flight = None
             span.set_attributes({"http.response.status_code": result.status_code})
+        step.local_wait_s += max(result.wall_s - result.timings.total_s, 0.0)
+        parsed, shape = _parse_json(result.headers, result.body, result.body_truncated, ctx)
         step.requests.append(
             RequestRecord(
                 method=method,
@@ -408,6 +414,7 @@ class Flow:
                 body_truncated=result.body_truncated,
                 trace_id=span.trace_id,
                 span_id=span.span_id,
+                json_shape=shape,
             )
         )
         return Response(
@@ -421,6 +428,7 @@ class Flow:
             step=step.name,
             redactor=ctx.redactor,
             excerpt_chars=ctx.runner.excerpt_chars,
+            parsed=parsed,
         )
 
     async def get(self, path: str, **kwargs: Any) -> Response:
@@ -512,6 +520,20 @@ class Flow:
             check_hostname=check_hostname,
             timeout=timeout,
         )
+
+
+def _parse_json(
+    headers: httpx2.Headers, body: bytes, truncated: bool, ctx: FlowContext
+) -> tuple[Any, tuple[tuple[str, str], ...]]:
+    """A JSON body decoded once (the check's `r.json()` reuses it) and its shape for the
+    baseline; (MISSING, ()) for any other body."""
+    if truncated or not body or "json" not in headers.get("content-type", "").lower():
+        return MISSING, ()
+    try:
+        document = jsonlib.loads(body)
+    except ValueError:
+        return MISSING, ()
+    return document, json_shape(document, ctx.redactor.text)
 
 
 def _cancelling() -> bool:

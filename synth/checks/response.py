@@ -53,6 +53,7 @@ class Response:
         step: str,
         redactor: Redactor,
         excerpt_chars: int,
+        parsed: Any = MISSING,
     ) -> None:
         self.method = method
         self.url = url  # already redacted
@@ -64,7 +65,7 @@ class Response:
         self.step = step
         self._redactor = redactor
         self._excerpt_chars = excerpt_chars
-        self._json: Any = MISSING
+        self._json: Any = parsed
 
     def __repr__(self) -> str:
         return f"<Response {self.method} {self.url} {self.status_code}>"

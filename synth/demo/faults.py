@@ -37,6 +37,11 @@ class Faults:
     connection_reset: bool = False
     path_prefix: str | None = None
     seed: int | None = None
+    type_change: str | None = None
+    """A field path (`order.total`, `items[].price`) whose value is sent as a string."""
+    path_latency_ms: dict[str, float] = field(default_factory=dict)
+    """Extra latency by request path prefix (`{"/api/products": 300}`), apart from
+    `path_prefix`: one endpoint slow while the others misbehave differently, or not at all."""
     _rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +81,8 @@ class Faults:
         _check_prefix(self.path_prefix)
         if self.seed is not None and not _is_int(self.seed):
             raise ValueError(f"fault 'seed' must be an integer or null, got {self.seed!r}")
+        _check_type_change(self.type_change)
+        _check_path_latency(self.path_latency_ms)
 
     def applies_to(self, path: str) -> bool:
         """Whether faults apply to a request for `path`."""
@@ -86,6 +93,13 @@ class Faults:
                 return self.path_prefix.startswith(HEALTH_PATH)
             return path.startswith(self.path_prefix)
         return not _is_health(path)
+
+    def extra_latency_ms(self, path: str) -> float:
+        """The `path_latency_ms` delay for `path` (the longest matching prefix wins)."""
+        if path == ADMIN_PATH or path.startswith(ADMIN_PATH + "/"):
+            return 0.0
+        matches = [prefix for prefix in self.path_latency_ms if path.startswith(prefix)]
+        return float(self.path_latency_ms[max(matches, key=len)]) if matches else 0.0
 
     def roll_error(self) -> bool:
         """Draw whether this request fails with an injected 500."""
@@ -112,6 +126,52 @@ def _check_status(status: object) -> None:
         return
     if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
         raise ValueError(f"fault 'status' must be an HTTP error status 400-599, got {status!r}")
+
+
+def _check_type_change(path: object) -> None:
+    if path is None:
+        return
+    if not isinstance(path, str) or not path or any(not part for part in path.split(".")):
+        raise ValueError(
+            f"fault 'type_change' must be a field path like 'order.total', got {path!r}"
+        )
+
+
+def _check_path_latency(mapping: object) -> None:
+    if not isinstance(mapping, dict):
+        raise ValueError(f"fault 'path_latency_ms' must be an object, got {mapping!r}")
+    for prefix, delay in mapping.items():
+        _check_prefix(prefix)
+        _check_number("path_latency_ms", delay)
+
+
+def change_type(payload: object, path: str) -> object:
+    """The `type_change` contract: the value at `path` (`a.b`, `items[].price`) is sent as
+    a string (numbers as "12.50")."""
+    head, _, rest = path.partition(".")
+    if head.endswith("[]"):
+        key = head[:-2]
+        if not isinstance(payload, dict) or not isinstance(payload.get(key), list):
+            return payload
+        items = payload[key]
+        return {
+            **payload,
+            key: [change_type(item, rest) if rest else _as_string(item) for item in items],
+        }
+    if not isinstance(payload, dict) or head not in payload:
+        return payload
+    value = payload[head]
+    return {**payload, head: change_type(value, rest) if rest else _as_string(value)}
+
+
+def _as_string(value: object) -> object:
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return f"{value:.2f}"
+    if isinstance(value, str):
+        return value
+    return str(value)
 
 
 def _check_prefix(prefix: object) -> None:

@@ -32,7 +32,7 @@ from synth.demo._http import (
     send,
 )
 from synth.demo._store import TOKEN_TTL_S, Session, Store, StoreError
-from synth.demo.faults import Faults, change_schema, truncate
+from synth.demo.faults import Faults, change_schema, change_type, truncate
 
 DEFAULT_USERNAME = "demo"
 DEFAULT_PASSWORD = "demo-password"
@@ -184,6 +184,9 @@ class ShopServer:
         faulty = faults.applies_to(request.path)
         if faulty and faults.latency_ms > 0:
             await asyncio.sleep(faults.latency_ms / 1000)
+        extra_ms = faults.extra_latency_ms(request.path)
+        if extra_ms > 0:
+            await asyncio.sleep(extra_ms / 1000)
         if faulty and faults.connection_reset:
             reset(writer)
             return False
@@ -191,6 +194,8 @@ class ShopServer:
         payload = response.payload
         if faulty and faults.schema_change:
             payload = change_schema(payload)
+        if faulty and faults.type_change:
+            payload = change_type(payload, faults.type_change)
         body = json.dumps(payload).encode()
         if faulty and faults.corrupt_json:
             body = truncate(body)

@@ -1,4 +1,6 @@
-"""Structured logs: one JSON object per line for the agent, readable lines in a terminal."""
+"""Structured logs: one JSON object per line for the agent, readable lines in a terminal.
+A record logged while a run's span is open (by synth or by check code) carries that
+span's trace_id and span_id."""
 
 from __future__ import annotations
 
@@ -8,11 +10,23 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from synth.spans import current_span_ids
+
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+
+
+class TraceContext(logging.Filter):
+    """Adds trace_id and span_id of the span open where the record was made, if any."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ids = current_span_ids()
+        if ids is not None and not hasattr(record, "trace_id"):
+            record.trace_id, record.span_id = ids
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -50,6 +64,7 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    handler.addFilter(TraceContext())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,19 +1,35 @@
 """Every metric synth exports, defined in one place.
 
 Names follow Prometheus conventions (`synth_<noun>_<unit>`); labels are bounded — check,
-env, phase, location, step, result, failure_type (plus service for deploy verdicts) —
-never URLs, ids or free text.
+env, phase, location, step, result, failure_type (plus service for deploy verdicts,
+http_phase, exporter) — never URLs, ids or free text. Duration histograms carry the run's
+trace id as an exemplar, exposed when the scraper asks for OpenMetrics.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import generate_latest
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
 
-from synth.model import RunResult
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+
+from synth.model import RunResult, StepResult
+from synth.verdict import VerdictResult
 
 RUN_LABELS = ("check", "env", "phase", "location")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+PHASE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -22,6 +38,8 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        # labels() costs ~10 µs a call; the series of a run are the same run after run.
+        self._series: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.runs = Counter(
             "synth_check_runs",
@@ -96,23 +114,138 @@ class Metrics:
         self.reloads = Counter(
             "synth_reloads", "Reloads of config and checks by result.", ("result",), registry=r
         )
+        self.check_interval = Gauge(
+            "synth_check_interval_seconds",
+            "Interval between scheduled runs of the check (cron: gap between its next two).",
+            ("check", "env", "location"),
+            registry=r,
+        )
+        self._scheduled: set[tuple[str, str, str]] = set()
+        self.baseline_latency_ratio = Gauge(
+            "synth_step_baseline_latency_ratio",
+            "Recent production p95 of a step divided by its pre-prod baseline p95.",
+            ("check", "env", "location", "step"),
+            registry=r,
+        )
+
+        self.http_phase_duration = Histogram(
+            "synth_http_phase_duration_seconds",
+            "Time of one phase of an HTTP request a step made (dns, connect, tls, send, "
+            "first_byte, body); a reused connection has no dns/connect/tls sample.",
+            (*RUN_LABELS, "step", "http_phase"),
+            buckets=PHASE_BUCKETS,
+            registry=r,
+        )
+        self.tls_cert_expiry = Gauge(
+            "synth_tls_cert_expiry_timestamp_seconds",
+            "Unix time the certificate seen by a TLS probe step stops being valid.",
+            ("check", "env", "location", "step"),
+            registry=r,
+        )
+        self.telemetry_spans_dropped = Counter(
+            "synth_telemetry_spans_dropped",
+            "Spans not delivered to the trace collector (queue full, export failed, stop).",
+            ("exporter",),
+            registry=r,
+        )
+        self.telemetry_export_errors = Counter(
+            "synth_telemetry_export_errors",
+            "Span batches the trace collector did not accept (down, timeout, refused).",
+            ("exporter",),
+            registry=r,
+        )
+
+    def describe_agent(self, *, version: str, location: str) -> None:
+        """Agent self-metrics: synth_agent_info{version,location} and process_* metrics."""
+        Info("synth_agent", "The running synth agent.", registry=self.registry).info(
+            {"version": version, "location": location}
+        )
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+
+    # -- trace export (synth.outputs.span_export.ExportCounters) ------------------------------
+
+    def watch_exporter(self, exporter: str) -> None:
+        """Expose the exporter's counters at 0 before anything goes wrong."""
+        self.telemetry_spans_dropped.labels(exporter)
+        self.telemetry_export_errors.labels(exporter)
+
+    def spans_dropped(self, exporter: str, count: int) -> None:
+        self.telemetry_spans_dropped.labels(exporter).inc(count)
+
+    def export_failed(self, exporter: str) -> None:
+        self.telemetry_export_errors.labels(exporter).inc()
+
+    def _child(self, family: MetricWrapperBase, *labels: str) -> Any:
+        key = (id(family), labels)
+        child = self._series.get(key)
+        if child is None:
+            child = self._series[key] = family.labels(*labels)
+        return child
 
     def observe_run(self, result: RunResult) -> None:
         """Record one finished run."""
         labels = (result.check, result.environment, result.phase.value, result.location)
         failure = result.failure_type.value if result.failure_type else ""
-        self.runs.labels(*labels, result.status.value, failure).inc()
-        self.run_duration.labels(*labels).observe(result.duration_s)
+        self._child(self.runs, *labels, result.status.value, failure).inc()
+        exemplar = {"trace_id": result.trace_id} if result.trace_id else None
+        self._child(self.run_duration, *labels).observe(result.duration_s, exemplar)
         for step in result.steps:
-            self.step_duration.labels(*labels, step.name).observe(step.duration_s)
-        self.up.labels(*labels).set(1 if result.passed else 0)
-        self.last_run.labels(*labels).set(result.started_at.timestamp())
-        failures = self.consecutive_failures.labels(*labels)
+            step_labels = (*labels, step.name)
+            self._child(self.step_duration, *step_labels).observe(step.duration_s, exemplar)
+            self._observe_requests(step_labels, step)
+            self._observe_certificate(result, step)
+        self._child(self.up, *labels).set(1 if result.passed else 0)
+        self._child(self.last_run, *labels).set(result.started_at.timestamp())
+        failures = self._child(self.consecutive_failures, *labels)
         if result.passed:
             failures.set(0)
         else:
             failures.inc()
 
+    def set_schedule(self, intervals: Mapping[tuple[str, str], float], location: str) -> None:
+        """Make synth_check_interval_seconds exactly the scheduled (check, env) pairs, so
+        a check taken off the schedule does not look overdue (SynthCheckNotRunning)."""
+        wanted = {(check, env, location): s for (check, env), s in intervals.items()}
+        for gone in self._scheduled - wanted.keys():
+            self.check_interval.remove(*gone)
+        for labels, seconds in wanted.items():
+            self.check_interval.labels(*labels).set(seconds)
+        self._scheduled = set(wanted)
+
+    def declare_deploy_targets(self, targets: Iterable[tuple[str, str]]) -> None:
+        """Export every verdict series of these (service, env) pairs at 0 before any
+        deploy, so the first failed verdict is an increase Prometheus can see."""
+        for service, env in targets:
+            for result in VerdictResult:
+                self.deploy_verdicts.labels(service, env, result.value)
+
+    def _observe_requests(self, step_labels: tuple[str, ...], step: StepResult) -> None:
+        for request in step.requests:
+            exemplar = {"trace_id": request.trace_id} if request.trace_id else None
+            for http_phase, seconds in request.timings.as_dict().items():
+                self._child(self.http_phase_duration, *step_labels, http_phase).observe(
+                    seconds, exemplar
+                )
+
+    def _observe_certificate(self, result: RunResult, step: StepResult) -> None:
+        not_after = step.details.get("not_after")  # set by TLS probe steps
+        if not isinstance(not_after, str):
+            return
+        try:
+            expiry = datetime.fromisoformat(not_after).timestamp()
+        except ValueError:
+            return
+        self.tls_cert_expiry.labels(
+            result.check, result.environment, result.location, step.name
+        ).set(expiry)
+
     def exposition(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+    def negotiate(self, accept: str | None) -> tuple[bytes, str]:
+        """(body, content type) for a scrape: OpenMetrics, with exemplars, when the
+        `Accept` header asks for application/openmetrics-text; else the text format."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type

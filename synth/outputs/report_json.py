@@ -21,10 +21,12 @@ from synth.model import (
     DeployContext,
     Failure,
     FailureType,
+    Finding,
     HttpTimings,
     Phase,
     RequestRecord,
     RunResult,
+    Severity,
     Status,
     StepResult,
 )
@@ -103,6 +105,22 @@ def run_to_dict(result: RunResult) -> dict[str, Any]:
         "deploy": _deploy_to_dict(result.deploy) if result.deploy else None,
         "failure": failure_to_dict(result.failure) if result.failure else None,
         "steps": [_step_to_dict(step) for step in result.steps],
+        "findings": [finding_to_dict(f) for f in result.findings],
+    }
+
+
+def finding_to_dict(finding: Finding) -> dict[str, Any]:
+    """A baseline finding as JSON-ready data."""
+    return {
+        "step": finding.step,
+        "kind": finding.kind,
+        "type": finding.type.value,
+        "severity": finding.severity.value,
+        "message": finding.message,
+        "field": finding.field,
+        "baseline": finding.baseline,
+        "actual": finding.actual,
+        "ratio": finding.ratio,
     }
 
 
@@ -156,6 +174,7 @@ def _request_to_dict(request: RequestRecord) -> dict[str, Any]:
             **{name: getattr(timings, name) for name in _TIMING_FIELDS},
             "total_s": timings.total_s,
         },
+        "json_shape": [[path, kind] for path, kind in request.json_shape],
     }
 
 
@@ -206,6 +225,23 @@ def _run(d: Mapping[str, Any]) -> RunResult:
         failed_step=_opt_str(d, "failed_step"),
         deploy=_deploy(deploy) if deploy is not None else None,
         tags=tuple(_as_str(t, "tags[]") for t in _list(d, "tags", [])),
+        findings=tuple(_finding(f) for f in _list(d, "findings", [])),
+    )
+
+
+def _finding(value: Any) -> Finding:
+    d = _as_mapping(value, "findings[]")
+    ratio = d.get("ratio")
+    return Finding(
+        step=_str(d, "step"),
+        kind=_str(d, "kind"),
+        type=FailureType(_str(d, "type")),
+        severity=Severity(_str(d, "severity")),
+        message=_str(d, "message"),
+        field=_opt_str(d, "field"),
+        baseline=_opt_str(d, "baseline"),
+        actual=_opt_str(d, "actual"),
+        ratio=None if ratio is None else _float(d, "ratio"),
     )
 
 
@@ -263,6 +299,10 @@ def _request(value: Any) -> RequestRecord:
         body_truncated=_bool(d, "body_truncated", False),
         trace_id=_str(d, "trace_id", ""),
         span_id=_str(d, "span_id", ""),
+        json_shape=tuple(
+            (_as_str(pair[0], "json_shape[]"), _as_str(pair[1], "json_shape[]"))
+            for pair in _list(d, "json_shape", [])
+        ),
     )
 
 
@@ -369,6 +409,15 @@ _REQUEST = {
         "body_truncated": {"type": "boolean"},
         "trace_id": {"type": "string"},
         "span_id": {"type": "string"},
+        "json_shape": {
+            "type": "array",
+            "items": {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 2,
+                "maxItems": 2,
+            },
+        },
         "timings": {
             "type": "object",
             "required": ["total_s"],
@@ -442,6 +491,24 @@ _RUN = {
         },
         "failure": _FAILURE,
         "steps": {"type": "array", "items": _STEP},
+        "findings": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["step", "kind", "type", "severity", "message"],
+                "properties": {
+                    "step": {"type": "string"},
+                    "kind": {"enum": ["latency", "missing", "type_changed", "new_field"]},
+                    "type": {"enum": [t.value for t in FailureType]},
+                    "severity": {"enum": [s.value for s in Severity]},
+                    "message": {"type": "string"},
+                    "field": _NULLABLE_STR,
+                    "baseline": _NULLABLE_STR,
+                    "actual": _NULLABLE_STR,
+                    "ratio": {"type": ["number", "null"]},
+                },
+            },
+        },
     },
 }
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from synth.model import RequestRecord, RunResult, Status, StepResult
+from synth.model import RequestRecord, RunResult, Severity, Status, StepResult
 from synth.outputs.report_text import (
     DEFAULT_TRACEBACK_FRAMES,
     detail_value,
@@ -179,6 +179,9 @@ def render_run(
         lines.append(_INDENT + style(f"{marks.failed} {result.failure.type}", "red"))
         detail = failure_lines(result.failure, trace_id=result.trace_id)
         lines.extend(_INDENT * 2 + printable(line) for line in detail)
+    for finding in result.findings:
+        if finding.severity is Severity.WARN:
+            lines.append(_INDENT + style("! baseline", "yellow") + " " + printable(finding.message))
     return "\n".join(lines) + "\n"
 
 

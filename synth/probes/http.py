@@ -19,7 +19,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from httpcore2._backends.anyio import AnyIOBackend
 
 from synth.config import TlsSettings
 from synth.model import FailureType, HttpTimings
+from synth.probes.netstream import TimestampedStream, handshake_time, open_tcp
 
 # anyio imports its asyncio backend on the first connection; importing it here keeps that
 # one-off cost out of the first run's measured timings.
@@ -51,10 +52,14 @@ class DnsResolutionError(httpcore2.ConnectError):
 
 @dataclass(slots=True)
 class _PhaseClock:
-    """Collects the timestamps of one exchange from trace events."""
+    """Collects the timestamps of one exchange: trace events mark when each phase began
+    (a send happens the moment our code runs), and the stream reports when the kernel
+    received the data that ended a phase, so the event loop's own queueing is not
+    counted as the target's latency."""
 
     start: float
     dns_s: float | None = None
+    connect_s: float | None = None
     connect_started: float | None = None
     connect_done: float | None = None
     tls_started: float | None = None
@@ -62,19 +67,39 @@ class _PhaseClock:
     send_started: float | None = None
     send_done: float | None = None
     headers_done: float | None = None
+    last_receive: float | None = None
+
+    def on_receive(self, arrived: float) -> None:
+        self.last_receive = arrived
+
+    def _arrival(self, now: float, phase_start: float | None) -> float:
+        """When the data that ended a phase arrived: the kernel's time, never before the
+        phase began nor after we noticed it."""
+        arrived = self.last_receive if self.last_receive is not None else now
+        if phase_start is not None:
+            arrived = max(arrived, phase_start)
+        return min(arrived, now)
 
     def timings(self, end: float) -> HttpTimings:
-        connect = _span(self.connect_started, self.connect_done)
-        if connect is not None and self.dns_s is not None:
-            connect = max(connect - self.dns_s, 0.0)
-        return HttpTimings(
+        connect = self.connect_s
+        if connect is None:
+            connect = _span(self.connect_started, self.connect_done)
+            if connect is not None and self.dns_s is not None:
+                connect = max(connect - self.dns_s, 0.0)
+        body_end = self._arrival(end, self.headers_done)
+        phases = HttpTimings(
             dns_s=self.dns_s,
             connect_s=connect,
             tls_s=_span(self.tls_started, self.tls_done),
             send_s=_span(self.send_started, self.send_done),
             first_byte_s=_span(self.send_done, self.headers_done),
-            body_s=_span(self.headers_done, end),
-            total_s=end - self.start,
+            body_s=_span(self.headers_done, body_end),
+        )
+        # Time on the network: the phases' sum, without the gaps between them where the
+        # exchange waited on this process (its CPU, its event loop), not on the target.
+        total = sum(phases.as_dict().values())
+        return replace(
+            phases, total_s=total if phases.first_byte_s is not None else end - self.start
         )
 
     async def on_event(self, name: str, info: dict[str, Any]) -> None:
@@ -87,7 +112,7 @@ class _PhaseClock:
             case "connection.start_tls.started":
                 self.tls_started = now
             case "connection.start_tls.complete":
-                self.tls_done = now
+                self.tls_done = self._arrival(now, self.tls_started)
             case "http11.send_request_headers.started" | "http2.send_request_headers.started":
                 self.send_started = now
             case "http11.send_request_body.complete" | "http2.send_request_body.complete":
@@ -96,7 +121,7 @@ class _PhaseClock:
                 "http11.receive_response_headers.complete"
                 | "http2.receive_response_headers.complete"
             ):
-                self.headers_done = now
+                self.headers_done = self._arrival(now, self.send_done)
 
 
 def _span(start: float | None, end: float | None) -> float | None:
@@ -127,14 +152,24 @@ class TimedDnsBackend(httpcore2.AsyncNetworkBackend):
         addresses = await self._resolve(host, port, timeout)
         last_error: Exception | None = None
         for address in addresses:
+            started = time.perf_counter()
             try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
+                sock = await open_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
                 )
             except httpcore2.ConnectTimeout:
                 raise
             except httpcore2.ConnectError as exc:
                 last_error = exc
+                continue
+            clock = _active_clock.get()
+            if clock is not None:
+                clock.connect_s = handshake_time(sock, time.perf_counter() - started)
+            return TimestampedStream(sock, _active_clock.get)
         assert last_error is not None
         raise last_error
 
@@ -230,6 +265,7 @@ class Exchange:
     body_truncated: bool
     bytes_received: int
     timings: HttpTimings
+    wall_s: float  # what the exchange took on this process's clock, waits on it included
 
 
 async def exchange(
@@ -291,6 +327,7 @@ async def exchange(
         body_truncated=truncated,
         bytes_received=min(received, max_body_bytes) if truncated else received,
         timings=clock.timings(end),
+        wall_s=end - clock.start,
     )
 
 

@@ -82,7 +82,29 @@ def _v1_initial(connection: sa.Connection) -> None:
     md.create_all(connection)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
+def _v3_baselines(connection: sa.Connection) -> None:
+    md = sa.MetaData()
+    baselines = sa.Table(
+        "baselines",
+        md,
+        sa.Column("check_name", sa.Text, primary_key=True),
+        sa.Column("environment", sa.Text, primary_key=True),
+        sa.Column("step", sa.Text, primary_key=True),
+        sa.Column("version", sa.Text, primary_key=True),
+        sa.Column("samples", sa.Integer, nullable=False),
+        sa.Column("data", JSONText, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+    )
+    sa.Index(
+        "ix_baselines_check_env_updated",
+        baselines.c.check_name,
+        baselines.c.environment,
+        baselines.c.updated_at.desc(),
+    )
+    md.create_all(connection)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v3_baselines)
 LATEST_VERSION = len(MIGRATIONS)
 
 

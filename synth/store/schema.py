@@ -120,3 +120,21 @@ sa.Index(
     deploys.c.created_at,
 )
 sa.Index("ux_deploys_idempotency_key", deploys.c.idempotency_key, unique=True)
+
+baselines = sa.Table(
+    "baselines",
+    metadata,
+    sa.Column("check_name", sa.Text, primary_key=True),
+    sa.Column("environment", sa.Text, primary_key=True),
+    sa.Column("step", sa.Text, primary_key=True),
+    sa.Column("version", sa.Text, primary_key=True),
+    sa.Column("samples", sa.Integer, nullable=False),
+    sa.Column("data", JSONText, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+sa.Index(
+    "ix_baselines_check_env_updated",
+    baselines.c.check_name,
+    baselines.c.environment,
+    baselines.c.updated_at.desc(),
+)

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from synth.baseline.record import StepBaseline
 from synth.model import FailureType, Phase, RunResult, Status
 from synth.outputs.report_json import run_from_dict, run_to_dict
 from synth.store.engine import create_engine, describe_error, display_url, parse_url, transaction
@@ -31,7 +32,7 @@ from synth.store.records import (
     RunSummary,
     StoreError,
 )
-from synth.store.schema import as_utc, deploys, runs
+from synth.store.schema import as_utc, baselines, deploys, runs
 
 log = logging.getLogger("synth.store")
 
@@ -39,6 +40,9 @@ PING_TIMEOUT_S = 2.0
 MAX_LIST_LIMIT = 1000
 # One prune call deletes at most this many batches; anything left goes at the next call.
 MAX_PRUNE_BATCHES = 2000
+# Versions of one check × environment × step kept; older ones are dropped as new arrive.
+MAX_BASELINE_VERSIONS = 10
+MAX_BASELINE_ROWS = 2000
 
 _SUMMARY_COLUMNS = (
     runs.c.run_id,
@@ -258,6 +262,102 @@ class Store:
         """The deploy saved with this idempotency key, or None."""
         async with self._transaction("find a deploy", write=False) as connection:
             return await _get_deploy(connection, deploys.c.idempotency_key == key)
+
+    # -- baselines -------------------------------------------------------------------------
+
+    async def merge_baselines(self, fragments: list[StepBaseline]) -> int:
+        """Merge each fragment into the stored baseline of its check × environment × step
+        × version (created when new); returns how many were merged. Keeps the newest
+        MAX_BASELINE_VERSIONS versions of each step."""
+        if not fragments:
+            return 0
+        merged: dict[tuple[str, str, str, str], StepBaseline] = {}
+        for fragment in fragments:  # merge duplicates of the batch first: one row each
+            key = fragment.key
+            if key in merged:
+                merged[key].merge(fragment)
+            else:
+                merged[key] = StepBaseline.from_dict(fragment.to_dict())
+        now = datetime.now(UTC)
+        async with self._transaction("merge baselines", write=True) as connection:
+            for (check, env, step, version), fragment in merged.items():
+                where = sa.and_(
+                    baselines.c.check_name == check,
+                    baselines.c.environment == env,
+                    baselines.c.step == step,
+                    baselines.c.version == version,
+                )
+                # An empty row first, so that there is always a row to lock: concurrent
+                # writers of a new key then merge one after the other, not over each other.
+                empty = StepBaseline(check, env, step, version, updated_at=now)
+                placeholder = {
+                    "check_name": check,
+                    "environment": env,
+                    "step": step,
+                    "version": version,
+                    "samples": 0,
+                    "data": empty.to_dict(),
+                    "updated_at": now,
+                }
+                await connection.execute(
+                    self._insert(baselines).values(placeholder).on_conflict_do_nothing()
+                )
+                query = sa.select(baselines.c.data).where(where)
+                if self._engine.dialect.name == "postgresql":
+                    query = query.with_for_update()
+                stored = await connection.scalar(query)
+                if stored is None:  # pragma: no cover - inserted above in this transaction
+                    raise StoreError(f"baseline {check}/{step} vanished while being merged")
+                combined = StepBaseline.from_dict(stored)
+                combined.merge(fragment)
+                combined.updated_at = now
+                await connection.execute(
+                    sa.update(baselines)
+                    .where(where)
+                    .values(samples=combined.latency.count, data=combined.to_dict(), updated_at=now)
+                )
+                await self._trim_versions(connection, check, env, step)
+        return len(fragments)
+
+    async def _trim_versions(
+        self, connection: AsyncConnection, check: str, env: str, step: str
+    ) -> None:
+        same_step = sa.and_(
+            baselines.c.check_name == check,
+            baselines.c.environment == env,
+            baselines.c.step == step,
+        )
+        keep = (
+            sa.select(baselines.c.version)
+            .where(same_step)
+            .order_by(baselines.c.updated_at.desc(), baselines.c.version.desc())
+            .limit(MAX_BASELINE_VERSIONS)
+        )
+        await connection.execute(
+            sa.delete(baselines).where(same_step, baselines.c.version.not_in(keep))
+        )
+
+    async def list_baselines(
+        self, *, check: str | None = None, env: str | None = None
+    ) -> list[StepBaseline]:
+        """Stored baselines matching the filters, most recently updated first."""
+        query = sa.select(baselines.c.data)
+        if check is not None:
+            query = query.where(baselines.c.check_name == check)
+        if env is not None:
+            query = query.where(baselines.c.environment == env)
+        query = query.order_by(
+            baselines.c.updated_at.desc(), baselines.c.check_name, baselines.c.step
+        ).limit(MAX_BASELINE_ROWS)
+        async with self._transaction("read baselines", write=False) as connection:
+            rows = (await connection.execute(query)).scalars().all()
+        found = []
+        for data in rows:
+            try:
+                found.append(StepBaseline.from_dict(data))
+            except ValueError as error:
+                raise StoreError(f"a stored baseline cannot be read: {error}") from error
+        return found
 
     # -- retention -------------------------------------------------------------------------
 

@@ -140,8 +140,9 @@ def copy_example_checks(directory: Path) -> Path:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any SYNTH_* variable (they would override the
-    test's config or credentials), plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTH_")}
+    test's config or credentials) or OTEL_* variable (telemetry is the test's choice), plus
+    `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNTH_", "OTEL_"))}
     return env | extra
 
 
@@ -178,10 +179,11 @@ class AgentProcess:
         self.client: httpx2.Client | None = None
 
     @classmethod
-    def start(cls, config: Path, *args: str) -> AgentProcess:
-        """Start the agent with `config` (cwd: the config's folder) and wait until its API
-        port is printed and /readyz answers 200. Output goes to agent-N.stdout/.stderr
-        there, N counting the agents started in that folder (restarts keep earlier logs)."""
+    def start(cls, config: Path, *args: str, env: Mapping[str, str] | None = None) -> AgentProcess:
+        """Start the agent with `config` (cwd: the config's folder), `env` added to its
+        environment, and wait until its API port is printed and /readyz answers 200.
+        Output goes to agent-N.stdout/.stderr there, N counting the agents started in that
+        folder (restarts keep earlier logs)."""
         workdir = config.parent
         output = next(
             workdir / f"agent-{n}"
@@ -194,7 +196,7 @@ class AgentProcess:
             output.with_suffix(".stderr").open("wb") as err,
         ):
             process = subprocess.Popen(
-                command, cwd=workdir, stdout=out, stderr=err, env=clean_env()
+                command, cwd=workdir, stdout=out, stderr=err, env=clean_env(**(env or {}))
             )
         agent = cls(process, output)
         try:
@@ -356,7 +358,9 @@ class AgentProcess:
 
 
 class StartAgent(Protocol):
-    def __call__(self, config: Path, *args: str) -> AgentProcess: ...
+    def __call__(
+        self, config: Path, *args: str, env: Mapping[str, str] | None = None
+    ) -> AgentProcess: ...
 
 
 @pytest.fixture(name="start_agent")
@@ -366,8 +370,8 @@ def start_agent_fixture() -> Iterator[StartAgent]:
     SIGTERM or logged an exception (a bug in synth, whatever the test asserted)."""
     agents: list[AgentProcess] = []
 
-    def start(config: Path, *args: str) -> AgentProcess:
-        agent = AgentProcess.start(config, *args)
+    def start(config: Path, *args: str, env: Mapping[str, str] | None = None) -> AgentProcess:
+        agent = AgentProcess.start(config, *args, env=env)
         agents.append(agent)
         return agent
 

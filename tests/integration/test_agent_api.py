@@ -37,6 +37,7 @@ ROUTES = {
     "/v1/hooks/argocd": {"post"},
     "/v1/hooks/flagger": {"post"},
     "/v1/hooks/argo-rollouts": {"get", "post"},
+    "/v1/baselines": {"get", "post"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 

@@ -575,9 +575,11 @@ async def test_phase_timings_fresh_then_reused_connection(
     fresh = result.steps[0].requests[0].timings
     phases = fresh.as_dict()
     assert set(phases) == {"dns", "connect", "tls", "send", "first_byte", "body"}
-    assert all(value > 0 for value in phases.values()), phases
-    gap = fresh.total_s - sum(phases.values())
-    assert 0 <= gap <= max(0.1 * fresh.total_s, 0.005), (gap, fresh)
+    # The body can share the headers' packet: it then took no time of its own.
+    assert all(value > 0 for name, value in phases.items() if name != "body"), phases
+    assert phases["body"] >= 0, phases
+    # total is time on the network: the phases' sum, not the gaps where synth was busy.
+    assert fresh.total_s == pytest.approx(sum(phases.values())), fresh
 
     reused = result.steps[1].requests[0].timings
     assert (reused.dns_s, reused.connect_s, reused.tls_s) == (None, None, None)

@@ -426,7 +426,7 @@ def test_json_report_fields_and_schema() -> None:
     assert list(browse) == [
         "run_id", "check", "service", "environment", "phase", "location", "status",
         "failure_type", "failed_step", "attempts", "trace_id", "started_at", "duration_s",
-        "tags", "deploy", "failure", "steps",
+        "tags", "deploy", "failure", "steps", "findings",
     ]  # fmt: skip
     assert browse["status"] == "failed"
     assert browse["failure_type"] == "http_status"
@@ -453,6 +453,7 @@ def test_json_report_fields_and_schema() -> None:
             "body_s": None,
             "total_s": 0.21,
         },
+        "json_shape": [],
     }
     tls = report["runs"][4]
     assert tls["phase"] == "deploy"

@@ -135,4 +135,5 @@ def test_to_dict() -> None:
                 "trace_id": "trace-checkout",
             }
         ],
+        "comparison": [],
     }
