@@ -96,6 +96,27 @@ class Metrics:
         self.reloads = Counter(
             "synth_reloads", "Reloads of config and checks by result.", ("result",), registry=r
         )
+        self.pages = Counter(
+            "synth_pages",
+            "Alert delivery attempts by playbook, action (trigger, resolve, change, slack) "
+            "and result (sent, retry, rejected).",
+            ("playbook", "action", "result"),
+            registry=r,
+        )
+        self.outbox_depth = Gauge(
+            "synth_outbox_depth", "Alerts stored and not yet delivered.", registry=r
+        )
+        self.outbox_oldest_age = Gauge(
+            "synth_outbox_oldest_age_seconds",
+            "Age of the oldest undelivered alert (0 when none waits).",
+            registry=r,
+        )
+        self.incidents_open = Gauge(
+            "synth_incidents_open",
+            "Incidents synth has triggered and not yet resolved, by playbook.",
+            ("playbook",),
+            registry=r,
+        )
 
     def observe_run(self, result: RunResult) -> None:
         """Record one finished run."""
