@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
         help="label the runs (preprod for CI runs that feed the baseline)",
     )
     run.add_argument("--no-color", action="store_true", help="plain output")
+    run.add_argument(
+        "--no-page", action="store_true", help="do not page for failed checks (playbooks)"
+    )
     run.set_defaults(handler=_cmd_run)
 
     validate = commands.add_parser("validate", help="load config and checks, list problems")
@@ -107,6 +110,15 @@ def _parser() -> argparse.ArgumentParser:
     trig.add_argument("--id", dest="event_id", help="idempotency key")
     trig.add_argument("--tag", action="append", default=[], help="only checks with TAG")
     trig.set_defaults(handler=_cmd_trigger)
+
+    page = commands.add_parser("page", help="incident playbook tools")
+    page_commands = page.add_subparsers(dest="page_command", metavar="COMMAND", required=True)
+    page_test = page_commands.add_parser(
+        "test", help="send a test trigger and its resolve through a playbook"
+    )
+    page_test.add_argument("--playbook", required=True, metavar="NAME")
+    page_test.add_argument("--config", metavar="FILE", help="config file")
+    page_test.set_defaults(handler=_cmd_page_test)
 
     demo = commands.add_parser("demo", help="run the example checks against the demo shop")
     demo.add_argument("--checks", default=None, help="checks directory (default: ./checks)")
@@ -181,6 +193,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     if args.junit:
         write_junit_report(args.junit, results, env=args.env)
+    if not args.no_page and settings.playbooks:
+        from synth.alerting.oneshot import page_failures
+
+        page_failures(settings, selection.checks, results, sys.stderr)
     if loaded.problems or selection.problems:
         return EXIT_USAGE
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
@@ -273,6 +289,13 @@ def _cmd_trigger(args: argparse.Namespace) -> int:
             tags=tuple(args.tag),
         )
     )
+
+
+def _cmd_page_test(args: argparse.Namespace) -> int:
+    from synth.alerting.oneshot import page_test
+
+    settings = load_settings(find_config_file(args.config))
+    return EXIT_OK if page_test(settings, args.playbook, sys.stdout) else EXIT_FAILED
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

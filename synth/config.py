@@ -199,7 +199,8 @@ class TriggerRule(_Frozen):
         if self.consecutive is None:
             if None in window:
                 raise ValueError("give consecutive, or both failures and of_last")
-            assert self.failures is not None and self.of_last is not None
+            assert self.failures is not None
+            assert self.of_last is not None
             if self.failures > self.of_last:
                 raise ValueError("failures cannot exceed of_last")
         return self
@@ -250,7 +251,9 @@ class PagerDutySettings(_Frozen):
     def _https(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme != "https" or not parts.hostname:
-            raise ValueError(f"must be an https:// URL (the PagerDuty client requires it), got {value!r}")
+            raise ValueError(
+                f"must be an https:// URL (the PagerDuty client requires it), got {value!r}"
+            )
         return value.rstrip("/")
 
 

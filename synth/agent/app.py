@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from synth.agent.auth import Authenticator
-from synth.alerting.engine import AlertEngine, playbook_problems
-from synth.alerting.outbox import OutboxSender
 from synth.agent.deploys import DeployManager
 from synth.agent.isolation import RunWorkers
 from synth.agent.scheduler import CheckScheduler, scheduled_pairs
+from synth.alerting.engine import AlertEngine, playbook_problems
+from synth.alerting.outbox import OutboxSender
 from synth.checks.loader import load_checks
 from synth.config import ConfigError, Settings, load_settings
 from synth.model import CheckSpec, Phase, RunRequest, RunResult

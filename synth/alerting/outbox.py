@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import random
 import time
@@ -116,10 +117,8 @@ class OutboxSender:
             except Exception:  # never let a bug stop paging for good
                 log.exception("outbox: delivery loop failed; retrying")
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=POLL_S)
-            except TimeoutError:
-                pass
 
     async def stop(self) -> None:
         """Finish the send in progress (bounded by the client timeout), then stop."""

@@ -56,7 +56,9 @@ def summary_of(result: RunResult, failing_locations: Sequence[str] = ()) -> str:
     return _clip(text + locations, SUMMARY_MAX)
 
 
-def _links(playbook: PlaybookSettings, check: CheckSpec | None, trace_id: str) -> list[dict[str, str]]:
+def _links(
+    playbook: PlaybookSettings, check: CheckSpec | None, trace_id: str
+) -> list[dict[str, str]]:
     links = []
     runbook = (check.runbook_url if check else None) or playbook.runbook_url
     if runbook:

@@ -100,9 +100,7 @@ def _threshold_met(recent: tuple[bool, ...], failures: int, rule: Rule) -> bool:
     return sum(recent[-rule.of_last :]) >= rule.failures
 
 
-def failing_locations(
-    locations: Iterable[LocationState], now: datetime, rule: Rule
-) -> list[str]:
+def failing_locations(locations: Iterable[LocationState], now: datetime, rule: Rule) -> list[str]:
     """The fresh locations that are failing now, sorted."""
     return sorted(
         loc.location

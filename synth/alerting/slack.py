@@ -29,13 +29,17 @@ class SlackSender:
         try:
             response = self._client.post(webhook_url, json=payload)
         except httpx2.HTTPError as exc:
-            return Delivery(DeliveryResult.RETRY, _short(f"no answer: {type(exc).__name__}", redactor))
+            return Delivery(
+                DeliveryResult.RETRY, _short(f"no answer: {type(exc).__name__}", redactor)
+            )
         if response.is_success:
             return Delivery(DeliveryResult.SENT)
         message = _short(f"HTTP {response.status_code}: {response.text}", redactor)
         if response.status_code in SLACK_REJECTED:
             return Delivery(DeliveryResult.REJECTED, message)
-        return Delivery(DeliveryResult.RETRY, message, retry_after(response.headers.get("retry-after")))
+        return Delivery(
+            DeliveryResult.RETRY, message, retry_after(response.headers.get("retry-after"))
+        )
 
     def close(self) -> None:
         self._client.close()

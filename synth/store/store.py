@@ -20,12 +20,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from synth.alerting.playbook import IncidentState, LocationState
 from synth.model import FailureType, Phase, RunResult, Status
 from synth.outputs.report_json import run_from_dict, run_to_dict
+from synth.store import alerts
 from synth.store.engine import create_engine, describe_error, display_url, parse_url, transaction
 from synth.store.migrations import migrate
-from synth.alerting.playbook import IncidentState, LocationState
-from synth.store import alerts
 from synth.store.records import (
     AlertUpdate,
     DeployRecord,
@@ -296,7 +296,9 @@ class Store:
                         alert_state.c.environment,
                         alert_state.c.location,
                     ],
-                    set_={c.name: insert.excluded[c.name] for c in alert_state.c if c.name not in keys},
+                    set_={
+                        c.name: insert.excluded[c.name] for c in alert_state.c if c.name not in keys
+                    },
                 )
             )
             if update.events:

@@ -20,6 +20,7 @@ request without answering until the mode changes or the server stops).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import threading
@@ -38,7 +39,16 @@ ROUTING_KEY = "R0UT1NGKEY0123456789abcdefABCDEF"  # 32 characters, like a real o
 SEVERITIES = ("critical", "error", "warning", "info")
 ACTIONS = ("trigger", "acknowledge", "resolve")
 EVENT_FIELDS = frozenset(
-    {"routing_key", "event_action", "dedup_key", "payload", "images", "links", "client", "client_url"}
+    {
+        "routing_key",
+        "event_action",
+        "dedup_key",
+        "payload",
+        "images",
+        "links",
+        "client",
+        "client_url",
+    }
 )
 PAYLOAD_FIELDS = frozenset(
     {"summary", "source", "severity", "timestamp", "component", "group", "class", "custom_details"}
@@ -179,7 +189,11 @@ class PagerDutyStandIn:
 
     def _reject(self, body: dict[str, Any] | None, errors: list[str]) -> tuple[int, dict[str, Any]]:
         self.rejected.append((body, errors))
-        return 400, {"status": "invalid event", "message": "Event object is invalid", "errors": errors}
+        return 400, {
+            "status": "invalid event",
+            "message": "Event object is invalid",
+            "errors": errors,
+        }
 
     def _group(self, event: Event, key: str) -> None:
         current = next((i for i in self.incidents if i.dedup_key == key and not i.resolved), None)
@@ -274,10 +288,8 @@ def _handler(standin: PagerDutyStandIn) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            try:
+            with contextlib.suppress(OSError):  # the client gave up meanwhile
                 self.wfile.write(data)
-            except OSError:
-                pass  # the client gave up (timeout) while we hung
 
     return Handler
 
