@@ -219,6 +219,7 @@ class PlaybookSettings(_Frozen):
     resolve_after: int = Field(default=2, ge=1, le=1000)
     reopen_after: Seconds = Field(default=300.0, ge=0)
     location_stale_after: Seconds = Field(default=900.0, gt=0)
+    retrigger_after: Seconds = Field(default=1800.0, ge=0)
     slack_webhook: Annotated[SecretRef, BeforeValidator(_secret_shorthand)] | None = None
 
     @field_validator("trace_url_template")

@@ -64,6 +64,7 @@ def rule_for(playbook: PlaybookSettings, check: CheckSpec | None) -> Rule:
         resolve_after=playbook.resolve_after,
         reopen_after_s=playbook.reopen_after,
         stale_after_s=stale,
+        retrigger_after_s=playbook.retrigger_after,
     )
 
 
@@ -233,6 +234,8 @@ class AlertEngine:
             log.warning("paging: %s", payloads.summary_of(result, failing), extra=context)
         elif decision is Decision.RESOLVE:
             log.info("resolving the incident: the check recovered", extra=context)
+        elif decision is Decision.RETRIGGER:
+            log.info("still failing: sending the trigger again", extra=context)
         elif decision is Decision.SUPPRESSED:
             log.info("not re-opening yet (reopen_after): the check fails again", extra=context)
         if update.events:
@@ -250,7 +253,7 @@ class AlertEngine:
         recent: Sequence[RunSummary],
         failing: Sequence[str],
     ) -> list[NewOutboxEvent]:
-        if decision is Decision.TRIGGER:
+        if decision in (Decision.TRIGGER, Decision.RETRIGGER):
             event = payloads.trigger_event(
                 result,
                 playbook_name=name,
@@ -265,7 +268,7 @@ class AlertEngine:
         else:
             return []
         events = [event]
-        if playbook.slack_webhook is not None:
+        if playbook.slack_webhook is not None and decision is not Decision.RETRIGGER:
             summary = f"{result.check} in {result.environment} passes again"
             events.append(payloads.slack_message(event, resolved_summary=summary))
         return events

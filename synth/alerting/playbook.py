@@ -10,6 +10,11 @@ so a replica that died does not hold an incident open. After a resolve, the inci
 not re-open for `reopen_after` seconds (a flapping target pages once); if it is still
 failing when that time has passed, the next run triggers it.
 
+While the incident stays open and failing, the trigger is sent again every
+`retrigger_after` seconds. PagerDuty appends a repeated trigger to the open alert (no new
+notification), so this is harmless — and it re-opens the incident should another replica
+with its own store have resolved it while this location still fails.
+
 No I/O here: the store loads and saves these values around `observe` and `decide`.
 """
 
@@ -34,6 +39,7 @@ class Rule:
     resolve_after: int = 2
     reopen_after_s: float = 300.0
     stale_after_s: float = 900.0
+    retrigger_after_s: float = 1800.0  # 0: never
 
     def window(self) -> int:
         """How many recent outcomes a location needs to remember."""
@@ -60,6 +66,7 @@ class IncidentState:
     opened_at: datetime | None = None
     resolved_at: datetime | None = None
     last_transition_at: datetime | None = None
+    triggered_at: datetime | None = None  # the last trigger sent (first or repeated)
 
 
 class Decision(enum.StrEnum):
@@ -69,6 +76,7 @@ class Decision(enum.StrEnum):
     TRIGGER = "trigger"
     RESOLVE = "resolve"
     SUPPRESSED = "suppressed"  # would trigger, but it resolved less than reopen_after ago
+    RETRIGGER = "retrigger"  # still failing: send the trigger again (see `decide`)
 
 
 def observe(
@@ -126,9 +134,20 @@ def decide(
             and (now - current.resolved_at).total_seconds() < rule.reopen_after_s
         ):
             return current, Decision.SUPPRESSED
-        opened = replace(current, open=True, opened_at=now, last_transition_at=now)
+        opened = replace(
+            current, open=True, opened_at=now, last_transition_at=now, triggered_at=now
+        )
         return opened, Decision.TRIGGER
     if current.open and failing < rule.min_locations:
         resolved = replace(current, open=False, resolved_at=now, last_transition_at=now)
         return resolved, Decision.RESOLVE
+    if current.open and _retrigger_due(current, now, rule):
+        return replace(current, triggered_at=now), Decision.RETRIGGER
     return current, Decision.NONE
+
+
+def _retrigger_due(incident: IncidentState, now: datetime, rule: Rule) -> bool:
+    if rule.retrigger_after_s <= 0:
+        return False
+    last = incident.triggered_at or incident.opened_at
+    return last is None or (now - last).total_seconds() >= rule.retrigger_after_s

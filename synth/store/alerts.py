@@ -46,6 +46,7 @@ async def read_alert(
                 opened_at=m["opened_at"],
                 resolved_at=m["resolved_at"],
                 last_transition_at=m["last_transition_at"],
+                triggered_at=m["triggered_at"],
             )
         else:
             locations.append(
@@ -77,6 +78,7 @@ def location_row(
         "opened_at": None,
         "resolved_at": None,
         "last_transition_at": None,
+        "triggered_at": None,
         "updated_at": state.updated_at or now,
     }
 
@@ -97,6 +99,7 @@ def incident_row(
         "opened_at": state.opened_at,
         "resolved_at": state.resolved_at,
         "last_transition_at": state.last_transition_at,
+        "triggered_at": state.triggered_at,
         "updated_at": now,
     }
 

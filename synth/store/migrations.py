@@ -118,6 +118,7 @@ def _v2_alerting(connection: sa.Connection) -> None:
         sa.Column("opened_at", UTCDateTime, nullable=True),
         sa.Column("resolved_at", UTCDateTime, nullable=True),
         sa.Column("last_transition_at", UTCDateTime, nullable=True),
+        sa.Column("triggered_at", UTCDateTime, nullable=True),
         sa.Column("updated_at", UTCDateTime, nullable=False),
     )
     md.create_all(connection)

@@ -155,5 +155,6 @@ alert_state = sa.Table(
     sa.Column("opened_at", UTCDateTime, nullable=True),
     sa.Column("resolved_at", UTCDateTime, nullable=True),
     sa.Column("last_transition_at", UTCDateTime, nullable=True),
+    sa.Column("triggered_at", UTCDateTime, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -248,7 +248,8 @@ def test_pagerduty_outage_delays_but_loses_nothing_and_keeps_order(
     time.sleep(max(OUTAGE_S - (time.monotonic() - outage_started), 0))
     assert pagerduty.accepted() == []
     retries = agent.metric("synth_pages_total", playbook=PLAYBOOK, action="trigger", result="retry")
-    assert retries is not None and retries >= 3
+    assert retries is not None
+    assert retries >= 3
 
     pagerduty.set_mode("ok")
     wait_events(pagerduty, 3)
