@@ -173,7 +173,7 @@ def test_trigger_rule_is_one_or_the_other() -> None:
         {"failures": 2},
         {"failures": 3, "of_last": 2},
     ):
-        with pytest.raises(ValueError, match="consecutive|failures"):
+        with pytest.raises(ValueError, match=r"consecutive|failures"):
             playbook(trigger=bad)
 
 
