@@ -112,7 +112,9 @@ class Agent:
         )
         self.alerts = AlertEngine(
             settings=lambda: self.settings,
-            store=lambda: self.store,
+            # While the store is failing, results queue in memory (like `_pending`) rather
+            # than each waiting for the store's timeout.
+            store=lambda: self.store if self.store_ok else None,
             check=self._check_named,
             checks_for=self.checks_for,
             metrics=self.metrics,

@@ -14,8 +14,9 @@ HTTPS on 127.0.0.1 at an ephemeral port with a certificate from a CA the test ge
 
 It records every accepted event in order and keeps incidents the way PagerDuty groups
 them: a trigger opens an incident for its dedup key unless one is open (then it joins it);
-a resolve closes it. `mode` switches answers: "ok", "429", "500" or "hang" (hold the
-request without answering until the mode changes or the server stops).
+a resolve closes it. `mode` switches answers: "ok", "400" (reject every event, as for an
+unknown routing key), "429", "500" or "hang" (hold the request, then drop the connection
+without processing it, once the mode changes or the server stops).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ PAYLOAD_FIELDS = frozenset(
 CHANGE_FIELDS = frozenset({"routing_key", "payload", "links", "images"})
 CHANGE_PAYLOAD_FIELDS = frozenset({"summary", "source", "timestamp", "custom_details"})
 HANG_MAX_S = 120.0
-MODES = ("ok", "429", "500", "hang")
+MODES = ("ok", "400", "429", "500", "hang")
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,8 @@ class PagerDutyStandIn:
                 return None  # a black hole: the event was never received
             if self._stopped:
                 return None
+            if self.mode == "400":
+                return self._reject(None, ["Invalid routing key"])
             if self.mode == "429":
                 return 429, {"status": "throttle event", "message": "Too many requests"}
             if self.mode == "500":

@@ -264,6 +264,39 @@ def test_pagerduty_outage_delays_but_loses_nothing_and_keeps_order(
     assert pagerduty.attempts >= stored[0].attempts + 2
 
 
+def test_a_rejected_event_is_logged_counted_dropped_and_does_not_block_its_key(
+    tmp_path: Path, shop: ShopThread, pagerduty: PagerDutyStandIn, start_agent: StartAgent
+) -> None:
+    agent = start_agent(
+        configure(tmp_path, shop, pagerduty, trigger={"consecutive": 1}, resolve_after=1)
+    )
+    pagerduty.set_mode("400")
+    shop.set_faults(status=503, path_prefix="/health")
+    run(agent)
+    wait_for(
+        lambda: (
+            agent.metric(
+                "synth_pages_total", playbook=PLAYBOOK, action="trigger", result="rejected"
+            )
+            == 1
+        ),
+        timeout=10,
+        what="the rejected trigger counted",
+    )
+    assert pagerduty.attempts == 1, "a 400 is not retried"
+    (dropped,) = outbox(tmp_path)
+    assert (dropped.status, dropped.attempts) == ("dropped", 1)
+    assert dropped.last_error is not None
+    assert "Invalid routing key" in dropped.last_error
+    assert any("rejected and dropped" in m for m in agent.log_messages())
+
+    pagerduty.set_mode("ok")
+    shop.clear_faults()
+    run(agent)
+    wait_events(pagerduty, 1, "resolve")
+    assert agent.metric("synth_outbox_depth") == 0
+
+
 # -- SIGKILL between storing and sending -----------------------------------------------------------
 
 
@@ -371,6 +404,36 @@ def test_shared_store_counts_failing_locations(
         run(eu)  # one location left failing: below min_locations, resolve
         wait_events(pagerduty, 1, "resolve")
         assert actions(pagerduty) == ["trigger", "resolve"]
+        eu.stop()
+        us.stop()
+
+
+def test_separate_stores_a_location_still_failing_re_opens_what_another_resolved(
+    tmp_path: Path, pagerduty: PagerDutyStandIn, start_agent: StartAgent
+) -> None:
+    """Replicas with their own stores cannot see each other: the first to recover resolves
+    the shared incident. One still failing sends its trigger again after retrigger_after,
+    which re-opens it (and would only have joined it, were it still open)."""
+    from synth.demo import run_in_thread
+
+    fast = {"trigger": {"consecutive": 1}, "resolve_after": 1, "retrigger_after": "1s"}
+    with run_in_thread() as shop_eu, run_in_thread() as shop_us:
+        eu = start_agent(configure(tmp_path / "eu", shop_eu, pagerduty, location="eu", **fast))
+        us = start_agent(configure(tmp_path / "us", shop_us, pagerduty, location="us", **fast))
+        for shop in (shop_eu, shop_us):
+            shop.set_faults(status=503, path_prefix="/health")
+        run(eu)
+        run(us)
+        wait_events(pagerduty, 2, "trigger")
+        shop_eu.clear_faults()
+        run(eu)
+        wait_events(pagerduty, 1, "resolve")
+        assert [i.resolved for i in pagerduty.incidents_for(KEY)] == [True]
+        time.sleep(1.1)
+        run(us)  # still failing, a second after its trigger
+        wait_events(pagerduty, 3, "trigger")
+        assert [i.resolved for i in pagerduty.incidents_for(KEY)] == [True, False]
+        assert pagerduty.accepted("trigger")[-1].body["payload"]["source"] == "synth/us"
         eu.stop()
         us.stop()
 
