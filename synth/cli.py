@@ -213,6 +213,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             for problem in exc.problems:
                 print(f"error: {problem}", file=sys.stdout)
                 problems += 1
+    from synth.alerting.engine import playbook_problems
+
+    for problem in playbook_problems(settings, loaded.checks):
+        print(f"error: {problem}", file=sys.stdout)
+        problems += 1
     envs = ", ".join(sorted(settings.environments)) or "none"
     print(f"{len(loaded.checks)} check(s) loaded, environments: {envs}; {problems} problem(s)")
     return EXIT_USAGE if problems else EXIT_OK

@@ -204,3 +204,23 @@ def test_backoff_grows_is_capped_and_honours_retry_after() -> None:
         assert all(ceiling / 2 <= d <= ceiling for d in delays), (attempts, delays)
     assert backoff_s(1, pd, 5.0) >= 5.0
     assert backoff_s(1, pd, 600.0) == 8.0
+
+
+def test_validate_reports_playbook_problems(tmp_path: Any, capsys: Any) -> None:
+    from synth.cli import main
+
+    (tmp_path / "checks").mkdir()
+    (tmp_path / "checks" / "c.py").write_text(
+        "import synth\n\n"
+        "@synth.check(service='shop', playbook='missing')\n"
+        "async def checkout(flow):\n"
+        "    pass\n"
+    )
+    config = tmp_path / "synth.yaml"
+    config.write_text(
+        "checks: [checks]\nplaybooks: {oncall: {routing_key: env:SYNTH_TEST_UNSET_KEY}}\n"
+    )
+    assert main(["validate", "--config", str(config)]) == 2
+    out = capsys.readouterr().out
+    assert "playbooks.oncall.routing_key: environment variable SYNTH_TEST_UNSET_KEY" in out
+    assert "c.py:3: check 'checkout' names unknown playbook 'missing'" in out
