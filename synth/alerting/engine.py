@@ -170,6 +170,8 @@ class AlertEngine:
                 self._metrics.store_errors.labels("update_alert").inc()
                 log.warning("alert state not updated (will retry): %s", exc)
                 return
+            except Exception:  # a bug must not stop the runs or block later results
+                log.exception("alerting failed for a run result; skipping it")
             self._pending.popleft()
 
     async def _apply(self, result: RunResult) -> None:
@@ -231,7 +233,8 @@ class AlertEngine:
             "failing_locations": failing,
         }
         if decision is Decision.TRIGGER:
-            log.warning("paging: %s", payloads.summary_of(result, failing), extra=context)
+            summary = self.redactor().text(payloads.summary_of(result, failing))
+            log.warning("paging: %s", summary, extra=context)
         elif decision is Decision.RESOLVE:
             log.info("resolving the incident: the check recovered", extra=context)
         elif decision is Decision.RETRIGGER:
