@@ -14,6 +14,7 @@ one incident of the replicas' triggers (keep `min_locations: 1` then).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -244,7 +245,10 @@ class AlertEngine:
         if update.events:
             self._wake()
         if decision in (Decision.TRIGGER, Decision.RESOLVE):
-            await self.refresh_incidents(store)
+            # The update is committed: a failure here must not make `flush` apply the
+            # result twice. The gauge catches up at the next transition.
+            with contextlib.suppress(StoreError):
+                await self.refresh_incidents(store)
 
     def _events(
         self,
