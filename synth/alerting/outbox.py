@@ -34,6 +34,7 @@ log = logging.getLogger("synth.alerting")
 
 POLL_S = 1.0
 BATCH = 50
+DRAIN_S = 5.0
 
 
 def backoff_s(attempts: int, settings: PagerDutySettings, retry_after_s: float | None) -> float:
@@ -96,6 +97,7 @@ class OutboxSender:
         self._origin = origin
         self._wake = asyncio.Event()
         self._stopping = False
+        self._delivering = asyncio.Lock()  # one delivery pass at a time: none sent twice
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="synth-outbox"
         )
@@ -120,8 +122,12 @@ class OutboxSender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=POLL_S)
 
-    async def stop(self) -> None:
-        """Finish the send in progress (bounded by the client timeout), then stop."""
+    async def stop(self, drain_s: float = DRAIN_S) -> None:
+        """Try for up to `drain_s` to deliver what is due (a graceful stop sends the last
+        run's page now rather than at the next start), finish the send in progress
+        (bounded by the client timeout), then stop."""
+        with contextlib.suppress(TimeoutError, StoreError):
+            await asyncio.wait_for(self.deliver_due(), timeout=drain_s)
         self._stopping = True
         self._wake.set()
         await asyncio.get_running_loop().run_in_executor(self._executor, self._close_dispatcher)
@@ -132,6 +138,10 @@ class OutboxSender:
         store = self._store()
         if store is None:
             return 0
+        async with self._delivering:
+            return await self._deliver_pass(store)
+
+    async def _deliver_pass(self, store: Store) -> int:
         attempted = 0
         while not self._stopping:
             due = await store.due_outbox(origin=self._origin, limit=BATCH)
