@@ -107,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="LABEL",
         help="version the baseline is recorded on (default: $SYNTH_VERSION or git describe)",
     )
+    run.add_argument(
+        "--no-page", action="store_true", help="do not page for failed checks (playbooks)"
+    )
     run.set_defaults(handler=_cmd_run)
 
     baseline = commands.add_parser("baseline", help="show and compare recorded baselines")
@@ -156,6 +159,15 @@ def _parser() -> argparse.ArgumentParser:
     trig.add_argument("--id", dest="event_id", help="idempotency key")
     trig.add_argument("--tag", action="append", default=[], help="only checks with TAG")
     trig.set_defaults(handler=_cmd_trigger)
+
+    page = commands.add_parser("page", help="incident playbook tools")
+    page_commands = page.add_subparsers(dest="page_command", metavar="COMMAND", required=True)
+    page_test = page_commands.add_parser(
+        "test", help="send a test trigger and its resolve through a playbook"
+    )
+    page_test.add_argument("--playbook", required=True, metavar="NAME")
+    page_test.add_argument("--config", metavar="FILE", help="config file")
+    page_test.set_defaults(handler=_cmd_page_test)
 
     demo = commands.add_parser("demo", help="run the example checks against the demo shop")
     demo.add_argument("--checks", default=None, help="checks directory (default: ./checks)")
@@ -284,6 +296,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _record_baseline(args, settings, results, out)
     if args.push_metrics:
         _push(args, metrics, settings.location)
+    if not args.no_page and settings.playbooks:
+        from synth.alerting.oneshot import page_failures
+
+        page_failures(settings, selection.checks, results, sys.stderr)
     if loaded.problems or selection.problems:
         return EXIT_USAGE
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
@@ -384,6 +400,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             for problem in exc.problems:
                 print(f"error: {problem}", file=sys.stdout)
                 problems += 1
+    from synth.alerting.engine import playbook_problems
+
+    for problem in playbook_problems(settings, loaded.checks):
+        print(f"error: {problem}", file=sys.stdout)
+        problems += 1
     envs = ", ".join(sorted(settings.environments)) or "none"
     print(f"{len(loaded.checks)} check(s) loaded, environments: {envs}; {problems} problem(s)")
     return EXIT_USAGE if problems else EXIT_OK
@@ -464,6 +485,13 @@ def _cmd_trigger(args: argparse.Namespace) -> int:
             tags=tuple(args.tag),
         )
     )
+
+
+def _cmd_page_test(args: argparse.Namespace) -> int:
+    from synth.alerting.oneshot import page_test
+
+    settings = load_settings(find_config_file(args.config))
+    return EXIT_OK if page_test(settings, args.playbook, sys.stdout) else EXIT_FAILED
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -283,6 +283,84 @@ class BaselineSettings(_Frozen):
         return self.model_copy(update=changes)
 
 
+PageSeverity = Literal["critical", "error", "warning", "info"]
+
+
+class TriggerRule(_Frozen):
+    """When one location counts as failing: `consecutive` failed runs in a row, or
+    `failures` of the last `of_last` runs."""
+
+    consecutive: int | None = Field(default=None, ge=1, le=1000)
+    failures: int | None = Field(default=None, ge=1, le=1000)
+    of_last: int | None = Field(default=None, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> TriggerRule:
+        window = (self.failures, self.of_last)
+        if self.consecutive is not None and window != (None, None):
+            raise ValueError("give either consecutive, or failures with of_last, not both")
+        if self.consecutive is None:
+            if None in window:
+                raise ValueError("give consecutive, or both failures and of_last")
+            assert self.failures is not None
+            assert self.of_last is not None
+            if self.failures > self.of_last:
+                raise ValueError("failures cannot exceed of_last")
+        return self
+
+
+class PlaybookSettings(_Frozen):
+    """How one team is paged: where (routing key), how loud, and when."""
+
+    routing_key: Annotated[SecretRef, BeforeValidator(_secret_shorthand)]
+    severity: dict[str, PageSeverity] = Field(default_factory=dict)
+    runbook_url: str | None = None
+    dashboard_url: str | None = None
+    trace_url_template: str | None = None
+    trigger: TriggerRule = TriggerRule(consecutive=2)
+    min_locations: int = Field(default=1, ge=1, le=100)
+    resolve_after: int = Field(default=2, ge=1, le=1000)
+    reopen_after: Seconds = Field(default=300.0, ge=0)
+    location_stale_after: Seconds = Field(default=900.0, gt=0)
+    retrigger_after: Seconds = Field(default=1800.0, ge=0)
+    slack_webhook: Annotated[SecretRef, BeforeValidator(_secret_shorthand)] | None = None
+
+    @field_validator("trace_url_template")
+    @classmethod
+    def _has_trace_id(cls, value: str | None) -> str | None:
+        if value is not None and "{trace_id}" not in value:
+            raise ValueError("must contain {trace_id}")
+        return value
+
+    def severity_for(self, phase: str, environment: str) -> PageSeverity:
+        """The phase's severity, else the environment's, else `default`, else critical."""
+        for key in (phase, environment, "default"):
+            if key in self.severity:
+                return self.severity[key]
+        return "critical"
+
+
+class PagerDutySettings(_Frozen):
+    """How synth reaches the PagerDuty Events API v2, and how its outbox retries."""
+
+    api_url: str = "https://events.pagerduty.com"
+    verify: bool = True
+    ca_file: Path | None = None
+    timeout: Seconds = Field(default=10.0, gt=0, le=300)
+    retry_initial: Seconds = Field(default=1.0, gt=0)
+    retry_max: Seconds = Field(default=300.0, gt=0)
+
+    @field_validator("api_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(
+                f"must be an https:// URL (the PagerDuty client requires it), got {value!r}"
+            )
+        return value.rstrip("/")
+
+
 class Settings(BaseSettings):
     """The whole configuration of synth."""
 
@@ -303,6 +381,18 @@ class Settings(BaseSettings):
     deploys: DeploySettings = DeploySettings()
     hooks: HooksSettings = HooksSettings()
     baseline: BaselineSettings = BaselineSettings()
+    playbooks: dict[str, PlaybookSettings] = Field(default_factory=dict)
+    default_playbook: str | None = None
+    pagerduty: PagerDutySettings = PagerDutySettings()
+
+    @model_validator(mode="after")
+    def _known_default_playbook(self) -> Settings:
+        if self.default_playbook is not None and self.default_playbook not in self.playbooks:
+            known = ", ".join(sorted(self.playbooks)) or "none configured"
+            raise ValueError(
+                f"default_playbook: unknown playbook {self.default_playbook!r} (known: {known})"
+            )
+        return self
 
     @field_validator("location")
     @classmethod

@@ -56,6 +56,24 @@ class Status(enum.StrEnum):
     SKIPPED = "skipped"
 
 
+class AlertAction(enum.StrEnum):
+    """What the incident playbook sends: a PagerDuty trigger, resolve or change event, or a
+    Slack notification."""
+
+    TRIGGER = "trigger"
+    RESOLVE = "resolve"
+    CHANGE = "change"
+    SLACK = "slack"
+
+
+class DeliveryResult(enum.StrEnum):
+    """The outcome of one delivery attempt of an alert."""
+
+    SENT = "sent"
+    RETRY = "retry"
+    REJECTED = "rejected"
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     """When a check runs on its own: a fixed interval or a cron expression."""

@@ -8,11 +8,17 @@ same step / expected / actual report. A check file that does not load is a faili
 naming file:line. With `--synth-store URL` or `--synth-baseline-url AGENT` the runs are
 recorded as the baseline, labelled `--synth-version` (default $SYNTH_VERSION or git
 describe).
+
+Telemetry is the same as `synth run`'s: spans over OTLP when the standard `OTEL_*`
+variables ask for it, the same metrics (phase `preprod`) pushed to a Pushgateway with
+`--synth-push-metrics URL`, and failed checks page through their playbook with its
+pre-prod severity when playbooks are configured (`--synth-no-page` to skip).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
     from synth.runner import Runner
 
 _STATE = pytest.StashKey["SynthSession"]()
+TRACE_FLUSH_S = 5.0
 _MARKER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -50,6 +57,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="record the baseline through this agent's API (POST /v1/baselines)",
     )
     group.addoption("--synth-version", metavar="LABEL", help="version the baseline is recorded on")
+    group.addoption(
+        "--synth-push-metrics",
+        metavar="URL",
+        help="push the runs' metrics to this Prometheus Pushgateway (job=synth)",
+    )
+    group.addoption(
+        "--synth-no-page", action="store_true", help="do not page for failed checks (playbooks)"
+    )
 
 
 class SynthSession:
@@ -58,6 +73,9 @@ class SynthSession:
     def __init__(self, config: pytest.Config) -> None:
         from synth.checks.loader import load_checks
         from synth.config import find_config_file, load_settings
+        from synth.outputs.metrics import Metrics
+        from synth.outputs.push import check_gateway_url
+        from synth.outputs.tracing import TracingConfig, start_tracing
         from synth.runner import Runner
         from synth.selection import select_checks
 
@@ -73,9 +91,24 @@ class SynthSession:
         selection = select_checks(loaded.checks, self.settings, self.env)
         self.checks: tuple[CheckSpec, ...] = selection.checks
         self.problems: tuple[LoadProblem | str, ...] = (*loaded.problems, *selection.problems)
-        self.runner: Runner = Runner(self.settings)
+        self.push_url: str | None = config.getoption("synth_push_metrics")
+        self.page: bool = not config.getoption("synth_no_page")
+        if self.push_url:
+            check_gateway_url(self.push_url)
+        self.metrics = Metrics()
+        tracing_config = TracingConfig.from_env(os.environ)
+        if tracing_config.enabled:
+            self.metrics.watch_exporter(tracing_config.exporter_name)
+        self.tracing = start_tracing(
+            tracing_config,
+            location=self.settings.location,
+            environment=self.env,
+            counters=self.metrics,
+        )
+        self.runner: Runner = Runner(self.settings, tracer=self.tracing.tracer)
         self.results: list[RunResult] = []
         self.recorded: str | None = None
+        self.notes: list[str] = []
         self._collector: SynthChecks | None = None
 
     def collector(self, session: pytest.Session) -> SynthChecks:
@@ -95,7 +128,35 @@ class SynthSession:
         )
         result = asyncio.run(self.runner.run(request))
         self.results.append(result)
+        self.metrics.observe_run(result)
         return result
+
+    def finish(self) -> list[str]:
+        """Flush traces, push metrics and page failures; warnings for the summary (none
+        of them changes the session's outcome, as with `synth run`)."""
+        from synth.outputs.push import PushError, push_metrics
+
+        warnings: list[str] = []
+        self.tracing.shutdown(TRACE_FLUSH_S)
+        if self.push_url and self.results:
+            try:
+                push_metrics(
+                    self.push_url,
+                    self.metrics,
+                    location=self.settings.location,
+                    environment=self.env,
+                )
+            except PushError as exc:
+                warnings.append(f"synth: warning: {exc}")
+        if self.page and self.settings.playbooks and self.results:
+            import io
+
+            from synth.alerting.oneshot import page_failures
+
+            out = io.StringIO()
+            page_failures(self.settings, self.checks, self.results, out)
+            warnings.extend(line for line in out.getvalue().splitlines() if line)
+        return warnings
 
     def record(self) -> str | None:
         """Send the session's runs as baseline fragments; a line saying what happened."""
@@ -114,11 +175,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("synth_env", default=None):
         return
     from synth.config import ConfigError
+    from synth.outputs.push import PushError
 
     try:
         session = SynthSession(config)
     except ConfigError as exc:
         raise pytest.UsageError(f"synth: invalid configuration: {exc}") from None
+    except PushError as exc:
+        raise pytest.UsageError(f"synth: --synth-push-metrics: {exc}") from None
     config.stash[_STATE] = session
     config.pluginmanager.register(_LoadProblems(), "synth-load-problems")
     for tag in sorted({t for c in session.checks for t in c.tags}):
@@ -170,12 +234,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     except (BaselineError, StoreError) as exc:
         state.recorded = f"synth: could not record the baseline: {exc}"
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    state.notes = state.finish()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
-    if state is not None and state.recorded:
+    if state is None:
+        return
+    if state.recorded:
         terminalreporter.write_line(state.recorded)
+    for note in state.notes:
+        terminalreporter.write_line(note)
 
 
 class SynthChecks(pytest.Collector):

@@ -28,6 +28,8 @@ from synth.agent.baselines import BaselineComparator
 from synth.agent.deploys import DeployManager
 from synth.agent.isolation import RunWorkers
 from synth.agent.scheduler import CheckScheduler, interval_s, scheduled_pairs
+from synth.alerting.engine import AlertEngine, playbook_problems
+from synth.alerting.outbox import OutboxSender
 from synth.checks.loader import load_checks
 from synth.config import ConfigError, Settings, load_settings
 from synth.model import CheckSpec, Phase, RunRequest, RunResult
@@ -35,7 +37,7 @@ from synth.outputs.metrics import Metrics
 from synth.outputs.tracing import Tracing, TracingConfig, start_tracing
 from synth.runner import Runner
 from synth.selection import select_checks
-from synth.store import Store, StoreError
+from synth.store import DeployRecord, Store, StoreError
 
 log = logging.getLogger("synth.agent")
 
@@ -72,6 +74,7 @@ def load_state(config_path: Path | None, check_paths: Sequence[str]) -> LoadedSt
             Runner(settings).environment(env_name)
         except ConfigError as exc:
             problems.extend(exc.problems)
+    problems.extend(playbook_problems(settings, loaded.checks))
     return LoadedState(settings, loaded.checks, tuple(problems), datetime.now(UTC))
 
 
@@ -117,6 +120,24 @@ class Agent:
             checks_for=self.checks_for,
             execute=self.execute,
             location=state.settings.location,
+            on_created=self._deploy_announced,
+        )
+        self.outbox = OutboxSender(
+            settings=lambda: self.settings,
+            store=lambda: self.store,
+            metrics=self.metrics,
+            origin=state.settings.location,
+        )
+        self.alerts = AlertEngine(
+            settings=lambda: self.settings,
+            # While the store is failing, results queue in memory (like `_pending`) rather
+            # than each waiting for the store's timeout.
+            store=lambda: self.store if self.store_ok else None,
+            check=self._check_named,
+            checks_for=self.checks_for,
+            metrics=self.metrics,
+            origin=state.settings.location,
+            wake=self.outbox.wake,
         )
         self.authenticator = _authenticator(state.settings)
         self.started_at = time.time()
@@ -142,6 +163,10 @@ class Agent:
             self._background.append(asyncio.create_task(self._store_reconnect()))
         self._background.append(asyncio.create_task(self._flush_pending_loop()))
         self._background.append(asyncio.create_task(self._retention_loop()))
+        self._outbox_task = asyncio.create_task(self.outbox.run())
+        if self.store is not None:
+            with contextlib.suppress(StoreError):
+                await self.alerts.refresh_incidents()
         self._apply(self.state)
         if self.settings.scheduler.enabled:
             self.scheduler.start()
@@ -164,6 +189,9 @@ class Agent:
             if still:
                 log.warning("cancelled runs after the grace period", extra={"runs": len(still)})
         await self._flush_pending()
+        await self.outbox.stop()
+        self._outbox_task.cancel()
+        await asyncio.gather(self._outbox_task, return_exceptions=True)
         await asyncio.to_thread(self.tracing.shutdown, TRACE_FLUSH_S)
         await self.workers.close()
         for task in self._background:
@@ -254,14 +282,23 @@ class Agent:
     async def _publish(self, result: RunResult) -> None:
         self.metrics.observe_run(result)
         _log_run(result)
-        if self.store is None or not self.store_ok:
-            self._pending.append(result)
-            return
         try:
-            await self.store.save_run(result)
-        except StoreError as exc:
-            self._store_failed("save_run", exc)
-            self._pending.append(result)
+            if self.store is None or not self.store_ok:
+                self._pending.append(result)
+                return
+            try:
+                await self.store.save_run(result)
+            except StoreError as exc:
+                self._store_failed("save_run", exc)
+                self._pending.append(result)
+        finally:
+            await self.alerts.observe(result)
+
+    def _check_named(self, name: str) -> CheckSpec | None:
+        return next((c for c in self.state.checks if c.name == name), None)
+
+    async def _deploy_announced(self, record: DeployRecord) -> None:
+        await self.alerts.announce_deploy(record)
 
     # -- store --------------------------------------------------------------------------
 
@@ -304,6 +341,7 @@ class Agent:
                 return
             self.store_ok = True
             self._pending.popleft()
+        await self.alerts.flush()
 
     async def _retention_loop(self) -> None:
         while True:

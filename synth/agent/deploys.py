@@ -77,6 +77,7 @@ class DeployManager:
         checks_for: ChecksFor,
         execute: Execute,
         location: str,
+        on_created: Callable[[DeployRecord], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
         self.store = store
@@ -84,6 +85,7 @@ class DeployManager:
         self._checks_for = checks_for
         self._execute = execute
         self._location = location
+        self._on_created = on_created
         self._records: dict[str, DeployRecord] = {}
         self._by_key: dict[str, str] = {}
         self._active: dict[tuple[str, str], tuple[str, asyncio.Task[None]]] = {}
@@ -118,6 +120,7 @@ class DeployManager:
                 run_ids=(),
             )
             await self._save(record)
+            await self._announce(record)  # before the verification can page
             key = (event.service, event.environment)
             previous = self._active.pop(key, None)
             if previous is not None:
@@ -125,6 +128,14 @@ class DeployManager:
             task = asyncio.create_task(self._verify(record, event), name=f"deploy-{record.id}")
             self._active[key] = (record.id, task)
             return record, True
+
+    async def _announce(self, record: DeployRecord) -> None:
+        if self._on_created is None:
+            return
+        try:
+            await self._on_created(record)
+        except Exception:  # announcing is best effort; verification goes on
+            log.exception("deploy announcement failed", extra={"deploy_id": record.id})
 
     async def get(self, deploy_id: str) -> DeployRecord | None:
         record = self._records.get(deploy_id)

@@ -43,6 +43,7 @@ class _Worker:
     stuck_at: str = ""
     blocked_label: str | None = None
     generation: int = 0
+    episode_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class RunWorkers:
@@ -91,7 +92,11 @@ class RunWorkers:
                 return await asyncio.wrap_future(future)
             finally:
                 future.cancel()
-                worker.label = None
+                with worker.episode_lock:
+                    # A run that ends while blocked ends its episode: the heartbeat stops
+                    # with the run, so the watchdog would never see the loop answer.
+                    self._end_episode(worker, time.monotonic())
+                    worker.label = None
                 with self._lock:
                     self._idle.append(worker)
 
@@ -138,37 +143,48 @@ class RunWorkers:
                 self._inspect(worker, now)
 
     def _inspect(self, worker: _Worker, now: float) -> None:
-        stalled = now - worker.heartbeat
-        label = worker.label
+        with worker.episode_lock:
+            stalled = now - worker.heartbeat
+            label = worker.label
+            if worker.blocked_since is None:
+                if label is not None and stalled > self._threshold:
+                    if _waiting_for_io(worker.thread):
+                        # The loop sits in select(): not check code, but the OS not running
+                        # the thread (an overloaded machine). Nothing to blame on the check.
+                        return
+                    worker.blocked_since = worker.heartbeat
+                    worker.blocked_label = label
+                    worker.stuck_at = _where(worker.thread, worker.source_files)
+                    log.warning(
+                        "check %s is blocking its event loop at %s",
+                        label,
+                        worker.stuck_at,
+                        extra={
+                            "check": label,
+                            "at": worker.stuck_at,
+                            "blocked_s": round(stalled, 3),
+                        },
+                    )
+                return
+            if stalled <= self._threshold:  # the loop answers again: the episode is over
+                self._end_episode(worker, worker.heartbeat)
+
+    def _end_episode(self, worker: _Worker, end: float) -> None:
+        """Report a blocking episode (caller holds `worker.episode_lock`)."""
         if worker.blocked_since is None:
-            if label is not None and stalled > self._threshold:
-                if _waiting_for_io(worker.thread):
-                    # The loop sits in select(): not check code, but the OS not running
-                    # the thread (an overloaded machine). Nothing to blame on the check.
-                    return
-                worker.blocked_since = worker.heartbeat
-                worker.blocked_label = label
-                worker.stuck_at = _where(worker.thread, worker.source_files)
-                log.warning(
-                    "check %s is blocking its event loop at %s",
-                    label,
-                    worker.stuck_at,
-                    extra={"check": label, "at": worker.stuck_at, "blocked_s": round(stalled, 3)},
-                )
             return
-        if stalled <= self._threshold:  # the loop answers again: the episode is over
-            duration = worker.heartbeat - worker.blocked_since
-            label = worker.blocked_label
-            log.warning(
-                "check %s blocked its event loop for %.0f ms at %s",
-                label,
-                duration * 1000,
-                worker.stuck_at,
-                extra={"check": label, "at": worker.stuck_at, "blocked_s": round(duration, 3)},
-            )
-            if self._on_blocked is not None and label is not None:
-                self._on_blocked(label, duration)
-            worker.blocked_since = None
+        duration = max(end - worker.blocked_since, 0.0)
+        label = worker.blocked_label
+        worker.blocked_since = None
+        log.warning(
+            "check %s blocked its event loop for %.0f ms at %s",
+            label,
+            duration * 1000,
+            worker.stuck_at,
+            extra={"check": label, "at": worker.stuck_at, "blocked_s": round(duration, 3)},
+        )
+        if self._on_blocked is not None and label is not None:
+            self._on_blocked(label, duration)
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Stop every worker loop and join its thread."""

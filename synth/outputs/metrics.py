@@ -155,6 +155,28 @@ class Metrics:
             registry=r,
         )
 
+        self.pages = Counter(
+            "synth_pages",
+            "Alert delivery attempts by playbook, action (trigger, resolve, change, slack) "
+            "and result (sent, retry, rejected).",
+            ("playbook", "action", "result"),
+            registry=r,
+        )
+        self.outbox_depth = Gauge(
+            "synth_outbox_depth", "Alerts stored and not yet delivered.", registry=r
+        )
+        self.outbox_oldest_age = Gauge(
+            "synth_outbox_oldest_age_seconds",
+            "Age of the oldest undelivered alert (0 when none waits).",
+            registry=r,
+        )
+        self.incidents_open = Gauge(
+            "synth_incidents_open",
+            "Incidents synth has triggered and not yet resolved, by playbook.",
+            ("playbook",),
+            registry=r,
+        )
+
     def describe_agent(self, *, version: str, location: str) -> None:
         """Agent self-metrics: synth_agent_info{version,location} and process_* metrics."""
         Info("synth_agent", "The running synth agent.", registry=self.registry).info(

@@ -8,18 +8,26 @@ by URL, through one code path.
 """
 
 from synth.store.records import (
+    AlertUpdate,
     DeployRecord,
     DeployStatus,
     IdempotencyKeyConflict,
+    NewOutboxEvent,
+    OutboxEvent,
+    OutboxStatus,
     RunSummary,
     StoreError,
 )
 from synth.store.store import Store
 
 __all__ = [
+    "AlertUpdate",
     "DeployRecord",
     "DeployStatus",
     "IdempotencyKeyConflict",
+    "NewOutboxEvent",
+    "OutboxEvent",
+    "OutboxStatus",
     "RunSummary",
     "Store",
     "StoreError",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from synth.alerting.playbook import IncidentState, LocationState
 from synth.model import FailureType, Phase, Status
 
 
@@ -73,3 +74,50 @@ class DeployRecord:
     verdict: dict[str, Any] | None = None
     finished_at: datetime | None = None
     run_ids: tuple[str, ...] = ()
+
+
+class OutboxStatus(enum.StrEnum):
+    """Where an outbox event stands."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    DROPPED = "dropped"
+
+
+@dataclass(frozen=True, slots=True)
+class NewOutboxEvent:
+    """An alert to deliver: a PagerDuty event or a Slack message, without any secret (the
+    routing key or webhook URL is looked up from `playbook` when it is sent)."""
+
+    dedup_key: str
+    kind: str
+    playbook: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """A stored outbox event, waiting or done."""
+
+    id: int
+    origin: str
+    dedup_key: str
+    kind: str
+    playbook: str
+    payload: dict[str, Any]
+    status: OutboxStatus
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    sent_at: datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertUpdate:
+    """What one run outcome changes: its location's state, the incident, and the events
+    to deliver (written in the same transaction, so none is lost or sent without it)."""
+
+    location: LocationState
+    incident: IncidentState
+    events: tuple[NewOutboxEvent, ...] = ()

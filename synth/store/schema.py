@@ -138,3 +138,42 @@ sa.Index(
     baselines.c.environment,
     baselines.c.updated_at.desc(),
 )
+
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("origin", sa.Text, nullable=False),
+    sa.Column("dedup_key", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("playbook", sa.Text, nullable=False),
+    sa.Column("payload", JSONText, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+)
+sa.Index("ix_outbox_origin_status_id", outbox.c.origin, outbox.c.status, outbox.c.id)
+sa.Index("ix_outbox_created_at", outbox.c.created_at)
+
+alert_state = sa.Table(
+    "alert_state",
+    metadata,
+    sa.Column("check_name", sa.Text, primary_key=True),
+    sa.Column("environment", sa.Text, primary_key=True),
+    sa.Column("location", sa.Text, primary_key=True),
+    sa.Column("playbook", sa.Text, nullable=False),
+    sa.Column("recent", JSONText, nullable=False),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False),
+    sa.Column("consecutive_passes", sa.Integer, nullable=False),
+    sa.Column("failing", sa.Boolean, nullable=False),
+    sa.Column("open", sa.Boolean, nullable=False),
+    sa.Column("opened_at", UTCDateTime, nullable=True),
+    sa.Column("resolved_at", UTCDateTime, nullable=True),
+    sa.Column("last_transition_at", UTCDateTime, nullable=True),
+    sa.Column("triggered_at", UTCDateTime, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

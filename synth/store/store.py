@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,19 +20,25 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from synth.alerting.playbook import IncidentState, LocationState
 from synth.baseline.record import StepBaseline
 from synth.model import FailureType, Phase, RunResult, Status
 from synth.outputs.report_json import run_from_dict, run_to_dict
+from synth.store import alerts
 from synth.store.engine import create_engine, describe_error, display_url, parse_url, transaction
 from synth.store.migrations import migrate
 from synth.store.records import (
+    AlertUpdate,
     DeployRecord,
     DeployStatus,
     IdempotencyKeyConflict,
+    NewOutboxEvent,
+    OutboxEvent,
+    OutboxStatus,
     RunSummary,
     StoreError,
 )
-from synth.store.schema import as_utc, baselines, deploys, runs
+from synth.store.schema import alert_state, as_utc, baselines, deploys, outbox, runs
 
 log = logging.getLogger("synth.store")
 
@@ -359,6 +365,123 @@ class Store:
                 raise StoreError(f"a stored baseline cannot be read: {error}") from error
         return found
 
+    # -- alerting --------------------------------------------------------------------------
+
+    async def update_alert(
+        self,
+        *,
+        check: str,
+        env: str,
+        playbook: str,
+        origin: str,
+        apply: Callable[[IncidentState | None, list[LocationState]], AlertUpdate],
+    ) -> AlertUpdate:
+        """Read the alert state of check × env, let `apply` (pure) decide, and write its
+        location and incident states and its outbox events in one transaction."""
+        now = datetime.now(UTC)
+        async with self._transaction("update alert state", write=True) as connection:
+            await alerts.lock_alert(connection, check, env)
+            incident, locations = await alerts.read_alert(connection, check, env)
+            update = apply(incident, locations)
+            rows = [
+                alerts.location_row(check, env, playbook, update.location, now),
+                alerts.incident_row(check, env, playbook, update.incident, now),
+            ]
+            insert = self._insert(alert_state).values(rows)
+            keys = {"check_name", "environment", "location"}
+            await connection.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[
+                        alert_state.c.check_name,
+                        alert_state.c.environment,
+                        alert_state.c.location,
+                    ],
+                    set_={
+                        c.name: insert.excluded[c.name] for c in alert_state.c if c.name not in keys
+                    },
+                )
+            )
+            if update.events:
+                await connection.execute(
+                    sa.insert(outbox), alerts.outbox_rows(update.events, origin, now)
+                )
+        return update
+
+    async def open_incidents(self) -> dict[str, int]:
+        """Open incidents by playbook."""
+        query = (
+            sa.select(alert_state.c.playbook, sa.func.count())
+            .where(alert_state.c.location == alerts.INCIDENT_ROW, alert_state.c.open.is_(True))
+            .group_by(alert_state.c.playbook)
+        )
+        async with self._transaction("count open incidents", write=False) as connection:
+            rows = (await connection.execute(query)).all()
+        return {str(playbook): int(count) for playbook, count in rows}
+
+    async def add_outbox(self, events: Sequence[NewOutboxEvent], *, origin: str) -> None:
+        """Store events to deliver (deploy change events, CLI pages)."""
+        if not events:
+            return
+        rows = alerts.outbox_rows(events, origin, datetime.now(UTC))
+        async with self._transaction("add to the outbox", write=True) as connection:
+            await connection.execute(sa.insert(outbox), rows)
+
+    async def due_outbox(
+        self, *, origin: str, now: datetime | None = None, limit: int = 50
+    ) -> list[OutboxEvent]:
+        """The events `origin` should send now: per dedup key its oldest pending event,
+        when that one's next attempt is due; oldest first."""
+        query = alerts.due_query(origin, as_utc(now or datetime.now(UTC)), limit)
+        async with self._transaction("read the outbox", write=False) as connection:
+            rows = (await connection.execute(query)).all()
+        return [alerts.outbox_event(row._mapping) for row in rows]
+
+    async def list_outbox(self, *, origin: str | None = None) -> list[OutboxEvent]:
+        """Every stored outbox event (of `origin`), oldest first."""
+        query = sa.select(outbox).order_by(outbox.c.id)
+        if origin is not None:
+            query = query.where(outbox.c.origin == origin)
+        async with self._transaction("read the outbox", write=False) as connection:
+            rows = (await connection.execute(query)).all()
+        return [alerts.outbox_event(row._mapping) for row in rows]
+
+    async def outbox_done(
+        self, event_id: int, *, status: OutboxStatus, attempts: int, error: str | None = None
+    ) -> None:
+        """Record that an event was sent, or dropped (rejected for good)."""
+        values = {
+            "status": OutboxStatus(status).value,
+            "attempts": attempts,
+            "sent_at": datetime.now(UTC),
+            "last_error": error,
+        }
+        async with self._transaction("update the outbox", write=True) as connection:
+            await connection.execute(
+                sa.update(outbox).where(outbox.c.id == event_id).values(values)
+            )
+
+    async def outbox_retry(
+        self, event_id: int, *, attempts: int, next_attempt_at: datetime, error: str
+    ) -> None:
+        """Record a failed attempt and when to try again."""
+        values = {"attempts": attempts, "next_attempt_at": next_attempt_at, "last_error": error}
+        async with self._transaction("update the outbox", write=True) as connection:
+            await connection.execute(
+                sa.update(outbox).where(outbox.c.id == event_id).values(values)
+            )
+
+    async def outbox_backlog(self, *, origin: str) -> tuple[int, datetime | None]:
+        """(pending events, creation time of the oldest) for `origin`."""
+        query = sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(
+            outbox.c.origin == origin, outbox.c.status == OutboxStatus.PENDING.value
+        )
+        async with self._transaction("read the outbox", write=False) as connection:
+            row = (await connection.execute(query)).one()
+        oldest = row[1]
+        if oldest is not None and not isinstance(oldest, datetime):
+            oldest = datetime.fromisoformat(str(oldest))  # SQLite aggregate: plain text
+        return int(row[0]), as_utc(oldest) if oldest is not None else None
+
     # -- retention -------------------------------------------------------------------------
 
     async def prune(self, *, now: datetime | None = None) -> int:
@@ -374,6 +497,12 @@ class Store:
         deleted += await self._prune_by_count(budget)
         deleted += await self._delete_batches(
             deploys, deploys.c.id, deploys.c.created_at < cutoff, deploys.c.created_at, budget
+        )
+        delivered = sa.and_(
+            outbox.c.status != OutboxStatus.PENDING.value, outbox.c.created_at < cutoff
+        )
+        deleted += await self._delete_batches(
+            outbox, outbox.c.id, delivered, outbox.c.created_at, budget
         )
         if budget.left <= 0:
             log.warning("store prune stopped after %d rows; the rest goes next time", deleted)

@@ -37,8 +37,9 @@ def test_run_records_a_baseline_that_show_prints(
     checkout = str(EXAMPLE_CHECKS / "shop_checkout.py")
 
     code, _, err = in_process(
-        capsys, "run", checkout, "--config", str(config), "--env", "staging", "--record-baseline"
-    )
+        capsys, "run", checkout, "--config", str(config), "--env", "staging",
+        "--phase", "adhoc", "--record-baseline",
+    )  # fmt: skip
     assert code == 2
     assert "--record-baseline needs --phase preprod" in err
 

@@ -1,0 +1,316 @@
+"""The agent's alerting output: each run result goes through its check's playbook, and the
+resulting triggers, resolves and change events go to the outbox.
+
+The state machine is `playbook.py` (pure); the store applies it to the check ×
+environment's stored state and writes the new state and its events in one transaction.
+
+Several locations: each agent updates its own location's state and reads the others' from
+the store. With replicas sharing one store (PostgreSQL), `min_locations` counts failing
+locations across replicas and the incident resolves when fewer than `min_locations`
+locations are still failing — not when the first one recovers. With a store per agent,
+each agent sees only itself: it pages from its own view and PagerDuty's dedup key makes
+one incident of the replicas' triggers (keep `min_locations: 1` then).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+
+from synth.alerting import payloads
+from synth.alerting.playbook import (
+    Decision,
+    IncidentState,
+    LocationState,
+    Rule,
+    decide,
+    failing_locations,
+    observe,
+)
+from synth.config import ConfigError, PlaybookSettings, Settings, resolve_environment
+from synth.model import CheckSpec, RunResult
+from synth.outputs.metrics import Metrics
+from synth.redact import Redactor
+from synth.store import AlertUpdate, DeployRecord, NewOutboxEvent, RunSummary, Store, StoreError
+
+log = logging.getLogger("synth.alerting")
+
+PENDING_MAX = 10_000
+RECENT_LIMIT = 10
+
+
+def playbook_name(check: CheckSpec | None, settings: Settings) -> str | None:
+    """The playbook that pages for `check`: its own, else the default; None when paging is
+    not configured."""
+    if not settings.playbooks:
+        return None
+    name = check.playbook if check is not None and check.playbook else settings.default_playbook
+    return name if name in settings.playbooks else None
+
+
+def rule_for(playbook: PlaybookSettings, check: CheckSpec | None) -> Rule:
+    """The playbook's thresholds; a location counts as stale after the configured time or
+    three check intervals, whichever is longer."""
+    trigger = playbook.trigger
+    interval = check.schedule.every_s if check is not None else None
+    stale = max(playbook.location_stale_after, 3 * (interval or 0.0))
+    return Rule(
+        consecutive=trigger.consecutive,
+        failures=trigger.failures or 0,
+        of_last=trigger.of_last or 0,
+        min_locations=playbook.min_locations,
+        resolve_after=playbook.resolve_after,
+        reopen_after_s=playbook.reopen_after,
+        stale_after_s=stale,
+        retrigger_after_s=playbook.retrigger_after,
+    )
+
+
+def playbook_problems(settings: Settings, checks: Iterable[CheckSpec]) -> list[str]:
+    """Checks naming an unknown playbook, and playbook secrets that cannot be read."""
+    problems = []
+    for name, playbook in settings.playbooks.items():
+        refs = [("routing_key", playbook.routing_key), ("slack_webhook", playbook.slack_webhook)]
+        for field, ref in refs:
+            if ref is None:
+                continue
+            try:
+                value = ref.resolve().get_secret_value()
+            except ValueError as exc:
+                problems.append(f"playbooks.{name}.{field}: {exc}")
+                continue
+            if field == "routing_key" and len(value) != 32:
+                problems.append(
+                    f"playbooks.{name}.routing_key: a PagerDuty integration key has 32 "
+                    f"characters, this one has {len(value)}"
+                )
+    if settings.playbooks:
+        known = ", ".join(sorted(settings.playbooks))
+        for check in checks:
+            if check.playbook and check.playbook not in settings.playbooks:
+                where = f"{check.source}: " if check.source else ""
+                problems.append(
+                    f"{where}check {check.name!r} names unknown playbook {check.playbook!r} "
+                    f"(known: {known})"
+                )
+    return problems
+
+
+def redactor_for(settings: Settings) -> Redactor:
+    """A redactor that knows every secret the configuration holds: environment secrets,
+    routing keys, webhook URLs and API tokens."""
+    redactor = Redactor()
+    for env_name in settings.environments:
+        try:
+            env = resolve_environment(settings, env_name)
+        except ConfigError:
+            continue
+        for value in env.secrets.values():
+            redactor.add(value.get_secret_value())
+    refs = [p.routing_key for p in settings.playbooks.values()]
+    refs += [p.slack_webhook for p in settings.playbooks.values() if p.slack_webhook]
+    refs += list(settings.server.tokens)
+    if settings.server.hmac_secret is not None:
+        refs.append(settings.server.hmac_secret)
+    for ref in refs:
+        try:
+            redactor.add(ref.resolve().get_secret_value())
+        except ValueError:
+            continue
+    return redactor
+
+
+class AlertEngine:
+    """Feeds run results and deploys into the playbooks and the outbox."""
+
+    def __init__(
+        self,
+        *,
+        settings: Callable[[], Settings],
+        store: Callable[[], Store | None],
+        check: Callable[[str], CheckSpec | None],
+        checks_for: Callable[[str, str, Sequence[str]], Sequence[CheckSpec]],
+        metrics: Metrics,
+        origin: str,
+        wake: Callable[[], None],
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._check = check
+        self._checks_for = checks_for
+        self._metrics = metrics
+        self._origin = origin
+        self._wake = wake
+        self._pending: deque[RunResult] = deque(maxlen=PENDING_MAX)
+        self._redactor: tuple[Settings, Redactor] | None = None
+        # Check × env pairs whose last update left nothing failing or open: a passing run
+        # of these changes nothing and skips the store (until the stale window passes, so
+        # a dead replica's failing state is still noticed).
+        self._quiet: dict[tuple[str, str], datetime] = {}
+
+    def redactor(self) -> Redactor:
+        settings = self._settings()
+        if self._redactor is None or self._redactor[0] is not settings:
+            self._redactor = (settings, redactor_for(settings))
+        return self._redactor[1]
+
+    async def observe(self, result: RunResult) -> None:
+        """Apply one run result to its playbook; queued in memory while the store is down."""
+        self._pending.append(result)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Apply queued results in order; stop at the first store failure."""
+        while self._pending:
+            try:
+                await self._apply(self._pending[0])
+            except StoreError as exc:
+                self._metrics.store_errors.labels("update_alert").inc()
+                log.warning("alert state not updated (will retry): %s", exc)
+                return
+            except Exception:  # a bug must not stop the runs or block later results
+                log.exception("alerting failed for a run result; skipping it")
+            self._pending.popleft()
+
+    async def _apply(self, result: RunResult) -> None:
+        settings = self._settings()
+        check = self._check(result.check)
+        name = playbook_name(check, settings)
+        if name is None:
+            return
+        store = self._store()
+        if store is None:
+            raise StoreError("the store is not open yet")
+        playbook = settings.playbooks[name]
+        rule = rule_for(playbook, check)
+        pair = (result.check, result.environment)
+        now = datetime.now(UTC)
+        quiet_since = self._quiet.get(pair)
+        if (
+            result.passed
+            and quiet_since is not None
+            and (now - quiet_since).total_seconds() < rule.stale_after_s
+        ):
+            return
+        recent = (
+            await store.list_runs(check=result.check, env=result.environment, limit=RECENT_LIMIT)
+            if not result.passed
+            else []
+        )
+        outcome: list[Decision] = []
+        failing: list[str] = []
+
+        def apply(incident: IncidentState | None, locations: list[LocationState]) -> AlertUpdate:
+            at = datetime.now(UTC)
+            own = next((s for s in locations if s.location == result.location), None)
+            updated = observe(own, result.location, not result.passed, at, rule)
+            everyone = [s for s in locations if s.location != result.location] + [updated]
+            new_incident, decision = decide(incident, everyone, at, rule)
+            failing.extend(failing_locations(everyone, at, rule))
+            outcome.append(decision)
+            events = self._events(decision, result, name, playbook, check, recent, failing)
+            if not any(s.failing or any(s.recent) for s in everyone) and not new_incident.open:
+                self._quiet[pair] = at
+            else:
+                self._quiet.pop(pair, None)
+            return AlertUpdate(updated, new_incident, tuple(events))
+
+        update = await store.update_alert(
+            check=result.check,
+            env=result.environment,
+            playbook=name,
+            origin=self._origin,
+            apply=apply,
+        )
+        decision = outcome[-1] if outcome else Decision.NONE
+        context = {
+            "check": result.check,
+            "env": result.environment,
+            "location": result.location,
+            "playbook": name,
+            "failing_locations": failing,
+        }
+        if decision is Decision.TRIGGER:
+            summary = self.redactor().text(payloads.summary_of(result, failing))
+            log.warning("paging: %s", summary, extra=context)
+        elif decision is Decision.RESOLVE:
+            log.info("resolving the incident: the check recovered", extra=context)
+        elif decision is Decision.RETRIGGER:
+            log.info("still failing: sending the trigger again", extra=context)
+        elif decision is Decision.SUPPRESSED:
+            log.info("not re-opening yet (reopen_after): the check fails again", extra=context)
+        if update.events:
+            self._wake()
+        if decision in (Decision.TRIGGER, Decision.RESOLVE):
+            # The update is committed: a failure here must not make `flush` apply the
+            # result twice. The gauge catches up at the next transition.
+            with contextlib.suppress(StoreError):
+                await self.refresh_incidents(store)
+
+    def _events(
+        self,
+        decision: Decision,
+        result: RunResult,
+        name: str,
+        playbook: PlaybookSettings,
+        check: CheckSpec | None,
+        recent: Sequence[RunSummary],
+        failing: Sequence[str],
+    ) -> list[NewOutboxEvent]:
+        if decision in (Decision.TRIGGER, Decision.RETRIGGER):
+            event = payloads.trigger_event(
+                result,
+                playbook_name=name,
+                playbook=playbook,
+                check=check,
+                recent=recent,
+                failing_locations=failing,
+                redactor=self.redactor(),
+            )
+        elif decision is Decision.RESOLVE:
+            event = payloads.resolve_event(result, playbook_name=name)
+        else:
+            return []
+        events = [event]
+        if playbook.slack_webhook is not None and decision is not Decision.RETRIGGER:
+            summary = f"{result.check} in {result.environment} passes again"
+            events.append(payloads.slack_message(event, resolved_summary=summary))
+        return events
+
+    async def refresh_incidents(self, store: Store | None = None) -> None:
+        """Set synth_incidents_open from the store."""
+        store = store or self._store()
+        if store is None:
+            return
+        counts = await store.open_incidents()
+        for name in set(self._settings().playbooks) | set(counts):
+            self._metrics.incidents_open.labels(name).set(counts.get(name, 0))
+
+    async def announce_deploy(self, record: DeployRecord) -> None:
+        """Send a change event for a deploy to every playbook of the service's checks."""
+        settings = self._settings()
+        if not settings.playbooks:
+            return
+        checks = self._checks_for(record.service, record.environment, record.tags)
+        names = sorted({n for c in checks if (n := playbook_name(c, settings)) is not None})
+        if not names and settings.default_playbook is not None:
+            names = [settings.default_playbook]
+        events = [
+            payloads.change_event(
+                record, playbook_name=n, location=self._origin, redactor=self.redactor()
+            )
+            for n in names
+        ]
+        store = self._store()
+        if store is None or not events:
+            return
+        try:
+            await store.add_outbox(events, origin=self._origin)
+        except StoreError as exc:
+            self._metrics.store_errors.labels("add_outbox").inc()
+            log.warning("deploy change event not stored: %s", exc)
+            return
+        self._wake()

@@ -1,0 +1,104 @@
+"""Paging without an agent: `synth run` in CI and `synth page test`.
+
+These have no durable outbox (nothing runs after the command exits): events are sent at
+once, in order, each retried with backoff within one overall deadline.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import TextIO
+
+from synth.alerting import payloads
+from synth.alerting.engine import playbook_name, redactor_for
+from synth.alerting.outbox import deliver_now
+from synth.alerting.pagerduty import Delivery
+from synth.config import ConfigError, Settings
+from synth.model import CheckSpec, DeliveryResult, Phase, RunResult
+from synth.store import NewOutboxEvent
+
+DEADLINE_S = 60.0
+
+
+def page_failures(
+    settings: Settings,
+    checks: Sequence[CheckSpec],
+    results: Sequence[RunResult],
+    out: TextIO,
+    *,
+    deadline_s: float = DEADLINE_S,
+) -> bool:
+    """Trigger the playbook of every failed run, with the playbook's pre-prod severity;
+    True when every page was accepted. A one-off run has no history, so the trigger
+    thresholds do not apply and nothing is resolved."""
+    by_name = {c.name: c for c in checks}
+    redactor = redactor_for(settings)
+    events: list[NewOutboxEvent] = []
+    for result in results:
+        if result.passed:
+            continue
+        check = by_name.get(result.check)
+        name = playbook_name(check, settings)
+        if name is None:
+            continue
+        playbook = settings.playbooks[name]
+        try:
+            playbook.routing_key.resolve()
+        except ValueError as exc:
+            print(f"synth: not paging for {result.check}: playbooks.{name}: {exc}", file=out)
+            continue
+        preprod = playbook.model_copy(
+            update={
+                "severity": {
+                    "default": playbook.severity_for(Phase.PREPROD.value, result.environment)
+                }
+            }
+        )
+        events.append(
+            payloads.trigger_event(
+                result, playbook_name=name, playbook=preprod, check=check, redactor=redactor
+            )
+        )
+    if not events:
+        return True
+
+    def report(event: NewOutboxEvent, delivery: Delivery) -> None:
+        print(_describe(event, delivery), file=out)
+
+    deliveries = deliver_now(settings, events, deadline_s=deadline_s, report=report)
+    return all(d.result is DeliveryResult.SENT for d in deliveries)
+
+
+def page_test(
+    settings: Settings, name: str, out: TextIO, *, deadline_s: float = DEADLINE_S
+) -> bool:
+    """`synth page test`: send a test trigger and its resolve through playbook `name`."""
+    if name not in settings.playbooks:
+        known = ", ".join(sorted(settings.playbooks)) or "none configured"
+        raise ConfigError([f"unknown playbook {name!r} (known: {known})"])
+    try:
+        settings.playbooks[name].routing_key.resolve()
+    except ValueError as exc:
+        raise ConfigError([f"playbooks.{name}.routing_key: {exc}"]) from None
+    events = payloads.routing_test_events(
+        name, location=settings.location, nonce=uuid.uuid4().hex[:12]
+    )
+    print(
+        f"Sending a test trigger and its resolve through playbook {name} "
+        f"(dedup key {events[0].dedup_key}) to {settings.pagerduty.api_url}",
+        file=out,
+    )
+
+    def report(event: NewOutboxEvent, delivery: Delivery) -> None:
+        print(_describe(event, delivery), file=out)
+
+    deliveries = deliver_now(settings, events, deadline_s=deadline_s, report=report)
+    return all(d.result is DeliveryResult.SENT for d in deliveries)
+
+
+def _describe(event: NewOutboxEvent, delivery: Delivery) -> str:
+    if delivery.result is DeliveryResult.SENT:
+        return f"  {event.kind} sent ({event.dedup_key})"
+    verb = "rejected" if delivery.result is DeliveryResult.REJECTED else "not delivered"
+    return f"  {event.kind} {verb} ({event.dedup_key}): {delivery.error}"
