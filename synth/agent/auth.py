@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -73,3 +74,20 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     """The signature header value for `body` at `timestamp`."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+TOKEN_ENV = "SYNTH_TOKEN"
+HMAC_ENV = "SYNTH_HMAC_SECRET"
+
+
+def credentials_from_env(body: bytes) -> dict[str, str]:
+    """Headers authenticating a write to the agent API from a client's environment:
+    a bearer `$SYNTH_TOKEN`, else an `X-Synth-Signature` of `body` with
+    `$SYNTH_HMAC_SECRET`, else none."""
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    secret = os.environ.get(HMAC_ENV)
+    if secret:
+        return {"X-Synth-Signature": sign(secret, body, int(time.time()))}
+    return {}

@@ -14,10 +14,8 @@ from typing import Any, TextIO
 
 import httpx2
 
-from synth.agent.auth import sign
+from synth.agent.auth import credentials_from_env
 
-TOKEN_ENV = "SYNTH_TOKEN"
-HMAC_ENV = "SYNTH_HMAC_SECRET"
 AGENT_ENV = "SYNTH_AGENT_URL"
 DEFAULT_AGENT = "http://127.0.0.1:8484"
 
@@ -53,7 +51,7 @@ def trigger(args: TriggerArgs, out: TextIO = sys.stdout) -> int:
     if args.tags:
         event["tags"] = list(args.tags)
     body = json.dumps(event).encode()
-    headers = {"Content-Type": "application/json", **_credentials(body)}
+    headers = {"Content-Type": "application/json", **credentials_from_env(body)}
     deadline = time.monotonic() + args.timeout_s
     with httpx2.Client(timeout=30.0, trust_env=False) as client:
         try:
@@ -106,16 +104,6 @@ def _print_verdict(record: dict[str, Any], out: TextIO) -> int:
             file=out,
         )
     return {"pass": 0, "fail": 1}.get(result, 2)
-
-
-def _credentials(body: bytes) -> dict[str, str]:
-    token = os.environ.get(TOKEN_ENV)
-    if token:
-        return {"Authorization": f"Bearer {token}"}
-    secret = os.environ.get(HMAC_ENV)
-    if secret:
-        return {"X-Synth-Signature": sign(secret, body, int(time.time()))}
-    return {}
 
 
 def _detail(response: httpx2.Response) -> str:

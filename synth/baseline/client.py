@@ -9,17 +9,14 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Sequence
 
 import httpx2
 
-from synth.agent.auth import sign
+from synth.agent.auth import credentials_from_env
 from synth.baseline.record import StepBaseline
 from synth.store import Store
 
-TOKEN_ENV = "SYNTH_TOKEN"
-HMAC_ENV = "SYNTH_HMAC_SECRET"
 VERSION_ENV = "SYNTH_VERSION"
 CHUNK_BYTES = 48 * 1024
 """Fragments per request are chunked below the agent's default 64 KiB body limit."""
@@ -115,7 +112,7 @@ def _post(agent: str, fragments: Sequence[StepBaseline]) -> int:
     sent = 0
     with httpx2.Client(timeout=HTTP_TIMEOUT_S, trust_env=False) as client:
         for body in _chunks([f.to_dict() for f in fragments]):
-            headers = {"Content-Type": "application/json", **_credentials(body)}
+            headers = {"Content-Type": "application/json", **credentials_from_env(body)}
             try:
                 response = client.post(f"{agent}/v1/baselines", content=body, headers=headers)
             except httpx2.HTTPError as exc:
@@ -146,16 +143,6 @@ def _chunks(items: list[dict[str, object]]) -> list[bytes]:
 
 def _body(encoded: list[str]) -> bytes:
     return ('{"fragments":[' + ",".join(encoded) + "]}").encode()
-
-
-def _credentials(body: bytes) -> dict[str, str]:
-    token = os.environ.get(TOKEN_ENV)
-    if token:
-        return {"Authorization": f"Bearer {token}"}
-    secret = os.environ.get(HMAC_ENV)
-    if secret:
-        return {"X-Synth-Signature": sign(secret, body, int(time.time()))}
-    return {}
 
 
 RECENT_RUNS = 200

@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from synth.agent.app import Agent, LoadedState
+from synth.agent.auth import TOKEN_ENV
 from synth.agent.server import ApiServer, bind
-from synth.agent.trigger import TOKEN_ENV, TriggerArgs, trigger
+from synth.agent.trigger import TriggerArgs, trigger
 from synth.batch import run_checks
 from synth.checks.loader import load_checks
 from synth.config import Settings

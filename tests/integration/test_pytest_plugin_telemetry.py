@@ -18,22 +18,9 @@ from agent_harness import (  # noqa: F401
 )
 from otlp_receiver import OtlpHttpReceiver, otel_env, otlp_http_fixture, tree  # noqa: F401
 from pushgateway import Pushgateway, pushgateway_fixture  # noqa: F401
+from test_telemetry_run import HEALTH as CHECKS  # the same two checks as synth run's test
 
 from synth.demo import ShopThread
-
-CHECKS = """
-    import synth
-
-    @synth.check(service="shop", timeout="5s")
-    async def health(flow):
-        async with flow.step("health"):
-            (await flow.get("/health")).expect_status(200)
-
-    @synth.check(service="shop", timeout="5s")
-    async def missing(flow):
-        async with flow.step("missing page"):
-            (await flow.get("/no-such-page")).expect_status(200)
-"""
 
 
 def pytest_run(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
