@@ -177,7 +177,12 @@ def build_api(agent: Agent) -> ASGIApp:
     async def reload() -> JSONResponse:
         """Reload config and checks; with errors the previous set keeps running (422)."""
         outcome = await agent.reload()
-        return JSONResponse(asdict(outcome), status_code=200 if outcome.ok else 422)
+        body = asdict(outcome)
+        if not outcome.ok:  # like every 4xx, say why in `detail`
+            body["detail"] = "reload rejected; the previous checks keep running: " + "; ".join(
+                outcome.problems
+            )
+        return JSONResponse(body, status_code=200 if outcome.ok else 422)
 
     return WriteGuard(app, agent)
 

@@ -220,6 +220,7 @@ def test_reload_rejects_a_broken_check_then_sighup_applies_the_fix(
     body = response.json()
     assert body["ok"] is False
     assert any("fresh.py:4" in p for p in body["problems"]), body["problems"]
+    assert "fresh.py:4" in body["detail"]
 
     reloaded_at = time.time()
     ready = agent.get("/readyz")
