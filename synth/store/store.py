@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -248,6 +248,19 @@ class Store:
         if stored is None:  # pragma: no cover - the row was written in this transaction
             raise StoreError(f"deploy {deploy.id} vanished while it was being saved")
         return stored
+
+    async def touch_deploys(self, deploy_ids: Sequence[str], at: datetime) -> None:
+        """Set `updated_at` of the unfinished deploys among `deploy_ids` (a verification's
+        heartbeat); finished ones are left alone, whoever finished them."""
+        if not deploy_ids:
+            return
+        statement = (
+            sa.update(deploys)
+            .where(deploys.c.id.in_(list(deploy_ids)), deploys.c.finished_at.is_(None))
+            .values(updated_at=at)
+        )
+        async with self._transaction("touch deploys", write=True) as connection:
+            await connection.execute(statement)
 
     async def get_deploy(self, deploy_id: str) -> DeployRecord | None:
         """One deploy by id, or None."""
