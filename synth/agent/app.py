@@ -224,15 +224,20 @@ class Agent:
         )
 
     async def _publish(self, result: RunResult) -> None:
-        self.metrics.observe_run(result)
-        if self.store is None or not self.store_ok:
-            self._pending.append(result)
-            return
+        # Store first, then count: while the store answers, a run that /metrics counts is
+        # stored (a SIGKILL right after cannot lose it). Without a store it is buffered
+        # and counted at once: checks keep running and reporting.
         try:
-            await self.store.save_run(result)
-        except StoreError as exc:
-            self._store_failed("save_run", exc)
-            self._pending.append(result)
+            if self.store is None or not self.store_ok:
+                self._pending.append(result)
+                return
+            try:
+                await self.store.save_run(result)
+            except StoreError as exc:
+                self._store_failed("save_run", exc)
+                self._pending.append(result)
+        finally:
+            self.metrics.observe_run(result)
 
     # -- store --------------------------------------------------------------------------
 
