@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
+# e.g. AGENT_SCALE_SECONDS=20 for a short smoke run of agent_scale.py (default 60 s).
+AGENT_SCALE_ARGS=(--seconds "${AGENT_SCALE_SECONDS:-60}")
 
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     echo "nginx not found: installing it from Debian's packages"
@@ -18,3 +20,6 @@ echo "### bench/runner_cpu.py"
 echo
 echo "### bench/timing_fidelity.py"
 "$PYTHON" bench/timing_fidelity.py
+echo
+echo "### bench/agent_scale.py"
+"$PYTHON" bench/agent_scale.py "${AGENT_SCALE_ARGS[@]}"

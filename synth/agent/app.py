@@ -220,7 +220,9 @@ class Agent:
         run = self.runner.run(request) if due is None else self._lagged(request, due)
         self.metrics.in_flight.inc()
         try:
-            result = await self.workers.run(run, label=check.name, source_files=sources)
+            result = await self.workers.run(
+                run, label=check.name, source_files=sources, urgent=due is None
+            )
         finally:
             self.metrics.in_flight.dec()
         await self._publish(result)
