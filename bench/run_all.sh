@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
+# e.g. AGENT_SCALE_SECONDS=20 for a short smoke run of agent_scale.py (default 60 s).
+AGENT_SCALE_ARGS=(--seconds "${AGENT_SCALE_SECONDS:-60}")
 
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     echo "nginx not found: installing it from Debian's packages"
@@ -21,3 +23,5 @@ echo "### bench/timing_fidelity.py"
 echo
 echo "### bench/telemetry_overhead.py"
 "$PYTHON" bench/telemetry_overhead.py
+echo "### bench/agent_scale.py"
+"$PYTHON" bench/agent_scale.py "${AGENT_SCALE_ARGS[@]}"

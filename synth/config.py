@@ -179,6 +179,9 @@ class DeploySettings(_Frozen):
     interval: Seconds = 15.0
     max_window: Seconds = 3600.0
     max_settle: Seconds = 900.0
+    # Agents sharing a store: a verification whose record has had no heartbeat for this
+    # long is taken as orphaned (its agent died) and finished as `error` by whoever asks.
+    lease: Seconds = Field(default=30.0, ge=0.5)
 
 
 Secret = Annotated[SecretRef, BeforeValidator(_secret_shorthand)]

@@ -33,6 +33,8 @@ def parse_duration(value: str | float | int) -> float:
         if value < 0:
             raise ValueError(f"duration must not be negative: {value!r}")
         return float(value)
+    if not isinstance(value, str):  # JSON can carry lists, objects, null: not a duration
+        raise ValueError(f"not a duration: {value!r} (use e.g. 250ms, 30s, or a number)")
     text = value.strip().replace(" ", "")
     if _NUMBER.fullmatch(text):
         return float(text)

@@ -6,6 +6,7 @@ before routing or parsing: no or bad credentials get 401 and nothing runs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict
@@ -77,8 +78,19 @@ def build_api(agent: Agent) -> ASGIApp:
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def metrics(request: Request) -> Response:
         """Prometheus metrics; OpenMetrics (with exemplars) when the scraper asks for it."""
-        body, content_type = agent.metrics.negotiate(request.headers.get("accept"))
+        # Seconds of pure Python at thousands of checks: off the event loop, so a scrape
+        # does not hold up the scheduler (measured in bench/agent_scale.py).
+        body, content_type = await asyncio.to_thread(
+            agent.metrics.negotiate, request.headers.get("accept")
+        )
         return Response(body, media_type=content_type)
+
+    @app.get("/debug/scheduler-lag", include_in_schema=False)
+    async def scheduler_lag(after: int = Query(default=0, ge=0)) -> dict[str, Any]:
+        """Recent schedule lags in seconds, numbered: poll with `after` = the last `count`
+        seen to get each sample once (`missed`: dropped before it was read)."""
+        count, missed, samples = agent.lags.since(after)
+        return {"count": count, "missed": missed, "lags_s": samples}
 
     @app.get("/v1/checks", tags=["checks"])
     async def list_checks() -> dict[str, Any]:
@@ -219,7 +231,12 @@ def build_api(agent: Agent) -> ASGIApp:
     async def reload() -> JSONResponse:
         """Reload config and checks; with errors the previous set keeps running (422)."""
         outcome = await agent.reload()
-        return JSONResponse(asdict(outcome), status_code=200 if outcome.ok else 422)
+        body = asdict(outcome)
+        if not outcome.ok:  # like every 4xx, say why in `detail`
+            body["detail"] = "reload rejected; the previous checks keep running: " + "; ".join(
+                outcome.problems
+            )
+        return JSONResponse(body, status_code=200 if outcome.ok else 422)
 
     from synth.agent.adapters import hooks_router  # here: the adapters import this module
 

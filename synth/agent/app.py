@@ -15,7 +15,6 @@ import signal
 import socket
 import sys
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +26,9 @@ from synth.agent.auth import Authenticator
 from synth.agent.baselines import BaselineComparator
 from synth.agent.deploys import DeployManager
 from synth.agent.isolation import RunWorkers
+from synth.agent.lag import LagRecorder
 from synth.agent.scheduler import CheckScheduler, interval_s, scheduled_pairs
+from synth.agent.writer import ResultWriter
 from synth.alerting.engine import AlertEngine, playbook_problems
 from synth.alerting.outbox import OutboxSender
 from synth.checks.loader import load_checks
@@ -93,6 +94,7 @@ class Agent:
         self.config_path = config_path
         self.check_paths = list(check_paths)
         self.metrics = Metrics()
+        self.lags = LagRecorder()
         self.metrics.describe_agent(version=__version__, location=state.settings.location)
         self.tracing = _start_tracing(tracing or TracingConfig(), state.settings, self.metrics)
         self.runner = Runner(state.settings, tracer=self.tracing.tracer)
@@ -103,7 +105,15 @@ class Agent:
             on_blocked=lambda check, seconds: self.metrics.loop_blocked.labels(check).inc(seconds),
         )
         self._in_flight: set[asyncio.Task[RunResult]] = set()
-        self._pending: deque[RunResult] = deque(maxlen=PENDING_RESULTS_MAX)
+        self.writer = ResultWriter(
+            self._save_runs,
+            observe=self.metrics.observe_run,
+            failed=lambda exc: self._store_failed("save_run", exc),
+            recovered=self._store_recovered,
+            max_pending=PENDING_RESULTS_MAX,
+            retry_s=STORE_RETRY_S,
+        )
+        self._writer_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
         self.last_reload: ReloadOutcome = ReloadOutcome(
@@ -130,7 +140,7 @@ class Agent:
         )
         self.alerts = AlertEngine(
             settings=lambda: self.settings,
-            # While the store is failing, results queue in memory (like `_pending`) rather
+            # While the store is failing, results queue in memory (as the writer's do) rather
             # than each waiting for the store's timeout.
             store=lambda: self.store if self.store_ok else None,
             check=self._check_named,
@@ -161,8 +171,9 @@ class Agent:
         await self._open_store()
         if self.store is None:
             self._background.append(asyncio.create_task(self._store_reconnect()))
-        self._background.append(asyncio.create_task(self._flush_pending_loop()))
+        self._writer_task = asyncio.create_task(self.writer.run())
         self._background.append(asyncio.create_task(self._retention_loop()))
+        self._background.append(asyncio.create_task(self._alerts_retry_loop()))
         self._outbox_task = asyncio.create_task(self.outbox.run())
         if self.store is not None:
             with contextlib.suppress(StoreError):
@@ -188,7 +199,11 @@ class Agent:
                 run.cancel()
             if still:
                 log.warning("cancelled runs after the grace period", extra={"runs": len(still)})
-        await self._flush_pending()
+        if self._writer_task is not None:
+            self._writer_task.cancel()
+            await asyncio.gather(self._writer_task, return_exceptions=True)
+        await self.writer.flush()
+        await self.alerts.flush()
         await self.outbox.stop()
         self._outbox_task.cancel()
         await asyncio.gather(self._outbox_task, return_exceptions=True)
@@ -246,22 +261,24 @@ class Agent:
             self.state.checks, self.settings, env, tags=tags, service=service
         ).checks
 
-    async def execute(self, request: RunRequest) -> RunResult:
+    async def execute(self, request: RunRequest, *, due: float | None = None) -> RunResult:
         """Run one check with bounded concurrency, then publish the result. The run is
         shielded: a caller that goes away (scheduler stopping, client disconnecting) does not
-        cut it short, and a graceful stop waits for it."""
-        task = asyncio.create_task(self._run_and_publish(request))
+        cut it short, and a graceful stop waits for it. `due` (unix time) is when a
+        scheduled run should have started: its lag is measured as it really starts."""
+        task = asyncio.create_task(self._run_and_publish(request, due))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
         return await asyncio.shield(task)
 
-    async def _run_and_publish(self, request: RunRequest) -> RunResult:
+    async def _run_and_publish(self, request: RunRequest, due: float | None) -> RunResult:
         check = request.check
         sources = frozenset({check.source.path}) if check.source else frozenset()
+        run = self.runner.run(request) if due is None else self._lagged(request, due)
         self.metrics.in_flight.inc()
         try:
             result = await self.workers.run(
-                self.runner.run(request), label=check.name, source_files=sources
+                run, label=check.name, source_files=sources, urgent=due is None
             )
         finally:
             self.metrics.in_flight.dec()
@@ -269,30 +286,39 @@ class Agent:
         await self._publish(result)
         return result
 
+    async def _lagged(self, request: RunRequest, due: float) -> RunResult:
+        """The run, its schedule lag noted when it starts on its worker (after any wait for
+        a free worker: that wait is lag too)."""
+        lag = max(time.time() - due, 0.0)
+        self.metrics.schedule_lag.observe(lag)
+        self.lags.add(lag)
+        return await self.runner.run(request)
+
     async def _fire(self, check: CheckSpec, env: str, due: float) -> None:
         if self.stopping:
             return
-        self.metrics.schedule_lag.observe(max(time.time() - due, 0.0))
         await self.execute(
             RunRequest(
                 check=check, environment=env, phase=Phase.SCHEDULED, location=self.settings.location
-            )
+            ),
+            due=due,
         )
 
     async def _publish(self, result: RunResult) -> None:
-        self.metrics.observe_run(result)
         _log_run(result)
         try:
-            if self.store is None or not self.store_ok:
-                self._pending.append(result)
-                return
-            try:
-                await self.store.save_run(result)
-            except StoreError as exc:
-                self._store_failed("save_run", exc)
-                self._pending.append(result)
+            # Stored (in a batch) before /metrics counts it while the store answers, so a
+            # counted run survives a SIGKILL; buffered and counted at once while it does
+            # not. A scheduled result waits a moment to share a transaction; anyone else's
+            # (API, deploy verification) is written at once.
+            await self.writer.put(result, urgent=result.phase is not Phase.SCHEDULED)
         finally:
             await self.alerts.observe(result)
+
+    async def _save_runs(self, results: Sequence[RunResult]) -> None:
+        if self.store is None:
+            raise StoreError("the store is not open yet")
+        await self.store.save_runs(results)
 
     def _check_named(self, name: str) -> CheckSpec | None:
         return next((c for c in self.state.checks if c.name == name), None)
@@ -319,29 +345,20 @@ class Agent:
         self.metrics.store_errors.labels(operation).inc()
         log.warning("store unavailable: %s", exc, extra={"operation": operation})
 
+    def _store_recovered(self) -> None:
+        self.store_ok = True
+        log.info("store reachable again; buffered results written")
+
     async def _store_reconnect(self) -> None:
         while self.store is None:
             await asyncio.sleep(STORE_RETRY_S)
             await self._open_store()
 
-    async def _flush_pending_loop(self) -> None:
+    async def _alerts_retry_loop(self) -> None:
+        """Apply the run results alerting could not store (the store was away)."""
         while True:
             await asyncio.sleep(STORE_RETRY_S)
-            if self.store is not None and not self.store_ok:
-                self.store_ok = await self.store.ping()
-            await self._flush_pending()
-
-    async def _flush_pending(self) -> None:
-        while self._pending and self.store is not None:
-            result = self._pending[0]
-            try:
-                await self.store.save_run(result)
-            except StoreError as exc:
-                self._store_failed("save_run", exc)
-                return
-            self.store_ok = True
-            self._pending.popleft()
-        await self.alerts.flush()
+            await self.alerts.flush()
 
     async def _retention_loop(self) -> None:
         while True:

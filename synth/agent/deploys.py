@@ -8,6 +8,7 @@ deploy of the same service and environment supersedes the older verification.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,7 +21,7 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from synth.config import DeploySettings
 from synth.model import CheckSpec, DeployContext, Phase, RunRequest, RunResult
 from synth.outputs.metrics import Metrics
-from synth.store import DeployRecord, DeployStatus, Store, StoreError
+from synth.store import DeployRecord, DeployStatus, IdempotencyKeyConflict, Store, StoreError
 from synth.units import parse_duration
 from synth.verdict import Verdict, VerdictResult, decide
 
@@ -41,6 +42,8 @@ _VERDICT_STATUS = {
 FINISHED = frozenset(
     {DeployStatus.PASSED, DeployStatus.FAILED, DeployStatus.ERROR, DeployStatus.SUPERSEDED}
 )
+# How often a long-poll re-reads a deploy that another agent sharing the store verifies.
+FOREIGN_POLL_S = 0.5
 
 
 class DeployEvent(BaseModel):
@@ -66,7 +69,15 @@ class DeployEvent(BaseModel):
 
 
 class DeployManager:
-    """Runs deploy verifications and keeps their records."""
+    """Runs deploy verifications and keeps their records.
+
+    Agents may share one store. A verification belongs to the agent that accepted it: that
+    agent refreshes the record's `updated_at` (a heartbeat, every lease/3) until it is
+    finished. Another agent never runs it again (the idempotency key is unique in the
+    store) and leaves it alone while the heartbeat is fresh; a record silent for longer
+    than `lease` lost its agent, and is finished as `error` by whichever agent is asked
+    about it (a restarted one included).
+    """
 
     def __init__(
         self,
@@ -92,6 +103,7 @@ class DeployManager:
         self._changed: dict[str, asyncio.Event] = {}
         self._lock = asyncio.Lock()
         self._stopping = False
+        self._heartbeat: asyncio.Task[None] | None = None
 
     async def submit(self, event: DeployEvent) -> tuple[DeployRecord, bool]:
         """Start verifying `event`; returns (record, created). A repeated idempotency id
@@ -119,7 +131,16 @@ class DeployManager:
                 finished_at=None,
                 run_ids=(),
             )
-            await self._save(record)
+            try:
+                await self._save(record, strict=True)
+            except IdempotencyKeyConflict:
+                # Another agent sharing the store accepted the same event a moment ago.
+                self._forget(record)
+                assert event.id is not None
+                existing = await self._find_by_key(event.id)
+                if existing is not None:
+                    return existing, False
+                raise
             await self._announce(record)  # before the verification can page
             key = (event.service, event.environment)
             previous = self._active.pop(key, None)
@@ -127,6 +148,8 @@ class DeployManager:
                 previous[1].cancel()
             task = asyncio.create_task(self._verify(record, event), name=f"deploy-{record.id}")
             self._active[key] = (record.id, task)
+            if self._heartbeat is None or self._heartbeat.done():
+                self._heartbeat = asyncio.create_task(self._beat(), name="deploy-heartbeat")
             return record, True
 
     async def _announce(self, record: DeployRecord) -> None:
@@ -153,11 +176,13 @@ class DeployManager:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 return record
+            if not self._verifying(deploy_id):  # another agent's: re-read it from the store
+                remaining = min(remaining, FOREIGN_POLL_S)
             event = self._changed.setdefault(deploy_id, asyncio.Event())
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=remaining)
-            except TimeoutError:
-                return await self.get(deploy_id)
+            if not self._verifying(deploy_id):
+                self._changed.pop(deploy_id, None)  # nothing here will ever set it
 
     async def shutdown(self) -> None:
         """Stop verifications in progress; they end as `error` (agent stopping)."""
@@ -166,6 +191,27 @@ class DeployManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+
+    def _verifying(self, deploy_id: str) -> bool:
+        return any(active_id == deploy_id for active_id, _ in self._active.values())
+
+    async def _beat(self) -> None:
+        """Refresh `updated_at` of the verifications this agent runs, so that agents sharing
+        the store see they are alive (see the class docstring)."""
+        interval = self._settings.lease / 3
+        while True:
+            await asyncio.sleep(interval)
+            ids = [deploy_id for deploy_id, _ in self._active.values()]
+            if not ids or self.store is None:
+                continue
+            try:
+                await self.store.touch_deploys(ids, datetime.now(UTC))
+            except StoreError as exc:
+                self._metrics.store_errors.labels("touch_deploys").inc()
+                log.warning("could not refresh deploy heartbeats: %s", exc)
 
     async def _find_by_key(self, key: str) -> DeployRecord | None:
         deploy_id = self._by_key.get(key)
@@ -179,12 +225,16 @@ class DeployManager:
         return None
 
     async def _adopt(self, record: DeployRecord | None) -> DeployRecord | None:
-        """A stored deploy this process is not verifying: if it never finished, the agent
-        that was verifying it died; finish it as `error` so nobody waits on it forever."""
+        """A stored deploy this process is not verifying. Unfinished and with a fresh
+        heartbeat, another agent is verifying it: leave it. Unfinished and silent for longer
+        than the lease, the agent verifying it died (or restarted): finish it as `error` so
+        nobody waits on it forever."""
         if record is None or record.status in FINISHED:
             return record
-        verdict = decide([], error="the agent restarted before verification finished")
         now = datetime.now(UTC)
+        if (now - record.updated_at).total_seconds() < self._settings.lease:
+            return record
+        verdict = decide([], error="the agent restarted before verification finished")
         orphan = replace(
             record,
             status=DeployStatus.ERROR,
@@ -312,7 +362,14 @@ class DeployManager:
         await self._save(updated)
         return updated
 
-    async def _save(self, record: DeployRecord) -> None:
+    def _forget(self, record: DeployRecord) -> None:
+        self._records.pop(record.id, None)
+        if record.idempotency_key is not None:
+            self._by_key.pop(record.idempotency_key, None)
+
+    async def _save(self, record: DeployRecord, *, strict: bool = False) -> None:
+        """Keep `record` and store it; a store failure is logged and counted (the agent
+        goes on without it), except that `strict` raises IdempotencyKeyConflict."""
         self._records[record.id] = record
         if record.idempotency_key is not None:
             self._by_key[record.idempotency_key] = record.id
@@ -323,6 +380,11 @@ class DeployManager:
         if self.store is not None:
             try:
                 await self.store.save_deploy(record)
+            except IdempotencyKeyConflict:
+                if strict:
+                    raise
+                self._metrics.store_errors.labels("save_deploy").inc()
+                log.warning("could not store deploy record %s: key conflict", record.id)
             except StoreError as exc:
                 self._metrics.store_errors.labels("save_deploy").inc()
                 log.warning("could not store deploy record: %s", exc)

@@ -20,7 +20,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Coroutine
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -60,7 +61,7 @@ class RunWorkers:
         self._idle: list[_Worker] = []
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
-        self._available = asyncio.Semaphore(max_workers)
+        self._available = _PriorityGate(max_workers)
         self._on_blocked = on_blocked
         self._threshold = threshold_s
         self._closed = threading.Event()
@@ -77,9 +78,11 @@ class RunWorkers:
         *,
         label: str,
         source_files: frozenset[str] = frozenset(),
+        urgent: bool = False,
     ) -> T:
-        """Run `coroutine` on a worker; cancelling the caller cancels it there too."""
-        async with self._available:
+        """Run `coroutine` on a worker; cancelling the caller cancels it there too. With
+        every worker busy, `urgent` runs (someone waits on them) go before queued others."""
+        async with self._available.slot(urgent):
             worker = self._checkout()
             worker.label = label
             worker.source_files = source_files
@@ -196,6 +199,47 @@ class RunWorkers:
         deadline = time.monotonic() + timeout_s
         for worker in workers:
             await asyncio.to_thread(worker.thread.join, max(deadline - time.monotonic(), 0))
+
+
+class _PriorityGate:
+    """A semaphore whose urgent waiters are served before the others, each in order."""
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (
+            deque(),
+            deque(),
+        )
+
+    @contextlib.asynccontextmanager
+    async def slot(self, urgent: bool) -> AsyncIterator[None]:
+        if self._free > 0 and not any(self._waiting):
+            self._free -= 1
+        else:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting[0 if urgent else 1].append(waiter)
+            try:
+                await waiter  # the releaser handed its slot over
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()  # handed over just as we were cancelled: pass it on
+                else:
+                    with contextlib.suppress(ValueError):  # _release may have dropped it
+                        self._waiting[0 if urgent else 1].remove(waiter)
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        for queue in self._waiting:
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    return
+        self._free += 1
 
 
 def _waiting_for_io(thread: threading.Thread) -> bool:

@@ -154,26 +154,16 @@ class Store:
 
     async def save_run(self, result: RunResult) -> None:
         """Store a run; saving the same run_id again changes nothing."""
-        row = {
-            "run_id": result.run_id,
-            "check_name": result.check,
-            "service": result.service,
-            "environment": result.environment,
-            "phase": result.phase.value,
-            "location": result.location,
-            "status": result.status.value,
-            "failure_type": result.failure_type.value if result.failure_type else None,
-            "failed_step": result.failed_step,
-            "started_at": result.started_at,
-            "duration_s": result.duration_s,
-            "attempts": result.attempts,
-            "trace_id": result.trace_id,
-            "deploy_id": result.deploy.deploy_id if result.deploy else None,
-            "result": run_to_dict(result),
-        }
-        statement = self._insert(runs).values(row).on_conflict_do_nothing()
-        async with self._transaction("save a run", write=True) as connection:
-            await connection.execute(statement)
+        await self.save_runs([result])
+
+    async def save_runs(self, results: Sequence[RunResult]) -> None:
+        """Store runs in one transaction; run_ids stored already are left as they are."""
+        if not results:
+            return
+        statement = self._insert(runs).on_conflict_do_nothing()
+        rows = [_run_row(result) for result in results]
+        async with self._transaction("save runs", write=True) as connection:
+            await connection.execute(statement, rows)
 
     async def get_run(self, run_id: str) -> RunResult | None:
         """The full result of one run, or None when there is no such run."""
@@ -258,6 +248,19 @@ class Store:
         if stored is None:  # pragma: no cover - the row was written in this transaction
             raise StoreError(f"deploy {deploy.id} vanished while it was being saved")
         return stored
+
+    async def touch_deploys(self, deploy_ids: Sequence[str], at: datetime) -> None:
+        """Set `updated_at` of the unfinished deploys among `deploy_ids` (a verification's
+        heartbeat); finished ones are left alone, whoever finished them."""
+        if not deploy_ids:
+            return
+        statement = (
+            sa.update(deploys)
+            .where(deploys.c.id.in_(list(deploy_ids)), deploys.c.finished_at.is_(None))
+            .values(updated_at=at)
+        )
+        async with self._transaction("touch deploys", write=True) as connection:
+            await connection.execute(statement)
 
     async def get_deploy(self, deploy_id: str) -> DeployRecord | None:
         """One deploy by id, or None."""
@@ -647,3 +650,23 @@ def _summary(m: sa.RowMapping) -> RunSummary:
         trace_id=m["trace_id"],
         deploy_id=m["deploy_id"],
     )
+
+
+def _run_row(result: RunResult) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id,
+        "check_name": result.check,
+        "service": result.service,
+        "environment": result.environment,
+        "phase": result.phase.value,
+        "location": result.location,
+        "status": result.status.value,
+        "failure_type": result.failure_type.value if result.failure_type else None,
+        "failed_step": result.failed_step,
+        "started_at": result.started_at,
+        "duration_s": result.duration_s,
+        "attempts": result.attempts,
+        "trace_id": result.trace_id,
+        "deploy_id": result.deploy.deploy_id if result.deploy else None,
+        "result": run_to_dict(result),
+    }

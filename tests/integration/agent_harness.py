@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 import httpx2
 import pytest
 import yaml
+from postgres import PostgresServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from synth.demo import ShopThread, run_in_thread
@@ -91,10 +92,12 @@ def write_config(
     scheduler: Mapping[str, Any] | None = None,
     deploys: Mapping[str, Any] | None = None,
     server: Mapping[str, Any] | None = None,
+    store: str | None = None,
 ) -> Path:
     """Write `directory/synth.yaml`: environment `staging` with service `shop` at
     `shop_url` and its password secret, the API on port 0 with TOKEN and HMAC_SECRET,
-    SQLite store in `directory`, scheduler jitter 0. Mappings given override sections."""
+    the store at URL `store` (default: SQLite in `directory`), scheduler jitter 0.
+    Mappings given override sections."""
     config = {
         "checks": [checks],
         "environments": {
@@ -105,7 +108,7 @@ def write_config(
         },
         "server": {"host": "127.0.0.1", "port": 0, "tokens": [TOKEN], "hmac_secret": HMAC_SECRET}
         | dict(server or {}),
-        "store": {"url": store_url(directory)},
+        "store": {"url": store or store_url(directory)},
         "scheduler": {"jitter": 0} | dict(scheduler or {}),
         "deploys": dict(deploys or {}),
     }
@@ -390,6 +393,16 @@ def start_agent_fixture() -> Iterator[StartAgent]:
         if crashes:
             problems.append(f"agent {agent.pid} logged an exception: {crashes[0]}")
     assert not problems, "\n".join(problems)
+
+
+@pytest.fixture(name="agent_store", params=["sqlite", "postgresql"])
+def agent_store_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL for one test, once per backend: SQLite in tmp_path, and a fresh
+    database on the session's PostgreSQL server (import `postgres_server` too)."""
+    if request.param == "sqlite":
+        return store_url(tmp_path)
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database()
 
 
 @pytest.fixture(name="shop")

@@ -13,12 +13,14 @@ from agent_harness import (  # noqa: F401
     SERVICE,
     AgentProcess,
     StartAgent,
+    agent_store_fixture,
     bearer,
     copy_example_checks,
     shop_fixture,
     start_agent_fixture,
     write_config,
 )
+from postgres import postgres_server  # noqa: F401
 
 from synth.demo import ShopThread
 
@@ -149,7 +151,12 @@ def test_unknown_ids_are_404(agent: AgentProcess) -> None:
         assert message in detail(response)
 
 
-def test_run_now_returns_the_full_result(agent: AgentProcess, shop: ShopThread) -> None:
+def test_run_now_returns_the_full_result(
+    tmp_path: Path, shop: ShopThread, start_agent: StartAgent, agent_store: str
+) -> None:
+    copy_example_checks(tmp_path)
+    config = write_config(tmp_path, shop.base_url, scheduler={"enabled": False}, store=agent_store)
+    agent = start_agent(config)
     response = agent.post("/v1/runs", {"check": "checkout", "environment": ENV})
     assert response.status_code == 200, response.text
     result = response.json()

@@ -17,6 +17,7 @@ from agent_harness import (  # noqa: F401
     TOKEN,
     AgentProcess,
     StartAgent,
+    agent_store_fixture,
     clean_env,
     copy_example_checks,
     shop_fixture,
@@ -25,6 +26,7 @@ from agent_harness import (  # noqa: F401
     wait_for,
     write_config,
 )
+from postgres import postgres_server  # noqa: F401
 
 from synth.demo import ShopThread
 
@@ -37,12 +39,18 @@ def event(version: str = "1.2.3", **fields: Any) -> dict[str, Any]:
 
 
 def start_example_agent(
-    tmp_path: Path, shop: ShopThread, start_agent: StartAgent, **deploys: Any
+    tmp_path: Path,
+    shop: ShopThread,
+    start_agent: StartAgent,
+    store: str | None = None,
+    **deploys: Any,
 ) -> AgentProcess:
     """An agent with the example checks and no schedule: every shop request and every run
-    comes from the deploy verification under test."""
+    comes from the deploy verification under test. Store: SQLite unless a URL is given."""
     copy_example_checks(tmp_path)
-    config = write_config(tmp_path, shop.base_url, scheduler={"enabled": False}, deploys=deploys)
+    config = write_config(
+        tmp_path, shop.base_url, scheduler={"enabled": False}, deploys=deploys, store=store
+    )
     return start_agent(config)
 
 
@@ -61,8 +69,10 @@ def logins(shop: ShopThread) -> int:
     return sum(1 for r in shop.requests if r.path == "/api/login")
 
 
-def test_deploy_passes(tmp_path: Path, shop: ShopThread, start_agent: StartAgent) -> None:
-    agent = start_example_agent(tmp_path, shop, start_agent)
+def test_deploy_passes(
+    tmp_path: Path, shop: ShopThread, start_agent: StartAgent, agent_store: str
+) -> None:
+    agent = start_example_agent(tmp_path, shop, start_agent, agent_store)
 
     accepted = announce(agent, event(commit="abc123"))
     assert accepted["status"] in ("pending", "running")
@@ -97,10 +107,10 @@ def test_deploy_passes(tmp_path: Path, shop: ShopThread, start_agent: StartAgent
 
 
 def test_deploy_fails_naming_the_failing_step(
-    tmp_path: Path, shop: ShopThread, start_agent: StartAgent
+    tmp_path: Path, shop: ShopThread, start_agent: StartAgent, agent_store: str
 ) -> None:
     shop.set_faults(status=503, path_prefix="/api/checkout")
-    agent = start_example_agent(tmp_path, shop, start_agent)
+    agent = start_example_agent(tmp_path, shop, start_agent, agent_store)
 
     record = agent.wait_deploy(announce(agent, event())["id"])
 
@@ -157,9 +167,9 @@ def test_writes_without_valid_credentials_run_nothing(
 
 
 def test_duplicate_event_runs_once(
-    tmp_path: Path, shop: ShopThread, start_agent: StartAgent
+    tmp_path: Path, shop: ShopThread, start_agent: StartAgent, agent_store: str
 ) -> None:
-    agent = start_example_agent(tmp_path, shop, start_agent)
+    agent = start_example_agent(tmp_path, shop, start_agent, agent_store)
     body = event(id="deploy-123")
 
     first = announce(agent, body, expected=202)
@@ -233,7 +243,7 @@ def test_verification_orphaned_by_a_crash_ends_after_restart(
 ) -> None:
     """A deploy whose agent died (SIGKILL, OOM, node loss) mid-verification must not stay
     "running" forever: the pipeline waiting on it deserves a verdict, not its own timeout."""
-    agent = start_example_agent(tmp_path, shop, start_agent, settle="30s")
+    agent = start_example_agent(tmp_path, shop, start_agent, settle="30s", lease="1s")
     accepted = announce(agent, event(id="release-8"))
     wait_for(
         lambda: agent.get(f"/v1/deploys/{accepted['id']}").json()["status"] == "running",
@@ -241,14 +251,15 @@ def test_verification_orphaned_by_a_crash_ends_after_restart(
         what="the verification to start settling",
     )
     agent.kill()
+    killed = time.monotonic()
 
     again = start_agent(tmp_path / "synth.yaml")
-    started = time.monotonic()
     record = again.wait_deploy(accepted["id"], wait=5)
     assert record["status"] == "error", record
     assert record["verdict"]["result"] == "error"
     assert record["finished_at"] is not None
-    assert time.monotonic() - started < 2, "the long-poll waited on a verification nobody runs"
+    # Within the lease (1 s) plus one long-poll re-read, not at the long-poll's end.
+    assert time.monotonic() - killed < 4, "the long-poll waited on a verification nobody runs"
 
 
 # -- synth trigger ----------------------------------------------------------------------------

@@ -146,9 +146,14 @@ def test_overlapping_run_is_skipped_not_doubled(
     recorded = read_notes(notes)
     assert max_concurrency(recorded) == 1, recorded
     assert "overlap_skipped" in {e.get("event") for e in agent.logs()}
+
     # The runs that happened each took the full 2.5 s, back to back, never overlapping.
-    runs = sorted(agent.runs(check="slow"), key=started)
-    assert len(runs) >= 2
+    # A run's "end" note comes a moment before its result is stored.
+    def two_stored() -> list[dict[str, object]] | None:
+        found = agent.runs(check="slow")
+        return found if len(found) >= 2 else None
+
+    runs = sorted(wait_for(two_stored, timeout=5, what="two stored runs"), key=started)
     for earlier, later in itertools.pairwise(runs):
         assert float(earlier["duration_s"]) >= 2.4
         assert started(later) >= started(earlier) + float(earlier["duration_s"]) - 0.05
@@ -220,6 +225,7 @@ def test_reload_rejects_a_broken_check_then_sighup_applies_the_fix(
     body = response.json()
     assert body["ok"] is False
     assert any("fresh.py:4" in p for p in body["problems"]), body["problems"]
+    assert "fresh.py:4" in body["detail"]
 
     reloaded_at = time.time()
     ready = agent.get("/readyz")

@@ -327,6 +327,21 @@ async def test_idempotency_key_is_unique(store: Store) -> None:
     assert found.id == "dep-1"
 
 
+async def test_touch_refreshes_only_unfinished_deploys(store: Store) -> None:
+    await store.save_deploy(make_deploy("running", status=DeployStatus.RUNNING))
+    done = make_deploy("done", status=DeployStatus.PASSED, finished_at=NOW)
+    await store.save_deploy(done)
+    later = NOW + timedelta(seconds=30)
+
+    await store.touch_deploys(["running", "done", "unknown"], later)
+    await store.touch_deploys([], later)
+
+    touched = await store.get_deploy("running")
+    assert touched is not None
+    assert (touched.updated_at, touched.status) == (later, DeployStatus.RUNNING)
+    assert await store.get_deploy("done") == done
+
+
 async def test_deploy_datetimes_are_normalised_to_utc(store: Store) -> None:
     naive = NOW.replace(tzinfo=None)
     stored = await store.save_deploy(make_deploy("dep-1", created_at=naive, updated_at=naive))

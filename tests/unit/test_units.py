@@ -60,6 +60,13 @@ def test_parse_duration_rejects_bool() -> None:
         parse_duration(True)
 
 
+@pytest.mark.parametrize("value", [[], {}, None, ["5s"]])
+def test_parse_duration_rejects_other_json_values(value: object) -> None:
+    # A deploy event's `settle` comes from JSON: a list there was a 500, not a 422.
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(value)  # type: ignore[arg-type]
+
+
 def test_parse_duration_rejects_nan() -> None:
     # NaN passes `value < 0` and would make every timeout comparison false.
     with pytest.raises(ValueError, match="duration"):

@@ -1,0 +1,148 @@
+"""Run results on their way to the store: written in batches, buffered while it is away.
+
+One transaction per run costs more than the run itself at thousands of checks (SQLite:
+a BEGIN IMMEDIATE, an INSERT and a COMMIT, each a round trip to the driver's thread). The
+writer gathers the results that finish within `linger_s` of each other into one
+transaction; an `urgent` result (someone waits for it: an API call, a deploy verdict) cuts
+the wait short. `put` returns once its result is stored, or buffered because the store
+failed, so a caller that reads the store next finds it.
+
+A result is counted (`observe`) after it is stored while the store answers: a run that
+/metrics counts survives a SIGKILL. While the store fails, results are counted at once
+and kept, oldest first, up to `max_pending` (beyond that the oldest are dropped and
+logged), and retried every `retry_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from synth.model import RunResult
+from synth.store import StoreError
+
+log = logging.getLogger("synth.agent")
+
+SaveRuns = Callable[[Sequence[RunResult]], Awaitable[None]]
+
+
+@dataclass(eq=False, slots=True)
+class _Item:
+    result: RunResult
+    observed: bool = False
+    done: asyncio.Future[None] | None = field(default=None)
+
+
+class ResultWriter:
+    """Batches results into the store; see the module docstring."""
+
+    def __init__(
+        self,
+        save: SaveRuns,
+        *,
+        observe: Callable[[RunResult], None],
+        failed: Callable[[Exception], None],
+        recovered: Callable[[], None],
+        max_pending: int = 10_000,
+        batch: int = 200,
+        linger_s: float = 0.1,
+        retry_s: float = 5.0,
+    ) -> None:
+        self._save = save
+        self._observe = observe
+        self._failed = failed
+        self._recovered = recovered
+        self._max_pending = max_pending
+        self._batch = batch
+        self._linger_s = linger_s
+        self._retry_s = retry_s
+        self._queue: deque[_Item] = deque()
+        self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()
+        self._healthy = True
+        self.dropped = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    async def put(self, result: RunResult, *, urgent: bool = False) -> None:
+        """Queue `result`; returns once it is stored or, the store failing, buffered.
+        `urgent` writes it (and whatever is queued) without waiting for more to join."""
+        item = _Item(result)
+        if not self._healthy:
+            self._count(item)
+        else:
+            item.done = asyncio.get_running_loop().create_future()
+        self._queue.append(item)
+        self._trim()
+        self._wake.set()
+        if urgent:
+            self._urgent.set()
+        if item.done is not None:
+            await asyncio.shield(item.done)
+
+    async def run(self) -> None:
+        """The writer task: write whatever is queued, batch by batch, until cancelled."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._healthy and not self._urgent.is_set():
+                # Let the runs finishing about now join this transaction.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), self._linger_s)
+            self._urgent.clear()
+            while self._queue:
+                if not await self._write_batch():
+                    await asyncio.sleep(self._retry_s)
+
+    async def flush(self) -> None:
+        """Try once more to write everything queued (at a graceful stop)."""
+        while self._queue:
+            if not await self._write_batch():
+                return
+
+    async def _write_batch(self) -> bool:
+        batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
+        try:
+            await self._save([item.result for item in batch])
+        except BaseException as exc:
+            self._queue.extendleft(reversed(batch))  # cancelled or failed: nothing is lost
+            if not isinstance(exc, StoreError):
+                raise
+            self._healthy = False
+            self._failed(exc)
+            for item in batch:
+                self._count(item)
+            self._trim()
+            return False
+        if not self._healthy:
+            self._healthy = True
+            self._recovered()
+        for item in batch:
+            self._count(item)
+        return True
+
+    def _count(self, item: _Item) -> None:
+        """Count the result (once) and release whoever waits for it."""
+        if not item.observed:
+            item.observed = True
+            self._observe(item.result)
+        if item.done is not None and not item.done.done():
+            item.done.set_result(None)
+
+    def _trim(self) -> None:
+        over = len(self._queue) - self._max_pending
+        if over <= 0:
+            return
+        for _ in range(over):
+            self._count(self._queue.popleft())
+        self.dropped += over
+        log.error(
+            "store unavailable too long: dropped the oldest unsaved results",
+            extra={"dropped": over, "dropped_total": self.dropped},
+        )
