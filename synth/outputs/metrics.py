@@ -21,10 +21,13 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
 
 from synth.model import RunResult, StepResult
+from synth.outputs.lean_histogram import LeanHistogram
 from synth.verdict import VerdictResult
 
 RUN_LABELS = ("check", "env", "phase", "location")
@@ -37,29 +40,34 @@ class Metrics:
     """The metric families of one synth process, on their own registry."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # `registry` holds every metric (Pushgateway pushes, queries); the per-check
+        # duration histograms are LeanHistograms, exposed by their own fast writer, and
+        # everything else lives in `_others` for prometheus-client's.
         self.registry = registry or CollectorRegistry()
+        self._others = CollectorRegistry()
+        self.registry.register(_Delegate(self._others))
         # labels() costs ~10 µs a call; the series of a run are the same run after run.
         self._series: dict[tuple[int, tuple[str, ...]], Any] = {}
-        r = self.registry
+        r = self._others
         self.runs = Counter(
             "synth_check_runs",
             "Check runs by result and failure type.",
             (*RUN_LABELS, "result", "failure_type"),
             registry=r,
         )
-        self.run_duration = Histogram(
+        self.run_duration = LeanHistogram(
             "synth_check_run_duration_seconds",
             "Wall time of a whole check run (all attempts' last).",
             RUN_LABELS,
             buckets=DURATION_BUCKETS,
-            registry=r,
+            registry=self.registry,
         )
-        self.step_duration = Histogram(
+        self.step_duration = LeanHistogram(
             "synth_step_duration_seconds",
-            "Wall time of one step of a check.",
+            "Duration of one step: its requests' network time plus the check code's own time.",
             (*RUN_LABELS, "step"),
             buckets=DURATION_BUCKETS,
-            registry=r,
+            registry=self.registry,
         )
         self.up = Gauge(
             "synth_check_up",
@@ -128,13 +136,13 @@ class Metrics:
             registry=r,
         )
 
-        self.http_phase_duration = Histogram(
+        self.http_phase_duration = LeanHistogram(
             "synth_http_phase_duration_seconds",
             "Time of one phase of an HTTP request a step made (dns, connect, tls, send, "
             "first_byte, body); a reused connection has no dns/connect/tls sample.",
             (*RUN_LABELS, "step", "http_phase"),
             buckets=PHASE_BUCKETS,
-            registry=r,
+            registry=self.registry,
         )
         self.tls_cert_expiry = Gauge(
             "synth_tls_cert_expiry_timestamp_seconds",
@@ -179,11 +187,11 @@ class Metrics:
 
     def describe_agent(self, *, version: str, location: str) -> None:
         """Agent self-metrics: synth_agent_info{version,location} and process_* metrics."""
-        Info("synth_agent", "The running synth agent.", registry=self.registry).info(
+        Info("synth_agent", "The running synth agent.", registry=self._others).info(
             {"version": version, "location": location}
         )
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
+        ProcessCollector(registry=self._others)
+        PlatformCollector(registry=self._others)
 
     # -- trace export (synth.outputs.span_export.ExportCounters) ------------------------------
 
@@ -198,7 +206,7 @@ class Metrics:
     def export_failed(self, exporter: str) -> None:
         self.telemetry_export_errors.labels(exporter).inc()
 
-    def _child(self, family: MetricWrapperBase, *labels: str) -> Any:
+    def _child(self, family: MetricWrapperBase | LeanHistogram, *labels: str) -> Any:
         key = (id(family), labels)
         child = self._series.get(key)
         if child is None:
@@ -264,10 +272,34 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition of every metric."""
-        return generate_latest(self.registry)
+        return self.negotiate(None)[0]
 
     def negotiate(self, accept: str | None) -> tuple[bytes, str]:
         """(body, content type) for a scrape: OpenMetrics, with exemplars, when the
         `Accept` header asks for application/openmetrics-text; else the text format."""
         encoder, content_type = choose_encoder(accept or "")
-        return encoder(self.registry), content_type
+        openmetrics = content_type.startswith("application/openmetrics-text")
+        others = encoder(self._others)
+        lean = "".join(
+            line for family in self._lean for line in family.render(openmetrics=openmetrics)
+        ).encode()
+        if openmetrics and others.endswith(_EOF):
+            return others[: -len(_EOF)] + lean + _EOF, content_type
+        return others + lean, content_type
+
+    @property
+    def _lean(self) -> tuple[LeanHistogram, ...]:
+        return (self.run_duration, self.step_duration, self.http_phase_duration)
+
+
+_EOF = b"# EOF\n"
+
+
+class _Delegate(Collector):
+    """Every metric of another registry, collected as part of this one."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self._registry.collect()

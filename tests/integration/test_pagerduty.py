@@ -45,7 +45,7 @@ KEY = f"synth/{ENV}/health"
 RUNBOOK = "https://runbooks.example.com/shop/health"
 DASHBOARD = "https://grafana.example.com/d/synth"
 SLACK_SECRET = "slackhooksecretXYZ123"
-OUTAGE_S = 5.0
+OUTAGE_S = 30.0  # the issue's outage: PagerDuty down for 30 s, then back
 
 HEALTH_CHECK = f"""
     import synth
@@ -221,9 +221,9 @@ def test_pages_after_the_threshold_and_resolves_after_recovery(
 def test_pagerduty_outage_delays_but_loses_nothing_and_keeps_order(
     tmp_path: Path, shop: ShopThread, pagerduty: PagerDutyStandIn, start_agent: StartAgent
 ) -> None:
-    """PagerDuty answers 500 then 429 for OUTAGE_S (the issue's 30 s, shortened: the
-    backoff here starts at 200 ms and caps at 1 s, so each event still sees several rounds
-    of growing delays); then every event arrives, once, in order."""
+    """PagerDuty answers 500 then 429 for OUTAGE_S (30 s; the backoff here starts at
+    200 ms and caps at 1 s, so each event sees many rounds of growing delays); then every
+    event arrives, once, in order."""
     agent = start_agent(
         configure(tmp_path, shop, pagerduty, trigger={"consecutive": 1}, resolve_after=1)
     )
