@@ -68,9 +68,24 @@ class _PhaseClock:
     send_done: float | None = None
     headers_done: float | None = None
     last_receive: float | None = None
+    wire_send_started: float | None = None  # around the socket writes (the stream's)
+    wire_send_done: float | None = None
 
     def on_receive(self, arrived: float) -> None:
         self.last_receive = arrived
+
+    def on_send(self, started: float, done: float) -> None:
+        if self.wire_send_started is None:
+            self.wire_send_started = started
+        self.wire_send_done = done
+
+    @property
+    def _sent(self) -> tuple[float | None, float | None]:
+        """When the request went out: its socket writes when the stream timed them, else
+        the HTTP library's send events."""
+        if self.wire_send_started is not None:
+            return self.wire_send_started, self.wire_send_done
+        return self.send_started, self.send_done
 
     def _arrival(self, now: float, phase_start: float | None) -> float:
         """When the data that ended a phase arrived: the kernel's time, never before the
@@ -87,12 +102,13 @@ class _PhaseClock:
             if connect is not None and self.dns_s is not None:
                 connect = max(connect - self.dns_s, 0.0)
         body_end = self._arrival(end, self.headers_done)
+        send_started, send_done = self._sent
         phases = HttpTimings(
             dns_s=self.dns_s,
             connect_s=connect,
             tls_s=_span(self.tls_started, self.tls_done),
-            send_s=_span(self.send_started, self.send_done),
-            first_byte_s=_span(self.send_done, self.headers_done),
+            send_s=_span(send_started, send_done),
+            first_byte_s=_span(send_done, self.headers_done),
             body_s=_span(self.headers_done, body_end),
         )
         # Time on the network: the phases' sum, without the gaps between them where the
@@ -121,7 +137,7 @@ class _PhaseClock:
                 "http11.receive_response_headers.complete"
                 | "http2.receive_response_headers.complete"
             ):
-                self.headers_done = self._arrival(now, self.send_done)
+                self.headers_done = self._arrival(now, self._sent[1])
 
 
 def _span(start: float | None, end: float | None) -> float | None:

@@ -9,6 +9,9 @@ data (`SO_TIMESTAMPNS`), and the TCP handshake time comes from the kernel's RTT 
 timestamps too. Where the kernel gives no timestamp (another OS, timestamps not enabled
 yet), the time the read returned is used, as before.
 
+Sends are timed around the socket writes themselves, so the send phase is the network's
+share, not the HTTP library's work of building the request.
+
 The timestamps are wall-clock (`CLOCK_REALTIME`); they are turned into `perf_counter`
 time by their age at the moment of the read, clamped to the wait, so a clock step can
 only make a figure fall back to the noticed time, never go negative.
@@ -47,6 +50,9 @@ class ReceiveClock(Protocol):
 
     def on_receive(self, arrived: float) -> None:
         """Data read from the socket arrived at `arrived` (perf_counter time)."""
+
+    def on_send(self, started: float, done: float) -> None:
+        """Request bytes went to the socket between `started` and `done`."""
 
 
 def _kernel_arrival(ancillary: list[tuple[int, int, bytes]]) -> float:
@@ -189,10 +195,15 @@ class TimestampedStream(httpcore2.AsyncNetworkStream):
         try:
             async with asyncio.timeout(timeout):
                 if self._ssl is not None:
-                    self._ssl.write(buffer)
+                    self._ssl.write(buffer)  # encrypting is our CPU, not the network's
+                    started = time.perf_counter()
                     await self._flush_tls()
                 else:
+                    started = time.perf_counter()
                     await self._send_raw(buffer)
+                clock = self._clock_of()
+                if clock is not None:
+                    clock.on_send(started, time.perf_counter())
         except TimeoutError as exc:
             raise httpcore2.WriteTimeout(str(exc) or "write timed out") from exc
         except (OSError, ssl.SSLError) as exc:
