@@ -439,7 +439,16 @@ def _log_run(result: RunResult) -> None:
         "step": result.failed_step,
         "failure": result.failure.message,
     }
-    log.warning("check failed", extra=fields)
+    log.warning(
+        "check %s failed in %s at step %s: %s: %s (trace %s)",
+        result.check,
+        result.environment,
+        result.failed_step or "-",
+        result.failure.type.value,
+        result.failure.message,
+        result.trace_id,
+        extra=fields,
+    )
 
 
 def _authenticator(settings: Settings) -> Authenticator:

@@ -123,7 +123,11 @@ def test_traces_exemplars_and_logs(
     logged = next(s for s in receiver.spans if s.span_id == event["span_id"])
     assert logged.name == "health"
     assert logged.attributes["synth.step"] == "health"
-    failed = [e for e in events if e["msg"] == "check failed" and e.get("check") == "broken"]
+    failed = [
+        e
+        for e in events
+        if e["msg"].startswith("check broken failed") and e.get("check") == "broken"
+    ]
     assert failed
     assert failed[0]["level"] == "warning"
     assert failed[0]["failure_type"] == "http_status"
