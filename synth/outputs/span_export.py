@@ -2,9 +2,9 @@
 
 The tracer hands each finished run's spans as plain `SpanRecord`s to
 `BoundedBatchProcessor` (a lock and an append: no I/O on the run's thread); a background
-thread turns them into the SDK's ReadableSpans and exports them in batches with the
-standard OTLP exporters. The queue is bounded: when the collector is slow or down and the
-queue is full, new spans are dropped and counted. `CountingExporter` counts failed
+thread exports them in batches (`synth.outputs.otlp_export`: the SDK's OTLP exporters,
+fed by synth's own protobuf encoder). The queue is bounded: when the collector is slow or
+down and the queue is full, new spans are dropped and counted. `CountingExporter` counts failed
 exports, and the spans they carried as dropped. Both report to an `ExportCounters` (the
 Prometheus counters in `synth.outputs.metrics`).
 
@@ -25,7 +25,7 @@ from typing import Protocol
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -90,17 +90,25 @@ class NoCounters:
         pass
 
 
-class CountingExporter(SpanExporter):
+class RecordExporter(Protocol):
+    """Sends one batch of finished spans (`synth.outputs.otlp_export` has the OTLP ones)."""
+
+    def export(self, records: Sequence[SpanRecord]) -> SpanExportResult: ...
+
+    def shutdown(self) -> None: ...
+
+
+class CountingExporter:
     """Wraps an exporter: a failed export counts one error and drops its spans (counted).
     Logs once when exports start failing and once when they recover, not per batch."""
 
-    def __init__(self, inner: SpanExporter, name: str, counters: ExportCounters) -> None:
+    def __init__(self, inner: RecordExporter, name: str, counters: ExportCounters) -> None:
         self._inner = inner
         self.name = name
         self._counters = counters
         self._failing = False
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def export(self, spans: Sequence[SpanRecord]) -> SpanExportResult:
         try:
             result = self._inner.export(spans)
         except Exception as exc:  # an exporter bug must not kill the export thread
@@ -124,9 +132,6 @@ class CountingExporter(SpanExporter):
 
     def shutdown(self) -> None:
         self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
 
 
 @dataclass(slots=True, eq=False)
@@ -206,16 +211,12 @@ class BoundedBatchProcessor:
         exporter: CountingExporter,
         counters: ExportCounters,
         *,
-        resource: Resource,
-        scope: InstrumentationScope,
         max_queue: int = 2048,
         batch_size: int = 512,
         delay_s: float = 5.0,
     ) -> None:
         self._exporter = exporter
         self._counters = counters
-        self._resource = FixedResource(resource)
-        self._scope = scope
         self._max_queue = max_queue
         self._batch_size = min(batch_size, max_queue)
         self._delay_s = delay_s
@@ -258,7 +259,7 @@ class BoundedBatchProcessor:
                 count = min(len(self._queue), self._batch_size)
                 batch = [self._queue.popleft() for _ in range(count)]
             if batch:
-                self._exporter.export(to_readable(batch, self._resource, self._scope))
+                self._exporter.export(batch)
             with self._cond:
                 self._handled += len(batch)
                 self._cond.notify_all()

@@ -26,11 +26,17 @@ from opentelemetry.util.re import parse_env_headers
 from synth import __version__
 from synth.config import ConfigError
 from synth.model import Failure, RunRequest
+from synth.outputs.otlp_export import (
+    OtlpGrpcRecordExporter,
+    OtlpHttpRecordExporter,
+    SdkRecordExporter,
+)
 from synth.outputs.span_export import (
     BoundedBatchProcessor,
     CountingExporter,
     ExportCounters,
     NoCounters,
+    RecordExporter,
     SpanRecord,
     throttle_exporter_logs,
 )
@@ -325,21 +331,16 @@ def resource(*, location: str, environment: str | None) -> Resource:
     return Resource.create({**attributes, **from_env})
 
 
-def new_exporter(config: TracingConfig) -> SpanExporter:
+def new_exporter(
+    config: TracingConfig, resource: Resource, scope: InstrumentationScope
+) -> RecordExporter:
     """The OTLP exporter for the configured protocol and endpoint; certificates and
-    compression come from the standard variables, read by the exporter itself."""
+    compression come from the standard variables, read by the SDK exporter itself."""
     headers = dict(config.headers)
+    options = {"endpoint": config.endpoint, "headers": headers, "timeout": config.timeout_s}
     if config.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcExporter,
-        )
-
-        return GrpcExporter(endpoint=config.endpoint, headers=headers, timeout=config.timeout_s)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpExporter,
-    )
-
-    return HttpExporter(endpoint=config.endpoint, headers=headers, timeout=config.timeout_s)
+        return OtlpGrpcRecordExporter(resource, scope, **options)
+    return OtlpHttpRecordExporter(resource, scope, **options)
 
 
 def start_tracing(
@@ -355,14 +356,17 @@ def start_tracing(
     if not config.enabled and exporter is None:
         return Tracing(tracer=IdTracer())
     throttle_exporter_logs()
-    counting = CountingExporter(
-        exporter or new_exporter(config), config.exporter_name, counters or NoCounters()
+    run_resource = resource(location=location, environment=environment)
+    scope = InstrumentationScope("synth", __version__)
+    records: RecordExporter = (
+        SdkRecordExporter(exporter, run_resource, scope)
+        if exporter is not None
+        else new_exporter(config, run_resource, scope)
     )
+    counting = CountingExporter(records, config.exporter_name, counters or NoCounters())
     processor = BoundedBatchProcessor(
         counting,
         counters or NoCounters(),
-        resource=resource(location=location, environment=environment),
-        scope=InstrumentationScope("synth", __version__),
         max_queue=config.max_queue,
         batch_size=config.batch_size,
         delay_s=config.delay_s,

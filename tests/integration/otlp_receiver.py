@@ -165,6 +165,8 @@ class OtlpHttpReceiver(_Receiver):
         self.mode = mode
         self.stopping = threading.Event()
         self.content_types: list[str] = []
+        self.encodings: list[str] = []
+        self.api_keys: list[str] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -192,6 +194,8 @@ class OtlpHttpReceiver(_Receiver):
                 elif encoding == "deflate":
                     body = zlib.decompress(body)
                 receiver.content_types.append(self.headers.get("Content-Type", ""))
+                receiver.encodings.append(encoding)
+                receiver.api_keys.append(self.headers.get("api-key", ""))
                 request = trace_service_pb2.ExportTraceServiceRequest()
                 request.ParseFromString(body)
                 receiver._store.add(decode(request))

@@ -208,6 +208,33 @@ async def test_deploy_run_names_the_version(
     assert root.attributes["synth.deploy.commit"] == "abc123"
 
 
+async def test_http_export_compresses_and_sends_headers_as_the_otel_variables_say(
+    http_server: StartServer,
+    otlp_http: StartReceiver,
+    tracings: list[Tracing],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Compression is read by the OpenTelemetry exporter from the process environment.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip")
+    receiver = otlp_http()
+    server = target(http_server)
+    config = TracingConfig.from_env(
+        otel_env(receiver.endpoint, OTEL_EXPORTER_OTLP_HEADERS="api-key=k%201")
+    )
+    tracing = start_tracing(config, location="lab-1", environment=TEST_ENV)
+    tracings.append(tracing)
+    runner = Runner(settings(server.base_url), tracer=tracing.tracer)
+    result = await runner.run(
+        RunRequest(check=spec_of(traced), environment=TEST_ENV, location="lab-1")
+    )
+    assert tracing.flush(5.0)
+    spans = receiver.wait_for(lambda s: len(s) >= 5)
+    assert only(tree(spans, result.trace_id)[""]).name == "traced"
+    assert receiver.exports >= 1
+    assert set(receiver.encodings) == {"gzip"}
+    assert set(receiver.api_keys) == {"k 1"}
+
+
 async def test_grpc_export(
     http_server: StartServer, otlp_grpc: OtlpGrpcReceiver, tracings: list[Tracing]
 ) -> None:

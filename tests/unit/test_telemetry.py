@@ -31,6 +31,7 @@ from synth.model import (
 )
 from synth.outputs.logging import JsonFormatter, TraceContext
 from synth.outputs.metrics import Metrics
+from synth.outputs.otlp_export import SdkRecordExporter
 from synth.outputs.span_export import BoundedBatchProcessor, CountingExporter, SpanRecord
 from synth.outputs.tracing import TracingConfig
 from synth.spans import IdTracer
@@ -248,10 +249,12 @@ class Counted:
 
 def pipeline(exporter: GateExporter, counted: Counted, **kwargs: float) -> BoundedBatchProcessor:
     return BoundedBatchProcessor(
-        CountingExporter(exporter, "test", counted),
+        CountingExporter(
+            SdkRecordExporter(exporter, Resource.create({}), InstrumentationScope("test")),
+            "test",
+            counted,
+        ),
         counted,
-        resource=Resource.create({}),
-        scope=InstrumentationScope("test"),
         **kwargs,  # type: ignore[arg-type]
     )
 
