@@ -228,6 +228,9 @@ class Agent:
                 outcome = ReloadOutcome(False, len(self.state.checks), list(state.problems))
             else:
                 self.state = state
+                # Rotated API tokens and HMAC secrets take effect on reload, like the hooks
+                # (read per request from `settings`).
+                self.authenticator = _authenticator(state.settings)
                 self.runner = Runner(state.settings, tracer=self.tracing.tracer)
                 self.baselines.reconfigure(state.settings.baseline)
                 self._apply(state)

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import httpx2
+import yaml
 from agent_harness import (  # noqa: F401
     ENV,
     SERVICE,
@@ -121,3 +122,26 @@ def test_credentials_and_bad_payloads(tmp_path, shop: ShopThread, start_agent: S
     assert event.status_code == 200, event.text
     assert shop.requests == []
     assert agent.runs() == []
+
+
+def test_reload_applies_new_hooks_and_rotated_tokens(
+    tmp_path, shop: ShopThread, start_agent: StartAgent
+) -> None:
+    agent = start_hooks_agent(tmp_path, shop, start_agent, hooks={})
+    ping = payload(eventMessage="New revision detected", eventType="Normal")
+    assert call(agent, ping).status_code == 404  # hooks.flagger is not configured yet
+
+    config = tmp_path / "synth.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["hooks"] = {"flagger": {"tokens": [FLAGGER_TOKEN]}}
+    data["server"]["tokens"] = ["rotated-token"]
+    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    reloaded = agent.post("/v1/reload")  # still authenticated with the old token
+    assert reloaded.status_code == 200, reloaded.text
+
+    assert call(agent, ping).status_code == 200
+    assert call(agent, payload(token="wrong")).status_code == 401
+    # The API's write guard follows the rotation: the old token no longer writes.
+    assert agent.post("/v1/reload").status_code == 401
+    assert agent.post("/v1/reload", headers=bearer("rotated-token")).status_code == 200
+    assert shop.requests == []

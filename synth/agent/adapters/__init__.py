@@ -24,12 +24,9 @@ def hooks_router(agent: Agent) -> APIRouter:
 
     from synth.agent.adapters import argo_rollouts, argocd, flagger, github
 
-    hooks = agent.settings.hooks
     api = APIRouter()
-    api.include_router(github.router(agent, hooks.github))
-    api.include_router(argocd.router(agent, hooks.argocd))
-    api.include_router(flagger.router(agent, hooks.flagger))
-    api.include_router(argo_rollouts.router(agent, hooks.argo_rollouts))
+    for adapter in (github, argocd, flagger, argo_rollouts):
+        api.include_router(adapter.router(agent))
     return api
 
 

@@ -46,16 +46,18 @@ class MeasurementRequest(BaseModel):
         return [t.strip() for t in raw if t.strip()]
 
 
-def router(agent: Agent, hook: GateHook | None) -> APIRouter:
-    """GET and POST /v1/hooks/argo-rollouts."""
+def router(agent: Agent) -> APIRouter:
+    """GET and POST /v1/hooks/argo-rollouts; `hooks.argo_rollouts` is read per request,
+    so a reload applies."""
     api = APIRouter(tags=["hooks"])
-    credentials = Credentials.for_hook(hook, agent) if hook else None
 
     @api.api_route("/v1/hooks/argo-rollouts", methods=["GET", "POST"])
     async def argo_rollouts(request: Request) -> dict[str, Any]:
         """Argo Rollouts web metric: the verdict as JSON (`result.passed == true`)."""
-        if hook is None or credentials is None:
+        hook: GateHook | None = agent.settings.hooks.argo_rollouts
+        if hook is None:
             raise not_configured("argo_rollouts")
+        credentials = Credentials.for_hook(hook, agent)
         credentials.require(request.headers)
         if request.method == "GET":
             data: Any = dict(request.query_params)

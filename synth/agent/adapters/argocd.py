@@ -44,16 +44,17 @@ class ArgoCdNotification(BaseModel):
     url: str | None = Field(default=None, max_length=2000)
 
 
-def router(agent: Agent, hook: ArgoCdHook | None) -> APIRouter:
-    """POST /v1/hooks/argocd."""
+def router(agent: Agent) -> APIRouter:
+    """POST /v1/hooks/argocd; `hooks.argocd` is read per request, so a reload applies."""
     api = APIRouter(tags=["hooks"])
-    credentials = Credentials.for_hook(hook, agent, hook.basic_auth) if hook else None
 
     @api.post("/v1/hooks/argocd", status_code=202)
     async def argocd(request: Request, response: Response) -> dict[str, Any]:
         """Argo CD notification (bearer token or basic auth)."""
-        if hook is None or credentials is None:
+        hook: ArgoCdHook | None = agent.settings.hooks.argocd
+        if hook is None:
             raise not_configured("argocd")
+        credentials = Credentials.for_hook(hook, agent, hook.basic_auth)
         credentials.require(request.headers)
         note = parse_model(ArgoCdNotification, parse_json(await request.body()))
         target = hook.targets.get(note.app)

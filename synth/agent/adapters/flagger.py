@@ -47,16 +47,17 @@ class FlaggerPayload(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict, max_length=64)
 
 
-def router(agent: Agent, hook: GateHook | None) -> APIRouter:
-    """POST /v1/hooks/flagger."""
+def router(agent: Agent) -> APIRouter:
+    """POST /v1/hooks/flagger; `hooks.flagger` is read per request, so a reload applies."""
     api = APIRouter(tags=["hooks"])
-    credentials = Credentials.for_hook(hook, agent) if hook else None
 
     @api.post("/v1/hooks/flagger")
     async def flagger(request: Request) -> JSONResponse:
         """Flagger webhook gate: 200 when the checks pass, 412 when they fail, 503 on error."""
-        if hook is None or credentials is None:
+        hook: GateHook | None = agent.settings.hooks.flagger
+        if hook is None:
             raise not_configured("flagger")
+        credentials = Credentials.for_hook(hook, agent)
         body = await request.body()
         if not credentials.check_header(request.headers):
             data = _json_or_none(body)

@@ -76,18 +76,18 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> None:
         raise unauthorized(f"{SIGNATURE_HEADER} does not match the body")
 
 
-def router(agent: Agent, hook: GitHubHook | None) -> APIRouter:
-    """POST /v1/hooks/github."""
+def router(agent: Agent) -> APIRouter:
+    """POST /v1/hooks/github; `hooks.github` is read per request, so a reload applies."""
     api = APIRouter(tags=["hooks"])
-    secret = reveal(hook.secret) if hook is not None else ""
 
     @api.post("/v1/hooks/github", status_code=202)
     async def github(request: Request, response: Response) -> dict[str, Any]:
         """GitHub `deployment_status` webhook (signed with `X-Hub-Signature-256`)."""
+        hook: GitHubHook | None = agent.settings.hooks.github
         if hook is None:
             raise not_configured("github")
         body = await request.body()
-        verify_signature(secret, body, request.headers.get(SIGNATURE_HEADER))
+        verify_signature(reveal(hook.secret), body, request.headers.get(SIGNATURE_HEADER))
         kind = request.headers.get("x-github-event", "")
         if kind == "ping":
             response.status_code = 200
