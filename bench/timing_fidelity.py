@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,8 +194,7 @@ def read_wire(captured: Captured, port: int) -> Wire:
 def wire_capture(port: int, directory: Path | None, name: str) -> Iterator[Captured | None]:
     """Capture `port` into `directory`/`name`.pcap, or nothing when `directory` is None."""
     if directory is None:
-        with nullcontext(None) as nothing:
-            yield nothing
+        yield None
         return
     with capturing(port, directory / f"{name}.pcap") as captured:
         yield captured
@@ -263,7 +262,9 @@ def _phases_vs_wire(joined: Joined, timings: HttpTimings, request: WireRequest) 
 def _exchange_s(timings: HttpTimings) -> float | None:
     """send + first byte + body: synth's counterpart of the wire's request → response."""
     parts = (timings.send_s, timings.first_byte_s, timings.body_s)
-    return sum(part for part in parts if part is not None) if timings.first_byte_s else None
+    if timings.first_byte_s is None:
+        return None
+    return sum(part for part in parts if part is not None)
 
 
 def require_joined(side: str, concurrency: int, joined: Joined, wire: Wire | None) -> None:
