@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_APT_PACKAGES := postgresql prometheus prometheus-pushgateway
-BENCH_APT_PACKAGES := nginx prometheus-blackbox-exporter
+BENCH_APT_PACKAGES := nginx prometheus-blackbox-exporter tcpdump
 
 .PHONY: demo test lint typecheck image-check unit integration bench apt-deps clean
 

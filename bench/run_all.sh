@@ -14,6 +14,7 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx >/dev/null
 fi
+bash scripts/apt-deps.sh tcpdump  # timing_fidelity.py captures the wire with it
 
 echo "### bench/runner_cpu.py"
 "$PYTHON" bench/runner_cpu.py

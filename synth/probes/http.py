@@ -103,6 +103,11 @@ class _PhaseClock:
                 connect = max(connect - self.dns_s, 0.0)
         body_end = self._arrival(end, self.headers_done)
         send_started, send_done = self._sent
+        if send_done is not None and self.headers_done is not None:
+            # A response that arrived before our send returned ends the send there: the
+            # rest is this process not running yet (on loopback the write itself wakes the
+            # server, which can take the CPU before we note the send done).
+            send_done = min(send_done, self.headers_done)
         phases = HttpTimings(
             dns_s=self.dns_s,
             connect_s=connect,
@@ -137,7 +142,7 @@ class _PhaseClock:
                 "http11.receive_response_headers.complete"
                 | "http2.receive_response_headers.complete"
             ):
-                self.headers_done = self._arrival(now, self._sent[1])
+                self.headers_done = self._arrival(now, self._sent[0])
 
 
 def _span(start: float | None, end: float | None) -> float | None:
