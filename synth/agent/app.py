@@ -282,13 +282,23 @@ class Agent:
         self.metrics.in_flight.inc()
         try:
             result = await self.workers.run(
-                run, label=check.name, source_files=sources, urgent=due is None
+                run,
+                label=check.name,
+                source_files=sources,
+                urgent=due is None,
+                inline=self._inline(check),
             )
         finally:
             self.metrics.in_flight.dec()
         result = await self.baselines.apply(result)
         await self._publish(result)
         return result
+
+    def _inline(self, check: CheckSpec) -> bool:
+        """Whether the run goes on the agent's own loop: a declarative check runs only
+        synth's code (bounded bodies, no user code), so a worker thread only costs it
+        (measured at 5,000 checks: ~7 ms of CPU per run on threads, ~2 ms inline)."""
+        return check.kind == "yaml" and self.settings.scheduler.isolation == "code"
 
     async def _lagged(self, request: RunRequest, due: float) -> RunResult:
         """The run, its schedule lag noted when it starts on its worker (after any wait for
