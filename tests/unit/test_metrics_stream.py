@@ -54,7 +54,8 @@ def test_chunks_make_up_the_whole_page_in_both_formats() -> None:
         assert (body, content_type) == metrics.negotiate(accept)
         text = body.decode()
         if accept == OPENMETRICS:
-            assert text.endswith("# EOF\n") and text.count("# EOF") == 1
+            assert text.endswith("# EOF\n")
+            assert text.count("# EOF") == 1
         counts = [
             s
             for family in text_string_to_metric_families(text.replace("# EOF\n", ""))
@@ -62,4 +63,3 @@ def test_chunks_make_up_the_whole_page_in_both_formats() -> None:
             if s.name == "synth_check_run_duration_seconds_count"
         ]
         assert len(counts) == CHECKS
-
