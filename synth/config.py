@@ -169,6 +169,9 @@ class SchedulerSettings(_Frozen):
     misfire_grace: Seconds = 30.0
     concurrency: int = Field(default=100, ge=1, le=100_000)
     shutdown_grace: Seconds = 30.0
+    # `code`: Python checks run on worker threads, declarative (YAML) checks, which run
+    # only synth's own code, on the agent's loop; `all`: every run on a worker thread.
+    isolation: Literal["code", "all"] = "code"
 
 
 class DeploySettings(_Frozen):

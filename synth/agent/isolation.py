@@ -79,10 +79,15 @@ class RunWorkers:
         label: str,
         source_files: frozenset[str] = frozenset(),
         urgent: bool = False,
+        inline: bool = False,
     ) -> T:
         """Run `coroutine` on a worker; cancelling the caller cancels it there too. With
-        every worker busy, `urgent` runs (someone waits on them) go before queued others."""
+        every worker busy, `urgent` runs (someone waits on them) go before queued others.
+        `inline` runs it on the caller's loop instead, within the same concurrency bound:
+        for code that cannot block (declarative checks), the thread hop is pure cost."""
         async with self._available.slot(urgent):
+            if inline:
+                return await coroutine
             worker = self._checkout()
             worker.label = label
             worker.source_files = source_files

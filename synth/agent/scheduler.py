@@ -73,6 +73,29 @@ def interval_s(check: CheckSpec) -> float:
     return float((second - first).total_seconds())
 
 
+class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # untyped library
+    """An interval trigger whose jitter does not accumulate.
+
+    APScheduler's IntervalTrigger adds the interval to the previous, already jittered,
+    fire time, so `every: 10s` with 1 s of jitter ran every 10.5 s on average (measured:
+    474 runs/s of 5,000 checks, not 500). Here fire times stay on the grid
+    `start + k * interval`, each moved later by its own jitter in [0, jitter)."""
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        if previous_fire_time is None or not self.jitter:
+            first: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+            return first
+        start = self.start_date.timestamp()
+        # Jitter < interval / 2, so the previous fire time lies in [grid_k, grid_k + jitter).
+        k = math.floor((previous_fire_time.timestamp() - start) / self.interval_length + 1e-9)
+        following = start + (k + 1) * self.interval_length + random.uniform(0, self.jitter)
+        if self.end_date and following > self.end_date.timestamp():
+            return None
+        return datetime.fromtimestamp(following, tz=self.timezone)
+
+
 class CheckScheduler:
     """Owns the APScheduler instance; calls `fire(check, env, due_unix_time)` per run."""
 
@@ -134,7 +157,7 @@ class CheckScheduler:
         every = interval_s(check)
         # Spread first runs over one interval so a thousand checks don't fire together.
         start = datetime.now(UTC) + timedelta(seconds=random.uniform(0, every))
-        return IntervalTrigger(
+        return GridIntervalTrigger(
             seconds=every,
             start_date=start,
             jitter=min(jitter, every / 2) if jitter else None,

@@ -8,7 +8,7 @@ trace id as an exemplar, exposed when the scraper asks for OpenMetrics.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -277,15 +277,35 @@ class Metrics:
     def negotiate(self, accept: str | None) -> tuple[bytes, str]:
         """(body, content type) for a scrape: OpenMetrics, with exemplars, when the
         `Accept` header asks for application/openmetrics-text; else the text format."""
+        chunks, content_type = self.stream(accept)
+        return b"".join(chunks), content_type
+
+    def stream(self, accept: str | None) -> tuple[Iterator[bytes], str]:
+        """`negotiate`'s body as chunks of about `chunk_bytes`, rendered as they are
+        read: at 5,000 checks the page is ~70 MB, and built whole it tripled the agent's
+        peak memory (~515 MB against ~200 MB steady)."""
         encoder, content_type = choose_encoder(accept or "")
         openmetrics = content_type.startswith("application/openmetrics-text")
+        return self._chunks(encoder, openmetrics), content_type
+
+    def _chunks(
+        self, encoder: Callable[[CollectorRegistry], bytes], openmetrics: bool
+    ) -> Iterator[bytes]:
         others = encoder(self._others)
-        lean = "".join(
-            line for family in self._lean for line in family.render(openmetrics=openmetrics)
-        ).encode()
-        if openmetrics and others.endswith(_EOF):
-            return others[: -len(_EOF)] + lean + _EOF, content_type
-        return others + lean, content_type
+        eof = openmetrics and others.endswith(_EOF)
+        yield others[: -len(_EOF)] if eof else others
+        lines: list[str] = []
+        size = 0
+        for family in self._lean:
+            for line in family.render(openmetrics=openmetrics):
+                lines.append(line)
+                size += len(line)
+                if size >= CHUNK_CHARS:
+                    yield "".join(lines).encode()
+                    lines, size = [], 0
+        yield "".join(lines).encode()
+        if eof:
+            yield _EOF
 
     @property
     def _lean(self) -> tuple[LeanHistogram, ...]:
@@ -293,6 +313,7 @@ class Metrics:
 
 
 _EOF = b"# EOF\n"
+CHUNK_CHARS = 1 << 20
 
 
 class _Delegate(Collector):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -115,3 +116,26 @@ async def _max_loop_lag(*, until: asyncio.Task[object], tick_s: float = 0.01) ->
         worst = max(worst, time.perf_counter() - before - tick_s)
     await until
     return worst
+
+
+async def test_inline_runs_stay_on_the_callers_loop_within_the_concurrency_bound() -> None:
+    pool = RunWorkers(1)
+    try:
+
+        async def where() -> int:
+            await asyncio.sleep(0.05)
+            return threading.get_ident()
+
+        first = asyncio.create_task(pool.run(where(), label="a", inline=True))
+        await asyncio.sleep(0.01)
+        second = asyncio.create_task(pool.run(where(), label="b", inline=True))
+        started = time.perf_counter()
+        assert await first == threading.get_ident()
+        assert await second == threading.get_ident()
+        # One slot: the second waited for the first, then took its own 50 ms.
+        assert time.perf_counter() - started >= 0.08
+        assert pool.size == 0  # no worker thread was started for them
+        assert await pool.run(where(), label="c") != threading.get_ident()
+        assert pool.size == 1
+    finally:
+        await pool.close()
