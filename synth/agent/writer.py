@@ -4,8 +4,9 @@ One transaction per run costs more than the run itself at thousands of checks (S
 a BEGIN IMMEDIATE, an INSERT and a COMMIT, each a round trip to the driver's thread). The
 writer gathers the results that finish within `linger_s` of each other into one
 transaction; an `urgent` result (someone waits for it: an API call, a deploy verdict) cuts
-the wait short. `put` returns once its result is stored, or buffered because the store
-failed, so a caller that reads the store next finds it.
+the wait short and goes ahead of queued scheduled results. `put` returns once its result
+is stored, or buffered because the store failed, so a caller that reads the store next
+finds it.
 
 A result is counted (`observe`) after it is stored while the store answers: a run that
 /metrics counts survives a SIGKILL. While the store fails, results are counted at once
@@ -78,7 +79,12 @@ class ResultWriter:
             self._count(item)
         else:
             item.done = asyncio.get_running_loop().create_future()
-        self._queue.append(item)
+        if urgent and self._healthy:
+            # Someone waits on this one: it goes into the next transaction, ahead of a
+            # backlog of scheduled results (stored order does not matter: ids are unique).
+            self._queue.appendleft(item)
+        else:
+            self._queue.append(item)
         self._trim()
         self._wake.set()
         if urgent:

@@ -14,6 +14,7 @@ one incident of the replicas' triggers (keep `min_locations: 1` then).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections import deque
@@ -145,6 +146,7 @@ class AlertEngine:
         self._origin = origin
         self._wake = wake
         self._pending: deque[RunResult] = deque(maxlen=PENDING_MAX)
+        self._flushing = asyncio.Lock()
         self._redactor: tuple[Settings, Redactor] | None = None
         # Check × env pairs whose last update left nothing failing or open: a passing run
         # of these changes nothing and skips the store (until the stale window passes, so
@@ -158,22 +160,28 @@ class AlertEngine:
         return self._redactor[1]
 
     async def observe(self, result: RunResult) -> None:
-        """Apply one run result to its playbook; queued in memory while the store is down."""
+        """Apply one run result to its playbook; queued in memory while the store is down.
+        While another call is applying results, this one only queues: that call applies
+        it, in order (so one slow store update does not hold up every run behind it)."""
         self._pending.append(result)
-        await self.flush()
+        if not self._flushing.locked():
+            await self.flush()
 
     async def flush(self) -> None:
-        """Apply queued results in order; stop at the first store failure."""
-        while self._pending:
-            try:
-                await self._apply(self._pending[0])
-            except StoreError as exc:
-                self._metrics.store_errors.labels("update_alert").inc()
-                log.warning("alert state not updated (will retry): %s", exc)
-                return
-            except Exception:  # a bug must not stop the runs or block later results
-                log.exception("alerting failed for a run result; skipping it")
-            self._pending.popleft()
+        """Apply queued results in order, each once; stop at the first store failure."""
+        async with self._flushing:
+            while self._pending:
+                # Taken off first: a full queue drops from the left while this awaits.
+                result = self._pending.popleft()
+                try:
+                    await self._apply(result)
+                except StoreError as exc:
+                    self._pending.appendleft(result)
+                    self._metrics.store_errors.labels("update_alert").inc()
+                    log.warning("alert state not updated (will retry): %s", exc)
+                    return
+                except Exception:  # a bug must not stop the runs or block later results
+                    log.exception("alerting failed for a run result; skipping it")
 
     async def _apply(self, result: RunResult) -> None:
         settings = self._settings()
