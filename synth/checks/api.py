@@ -115,6 +115,7 @@ def build_spec(
     runbook: str | None,
     source: SourceLocation | None,
     kind: str,
+    bounded: bool = False,
 ) -> CheckSpec:
     """Validate check metadata into a CheckSpec; shared by the Python and YAML forms."""
 
@@ -152,6 +153,7 @@ def build_spec(
         runbook_url=runbook,
         source=source,
         kind=kind,
+        bounded=bounded,
     )
 
 

@@ -531,7 +531,37 @@ def compile_check(model: CheckModel, source: SourceLocation | None) -> CheckSpec
         runbook=model.runbook,
         source=source,
         kind="yaml",
+        bounded=not _uses_regex(model),
     )
+
+
+def _uses_regex(model: CheckModel) -> bool:
+    """Whether any expectation of the check is a regular expression (`matches`, or a JSON
+    Schema `pattern`): a pattern can backtrack for as long as it likes."""
+    for step in model.steps:
+        expect = step.expect
+        if expect is None:
+            continue
+        if expect.body_matches is not None:
+            return True
+        if any(c.matches is not None for c in expect.headers.values()):
+            return True
+        if any(j.matches is not None for j in expect.json_):
+            return True
+        if expect.schema_ is not None and _has_pattern(expect.schema_):
+            return True
+    return False
+
+
+def _has_pattern(schema: object) -> bool:
+    if isinstance(schema, dict):
+        return any(
+            key in ("pattern", "patternProperties") or _has_pattern(value)
+            for key, value in schema.items()
+        )
+    if isinstance(schema, list):
+        return any(_has_pattern(item) for item in schema)
+    return False
 
 
 def _compile_step(step: Step, service: str) -> StepFunc:

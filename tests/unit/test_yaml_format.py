@@ -532,3 +532,30 @@ def test_render_keeps_the_type_of_a_lone_reference_and_recurses() -> None:
 def test_an_undefined_name_raises_what_the_lookup_raises() -> None:
     with pytest.raises(LookupError, match="missing"):
         render({"x": ["a ${missing}"]}, lookup)
+
+
+@pytest.mark.parametrize(
+    ("expect", "bounded"),
+    [
+        ("{status: 200, body_contains: ok, json: [{path: $.id, gt: 0}]}", True),
+        ("{body_matches: 'a+b'}", False),
+        ("{headers: {content-type: {matches: json}}}", False),
+        ("{json: [{path: $.id, matches: '^[0-9]+$'}]}", False),
+        ("{schema: {type: object, properties: {id: {type: string, pattern: '^x'}}}}", False),
+    ],
+)
+def test_only_checks_without_regular_expressions_are_bounded(expect: str, bounded: bool) -> None:
+    # A bounded check may run on the agent's own loop; a regular expression can backtrack
+    # for as long as it likes, so a check with one runs on a worker thread.
+    specs, problems = load(
+        f"""
+        name: c
+        service: shop
+        steps:
+          - name: get
+            request: {{method: GET, path: /}}
+            expect: {expect}
+        """
+    )
+    assert problems == []
+    assert specs[0].bounded is bounded
