@@ -45,6 +45,7 @@ log = logging.getLogger("synth.agent")
 
 STORE_RETRY_S = 5.0
 PENDING_RESULTS_MAX = 10_000
+PUBLISH_DRAIN_S = 5.0
 TRACE_FLUSH_S = 5.0
 
 
@@ -106,6 +107,7 @@ class Agent:
             on_blocked=lambda check, seconds: self.metrics.loop_blocked.labels(check).inc(seconds),
         )
         self._in_flight: set[asyncio.Task[RunResult]] = set()
+        self._publishing: set[asyncio.Task[None]] = set()  # scheduled results being stored
         self.writer = ResultWriter(
             self._save_runs,
             observe=self.metrics.observe_run,
@@ -210,6 +212,10 @@ class Agent:
             self._writer_task.cancel()
             await asyncio.gather(self._writer_task, return_exceptions=True)
         await self.writer.flush()
+        if self._publishing:  # stored or buffered by the flush: only alerting is left
+            _published, stuck = await asyncio.wait(set(self._publishing), timeout=PUBLISH_DRAIN_S)
+            for publishing in stuck:
+                publishing.cancel()
         await self.alerts.flush()
         await self.outbox.stop()
         self._outbox_task.cancel()
@@ -315,8 +321,22 @@ class Agent:
         finally:
             self.metrics.in_flight.dec()
         result = await self.baselines.apply(result)
-        await self._publish(result)
+        if due is not None and len(self._publishing) < PENDING_RESULTS_MAX:
+            # A scheduled run ends here; storing and alerting go on in the background, so a
+            # store that lags behind is not taken for the check overlapping itself. Past
+            # the bound, runs wait for their results to be stored (backpressure).
+            publishing = asyncio.create_task(self._publish_logged(result))
+            self._publishing.add(publishing)
+            publishing.add_done_callback(self._publishing.discard)
+        else:
+            await self._publish(result)
         return result
+
+    async def _publish_logged(self, result: RunResult) -> None:
+        try:
+            await self._publish(result)
+        except Exception:  # a background task: nobody else would see it
+            log.exception("publishing a run result failed", extra={"check": result.check})
 
     def _inline(self, check: CheckSpec) -> bool:
         """Whether the run goes on the agent's own loop: a declarative check without

@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import signal
+import sqlite3
 import statistics
 import time
 from datetime import datetime
@@ -264,3 +265,35 @@ def test_reload_rejects_a_broken_check_then_sighup_applies_the_fix(
     assert reload == {"ok": True, "checks": 2, "problems": []}
     assert agent.metric("synth_reloads_total", result="error") == 1
     assert agent.metric("synth_reloads_total", result="ok") == 1
+
+
+def test_a_slow_store_does_not_make_the_schedule_skip(
+    tmp_path: Path, shop: ShopThread, start_agent: StartAgent
+) -> None:
+    # Another process holds SQLite's write lock for 3.5 s: the agent's writes wait (within
+    # its busy timeout). The check keeps its 1 s cadence meanwhile, nothing is counted as
+    # overlapping itself, and every run is stored once the lock goes.
+    write_check(tmp_path, "tick.py", TICK)
+    agent = start_agent(write_config(tmp_path, shop.base_url))
+    wait_for(lambda: len(agent.runs(check="tick")) >= 1, timeout=5, what="a first tick")
+
+    database = store_url(tmp_path).removeprefix("sqlite+aiosqlite:///")
+    blocker = sqlite3.connect(database, timeout=5, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        before = tick_requests(shop)
+        time.sleep(3.5)
+        during = tick_requests(shop) - before
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    assert during >= 3, f"{during} ticks in 3.5 s while the store was locked"
+    assert (agent.metric("synth_scheduler_skipped_overlaps_total", check="tick", env=ENV) or 0) == 0
+    total = tick_requests(shop)
+    wait_for(
+        lambda: len(agent.runs(check="tick", limit=100)) >= total - 1,
+        timeout=10,
+        what="every tick stored after the lock",
+        interval=0.2,
+    )
