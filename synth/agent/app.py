@@ -116,6 +116,7 @@ class Agent:
             max_pending=PENDING_RESULTS_MAX,
             retry_s=STORE_RETRY_S,
         )
+        self.metrics.results_pending.set_function(lambda: self.writer.pending)  # at scrape
         self._writer_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []

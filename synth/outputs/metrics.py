@@ -100,6 +100,11 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge("synth_runs_in_flight", "Check runs executing now.", registry=r)
+        self.results_pending = Gauge(
+            "synth_results_pending",
+            "Finished run results not yet stored (a store falling behind the runs).",
+            registry=r,
+        )
         self.skipped_overlaps = Counter(
             "synth_scheduler_skipped_overlaps",
             "Scheduled runs skipped because the previous run of the check was still going.",

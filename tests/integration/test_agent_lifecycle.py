@@ -284,11 +284,14 @@ def test_a_slow_store_does_not_make_the_schedule_skip(
         before = tick_requests(shop)
         time.sleep(3.5)
         during = tick_requests(shop) - before
+        pending = agent.metric("synth_results_pending")  # the store is falling behind
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
 
     assert during >= 3, f"{during} ticks in 3.5 s while the store was locked"
+    assert pending is not None
+    assert pending >= 1
     assert (agent.metric("synth_scheduler_skipped_overlaps_total", check="tick", env=ENV) or 0) == 0
     total = tick_requests(shop)
     wait_for(
@@ -297,3 +300,4 @@ def test_a_slow_store_does_not_make_the_schedule_skip(
         what="every tick stored after the lock",
         interval=0.2,
     )
+    assert agent.metric("synth_results_pending") == 0
