@@ -300,4 +300,10 @@ def test_a_slow_store_does_not_make_the_schedule_skip(
         what="every tick stored after the lock",
         interval=0.2,
     )
-    assert agent.metric("synth_results_pending") == 0
+    # Ticks go on: each waits up to the writer's linger (0.1 s) before it is stored.
+    wait_for(
+        lambda: agent.metric("synth_results_pending") == 0,
+        timeout=5,
+        what="no results waiting for the store",
+        interval=0.05,
+    )
