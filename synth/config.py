@@ -172,6 +172,9 @@ class SchedulerSettings(_Frozen):
     # `code`: Python checks run on worker threads, declarative (YAML) checks, which run
     # only synth's own code, on the agent's loop; `all`: every run on a worker thread.
     isolation: Literal["code", "all"] = "code"
+    # Run processes for scheduled declarative checks (0: none, all runs in the agent's own
+    # process). One process runs ~400-500 one-request checks/s: use one per core beyond that.
+    processes: int = Field(default=0, ge=0, le=64)
 
 
 class DeploySettings(_Frozen):

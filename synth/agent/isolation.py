@@ -72,6 +72,10 @@ class RunWorkers:
     def size(self) -> int:
         return len(self._all)
 
+    def slot(self, *, urgent: bool = False) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold one of the concurrency slots (for a run made elsewhere: a run process)."""
+        return self._available.slot(urgent)
+
     async def run(
         self,
         coroutine: Coroutine[Any, Any, T],

@@ -105,6 +105,16 @@ class Metrics:
             "Finished run results not yet stored (a store falling behind the runs).",
             registry=r,
         )
+        self.run_processes_ready = Gauge(
+            "synth_run_processes_ready",
+            "Run processes up with the checks loaded (scheduler.processes).",
+            registry=r,
+        )
+        self.run_process_restarts = Counter(
+            "synth_run_process_restarts",
+            "Run processes restarted after they exited unexpectedly.",
+            registry=r,
+        )
         self.skipped_overlaps = Counter(
             "synth_scheduler_skipped_overlaps",
             "Scheduled runs skipped because the previous run of the check was still going.",

@@ -1,0 +1,210 @@
+"""A run process: runs scheduled declarative checks for the agent, on another CPU core.
+
+Started by the agent (`synth.agent.run_processes`) as
+`python -m synth.agent.run_process --generation G [--config FILE] [--spans] [PATH ...]`.
+It loads the same config and checks itself, then serves frames (`synth.agent.frames`) on
+stdin/stdout:
+
+    agent -> here   ("run", seq, generation, check, env, location, due)
+                    ("cancel", seq)   ("reload", generation)   ("stop",)
+    here -> agent   ("ready", generation, checks, problems)
+                    ("result", seq, RunResult, lag_s, span_records)
+                    ("stale", seq)    the check is unknown here or loaded from an older
+                                      generation: the agent runs it itself
+                    ("crashed", seq, message)
+                    ("reloaded", generation, ok, checks, problems)
+
+Storing, metrics, alerting and span export stay in the agent: a result and its spans go
+back to it. The process ignores SIGINT/SIGTERM/SIGHUP (the agent decides when it stops:
+a Ctrl-C reaches the whole process group) and exits when told to or when stdin closes
+(the agent is gone, even by SIGKILL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from synth.agent import frames, gc_tuning
+from synth.model import CheckSpec, Phase, RunRequest
+from synth.outputs.span_export import SpanRecord
+from synth.runner import Runner
+from synth.spans import IdTracer, RunTracer
+
+log = logging.getLogger("synth.run_process")
+
+
+class SpanBuffer:
+    """Stands in for the span batch processor: keeps a run's finished spans until its
+    result is sent, so they travel to the agent's exporter with it."""
+
+    def __init__(self) -> None:
+        self.records: list[SpanRecord] = []
+
+    def submit(self, records: Sequence[SpanRecord]) -> None:
+        self.records.extend(records)
+
+    def take(self) -> list[SpanRecord]:
+        taken, self.records = self.records, []
+        return taken
+
+
+class RunProcess:
+    """The process's state: loaded checks, the runner, runs in flight."""
+
+    def __init__(self, args: argparse.Namespace, writer: asyncio.StreamWriter) -> None:
+        self.config = Path(args.config) if args.config else None
+        self.paths: list[str] = list(args.paths)
+        self.generation: int = args.generation
+        self.writer = writer
+        self.spans = SpanBuffer() if args.spans else None
+        self.checks: dict[str, CheckSpec] = {}
+        self.runner: Runner | None = None
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.reloading_to: int | None = None
+        self.held: list[tuple[int, int, str, str, str, float]] = []
+
+    def tracer(self) -> RunTracer:
+        if self.spans is None:
+            return IdTracer()
+        from synth.outputs.tracing import OtelTracer
+
+        return OtelTracer(self.spans)  # type: ignore[arg-type]  # duck-typed processor
+
+    def load(self) -> tuple[bool, int, list[str]]:
+        from synth.agent.app import load_state
+        from synth.config import ConfigError
+
+        try:
+            state = load_state(self.config, self.paths)
+        except ConfigError as exc:
+            return False, len(self.checks), list(exc.problems)
+        self.checks = {check.name: check for check in state.checks}
+        self.runner = Runner(state.settings, tracer=self.tracer())
+        return True, len(self.checks), list(state.problems)
+
+    def send(self, *message: object) -> None:
+        self.writer.write(frames.encode(message))
+
+    async def reload(self, generation: int) -> None:
+        self.reloading_to = generation
+        try:
+            ok, count, problems = await asyncio.to_thread(self.load)
+        except Exception:  # a bug, not a bad file (load reports those): keep the old set
+            ok, count, problems = False, len(self.checks), [traceback.format_exc(limit=5)]
+        if ok:
+            self.generation = generation
+            gc_tuning.freeze(full=True)
+        self.reloading_to = None
+        self.send("reloaded", generation, ok, count, problems)
+        held, self.held = self.held, []
+        for run in held:
+            self.start_run(*run)
+
+    def start_run(
+        self, seq: int, generation: int, name: str, env: str, loc: str, due: float
+    ) -> None:
+        if generation == self.reloading_to:
+            # Sent after the reload: wait for the new definitions rather than handing the
+            # run back to the agent (it would run every check itself for the reload's span).
+            self.held.append((seq, generation, name, env, loc, due))
+            return
+        check = self.checks.get(name)
+        if check is None or generation != self.generation or self.runner is None:
+            self.send("stale", seq)
+            return
+        task = asyncio.create_task(self._run(seq, self.runner, check, env, loc, due))
+        self.tasks[seq] = task
+        task.add_done_callback(lambda _: self.tasks.pop(seq, None))
+
+    async def _run(
+        self, seq: int, runner: Runner, check: CheckSpec, env: str, location: str, due: float
+    ) -> None:
+        lag = max(time.time() - due, 0.0)
+        request = RunRequest(check=check, environment=env, phase=Phase.SCHEDULED, location=location)
+        try:
+            result = await runner.run(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.send("crashed", seq, traceback.format_exc(limit=20))
+            return
+        self.send("result", seq, result, lag, self.spans.take() if self.spans else [])
+
+    async def serve(self, reader: asyncio.StreamReader) -> None:
+        ok, count, problems = self.load()
+        gc_tuning.tune()
+        gc_tuning.freeze(full=True)
+        self.send("ready", self.generation if ok else -1, count, problems)
+        reloading: asyncio.Task[None] | None = None
+        while True:
+            message = await frames.read(reader)
+            if message is None or message[0] == "stop":
+                break
+            kind = message[0]
+            if kind == "run":
+                self.start_run(*message[1:])
+            elif kind == "cancel":
+                task = self.tasks.get(message[1])
+                if task is not None:
+                    task.cancel()
+            elif kind == "reload":
+                if reloading is not None:
+                    await reloading  # reloads apply in order
+                reloading = asyncio.create_task(self.reload(message[1]))
+            else:
+                log.error("unknown message from the agent: %r", kind)
+        for task in list(self.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        with contextlib.suppress(ConnectionError):
+            await self.writer.drain()
+
+
+async def _main(args: argparse.Namespace, out_fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=frames.MAX_FRAME)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, os.fdopen(out_fd, "wb", buffering=0)
+    )
+    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    try:
+        await RunProcess(args, writer).serve(reader)
+    finally:
+        writer.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m synth.agent.run_process")
+    parser.add_argument("--config")
+    parser.add_argument("--generation", type=int, default=0)
+    parser.add_argument("--spans", action="store_true")
+    parser.add_argument("--log-format", default="auto")
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("paths", nargs="*")
+    args = parser.parse_args(argv)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    # Frames go out on a private copy of stdout; fd 1 becomes stderr, so a stray print
+    # (a library's, a check's) cannot corrupt the stream.
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    from synth.outputs.logging import configure_logging
+
+    configure_logging(args.log_format, args.log_level)
+    asyncio.run(_main(args, out_fd))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
