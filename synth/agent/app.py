@@ -190,7 +190,10 @@ class Agent:
                 await self.alerts.refresh_incidents()
         self._apply(self.state)
         if processes_started is not None:
-            await processes_started
+            try:
+                await processes_started
+            except Exception:  # the agent runs every check itself rather than not at all
+                log.exception("run processes failed to start; runs stay in the agent")
         if self.settings.scheduler.enabled:
             self.scheduler.start()
         self._settle_heap()

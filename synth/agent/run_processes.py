@@ -130,7 +130,7 @@ class RunProcesses:
         child = _Child(index, process, asyncio.get_running_loop().create_future())
         child.reader = asyncio.create_task(self._read(child))
         self._children[index] = child
-        log.info("run process started", extra={"process": index, "pid": process.pid})
+        log.info("run process started", extra={"run_process": index, "pid": process.pid})
         return child
 
     async def close(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
@@ -202,12 +202,14 @@ class RunProcesses:
         try:
             while (message := await frames.read(stdout)) is not None:
                 self._handle(child, message)
+        except asyncio.CancelledError:
+            child.alive = False
+            raise
         except Exception:
             log.exception("run process %d sent a bad frame; stopping it", child.index)
             with contextlib.suppress(ProcessLookupError):
                 child.process.kill()
-        finally:
-            await self._lost(child)
+        await self._lost(child)
 
     def _handle(self, child: _Child, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -234,7 +236,7 @@ class RunProcesses:
                 child.ready.set_result(ok)
             if ok:
                 self._backoff[child.index] = RESTART_MIN_S
-            log.info("run process ready", extra={"process": child.index, "checks": checks})
+            log.info("run process ready", extra={"run_process": child.index, "checks": checks})
         elif kind == "reloaded":
             _, generation, ok, checks, problems = message
             if not ok:
