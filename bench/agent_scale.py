@@ -11,8 +11,11 @@ For each N (default 1,000 and 5,000), in one run, one after the other on the sam
      recorder (exact; the `synth_scheduler_lag_seconds` histogram's bucket holding p99
      is printed beside it as a cross-check) — p50 / p99 / max;
    - CPU seconds per 1,000 runs: user+sys of the agent's PID (all threads) over the
-     window, per `synth_check_runs_total` increase (store writes and metrics included);
-   - peak RSS: the kernel's high-water mark (VmHWM) of the agent's PID;
+     window, run processes included, per run (store writes and metrics included);
+   - peak RSS: the kernel's high-water mark (VmHWM) of the agent's PID, plus its run
+     processes' when it has them (`scheduler.processes`: by default one per CPU but one
+     when the due rate passes ~250 runs/s, else none) — the sum overstates, shared pages counting
+     once per process; the sum of PSS at the end of the window is printed beside it;
    - deploy event → verdict: `POST /v1/deploys` for the 20-check suite, long-poll
      `GET /v1/deploys/{id}?wait=`; wall time from sending the POST to the verdict,
      three deploys in a row while the N checks keep running.
@@ -81,7 +84,12 @@ TARGET_CPU_RATIO = 3.0
 
 
 def write_agent_files(
-    directory: Path, base_url: str, n: int, every_s: float, concurrency: int | None = None
+    directory: Path,
+    base_url: str,
+    n: int,
+    every_s: float,
+    concurrency: int | None = None,
+    processes: int = 0,
 ) -> Path:
     """N one-step checks of service `web`, the 20-check `suite`, and synth.yaml."""
     checks = [
@@ -119,8 +127,10 @@ def write_agent_files(
         "store": {"url": f"sqlite+aiosqlite:///{directory}/synth.db"},
         "deploys": {"settle": 0, "window": 0},
     }
+    scheduler: dict[str, int] = {"processes": processes}
     if concurrency is not None:
-        config["scheduler"] = {"concurrency": concurrency}
+        scheduler["concurrency"] = concurrency
+    config["scheduler"] = scheduler
     path = directory / "synth.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -215,6 +225,29 @@ def peak_rss_mb(process: psutil.Process) -> float:
     return process.memory_info().rss / 2**20
 
 
+def pss_mb(process: psutil.Process) -> float:
+    """Proportional set size: shared pages divided among the processes sharing them."""
+    for line in Path(f"/proc/{process.pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def process_tree(process: psutil.Process) -> list[psutil.Process]:
+    """The agent and its run processes."""
+    return [process, *process.children()]
+
+
+def tree_cpu_s(processes: Sequence[psutil.Process]) -> float:
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
+def default_processes(n: int, every_s: float) -> int:
+    """What the README advises: past ~250 runs/s, a run process per CPU but the one the
+    agent process itself keeps busy (scheduling, storing, metrics); else none."""
+    return max((os.cpu_count() or 1) - 1, 1) if n / every_s > 250 else 0
+
+
 @dataclass
 class SynthFigures:
     runs: float
@@ -223,15 +256,23 @@ class SynthFigures:
     hist_p99: float
     cpu_s_per_1k: float
     rss_mb: float
+    pss_mb: float
+    processes: int
     deploy_s: list[float]
 
 
 def measure_synth(nginx: Nginx, n: int, args: argparse.Namespace) -> SynthFigures:
     with tempfile.TemporaryDirectory(prefix="synth-bench-agent-") as tmp:
-        config = write_agent_files(Path(tmp), nginx.base_url, n, args.every, args.concurrency)
+        processes = default_processes(n, args.every) if args.processes is None else args.processes
+        config = write_agent_files(
+            Path(tmp), nginx.base_url, n, args.every, args.concurrency, processes
+        )
         started = time.monotonic()
         with running_agent(config) as (process, client):
-            print(f"  synth: {n} checks loaded and ready in {time.monotonic() - started:.1f}s")
+            print(
+                f"  synth: {n} checks loaded and ready in {time.monotonic() - started:.1f}s "
+                f"({processes} run processes)"
+            )
             # Warm-up: first runs are spread over one interval. One scrape now, so the
             # histogram's window can be told apart; its cost is paid before the window.
             time.sleep(args.every / 2)
@@ -239,7 +280,9 @@ def measure_synth(nginx: Nginx, n: int, args: argparse.Namespace) -> SynthFigure
             time.sleep(args.every / 2 + 1)
             seq = client.get("/debug/scheduler-lag", params={"after": 10**12}).json()["count"]
             seq0 = seq
-            cpu0 = sum(process.cpu_times()[:2])
+            tree = process_tree(process)
+            cpu0 = tree_cpu_s(tree)
+            agent_cpu0 = tree_cpu_s(tree[:1])
             lags: list[float] = []
             missed = 0
             end = time.monotonic() + args.seconds
@@ -248,7 +291,11 @@ def measure_synth(nginx: Nginx, n: int, args: argparse.Namespace) -> SynthFigure
                 page = client.get("/debug/scheduler-lag", params={"after": seq}).json()
                 seq, missed = page["count"], missed + page["missed"]
                 lags.extend(page["lags_s"])
-            cpu1 = sum(process.cpu_times()[:2])
+            cpu1 = tree_cpu_s(tree)
+            agent_cpu = tree_cpu_s(tree[:1]) - agent_cpu0
+            pss = sum(pss_mb(p) for p in tree)
+            if len(process_tree(process)) != len(tree):
+                print("  synth: a run process was restarted in the window: CPU undercounted")
             # Runs started in the window (scheduled; at steady state the same as finished
             # runs, give or take the few in flight): /metrics is not scraped inside the
             # window, a scrape at thousands of checks being work of its own (shown below).
@@ -261,9 +308,15 @@ def measure_synth(nginx: Nginx, n: int, args: argparse.Namespace) -> SynthFigure
             total_runs, buckets1 = parse_metrics(page.decode())
             del page
             deploy_s = measure_deploys(client)
-            rss = peak_rss_mb(process)
+            rss = sum(peak_rss_mb(p) for p in tree)
     scraped_line = f"GET /metrics {scrape_mb:.1f} MB in {scrape_s:.2f}s"
     print(f"  synth: {scraped_line}; {total_runs:.0f} runs counted in all")
+    if processes and runs:
+        share = agent_cpu / (cpu1 - cpu0) if cpu1 > cpu0 else math.nan
+        print(
+            f"  synth: the agent process {agent_cpu / runs * 1000:.3f} s CPU per 1k runs "
+            f"({share:.0%}), its {processes} run processes the rest"
+        )
     return SynthFigures(
         runs=runs,
         lags=lags,
@@ -271,6 +324,8 @@ def measure_synth(nginx: Nginx, n: int, args: argparse.Namespace) -> SynthFigure
         hist_p99=bucket_quantile(buckets0, buckets1, 0.99),
         cpu_s_per_1k=(cpu1 - cpu0) / runs * 1000 if runs else math.nan,
         rss_mb=rss,
+        pss_mb=pss,
+        processes=processes,
         deploy_s=deploy_s,
     )
 
@@ -507,7 +562,10 @@ def report(
     print(f"  schedule lag ms          p50 {ms(p50)}  p99 {ms(p99)}  max {ms(worst)}")
     print(f"  histogram p99 bucket     <= {ms(s.hist_p99)} ms (from the warm-up on: coarse)")
     print(f"  synth CPU s / 1k runs    {s.cpu_s_per_1k:.3f}")
-    print(f"  synth peak RSS           {s.rss_mb:.0f} MB")
+    print(
+        f"  synth peak RSS           {s.rss_mb:.0f} MB over {1 + s.processes} processes "
+        f"(PSS now {s.pss_mb:.0f} MB)"
+    )
     print("  deploy -> verdict (20)   " + ", ".join(f"{t:.2f}s" for t in s.deploy_s))
     if b is not None:
         print(f"  blackbox probes          {b.probes} ({b.failed} failed or errors)")
@@ -564,6 +622,12 @@ def main() -> int:
     parser.add_argument("--no-blackbox", action="store_true", help="skip the peer")
     parser.add_argument(
         "--concurrency", type=int, default=None, help="scheduler.concurrency (default: synth's)"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="scheduler.processes (default: CPUs - 1 past 250 runs/s, else 0)",
     )
     args = parser.parse_args()
     sizes = [int(x) for x in args.checks.split(",") if x.strip()]
