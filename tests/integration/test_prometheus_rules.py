@@ -49,6 +49,7 @@ def test_the_expected_alerts_are_shipped() -> None:
         "SynthCheckNotRunning",
         "SynthTLSCertificateExpiring",
         "SynthAgentDown",
+        "SynthAgentFallingBehind",
         "SynthDeployVerdictFailed",
     }
 
