@@ -81,16 +81,19 @@ class RunProcess:
         return OtelTracer(self.spans)  # type: ignore[arg-type]  # duck-typed processor
 
     def load(self) -> tuple[bool, int, list[str]]:
-        from synth.agent.app import load_state
-        from synth.config import ConfigError
+        # Config and checks only: the agent validated the rest (hooks, playbooks), and
+        # importing what that needs (store, alerting) would cost this process ~40 MB.
+        from synth.checks.loader import load_checks
+        from synth.config import ConfigError, load_settings
 
         try:
-            state = load_state(self.config, self.paths)
+            settings = load_settings(self.config)
         except ConfigError as exc:
             return False, len(self.checks), list(exc.problems)
-        self.checks = {check.name: check for check in state.checks}
-        self.runner = Runner(state.settings, tracer=self.tracer())
-        return True, len(self.checks), list(state.problems)
+        loaded = load_checks(self.paths or settings.checks)
+        self.checks = {check.name: check for check in loaded.checks}
+        self.runner = Runner(settings, tracer=self.tracer())
+        return True, len(self.checks), [str(p) for p in loaded.problems]
 
     def send(self, *message: object) -> None:
         self.writer.write(frames.encode(message))

@@ -234,8 +234,11 @@ class RunProcesses:
                 )
             if not child.ready.done():
                 child.ready.set_result(ok)
-            if ok:
-                self._backoff[child.index] = RESTART_MIN_S
+            if not ok:  # it could not load the checks: try again later (with backoff)
+                with contextlib.suppress(ProcessLookupError):
+                    child.process.kill()
+                return
+            self._backoff[child.index] = RESTART_MIN_S
             log.info("run process ready", extra={"run_process": child.index, "checks": checks})
         elif kind == "reloaded":
             _, generation, ok, checks, problems = message
