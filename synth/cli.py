@@ -258,7 +258,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    metrics = Metrics()
+    metrics = Metrics(phase_buckets=settings.metrics.http_phase_buckets)
     if tracing_config.enabled:
         metrics.watch_exporter(tracing_config.exporter_name)
     tracing = start_tracing(

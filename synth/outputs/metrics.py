@@ -8,7 +8,7 @@ trace id as an exemplar, exposed when the scraper asks for OpenMetrics.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,20 +26,25 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
+from synth.config import HTTP_PHASE_BUCKETS
 from synth.model import RunResult, StepResult
 from synth.outputs.lean_histogram import LeanHistogram
 from synth.verdict import VerdictResult
 
 RUN_LABELS = ("check", "env", "phase", "location")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-PHASE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class Metrics:
     """The metric families of one synth process, on their own registry."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        phase_buckets: Sequence[float] = HTTP_PHASE_BUCKETS,
+    ) -> None:
         # `registry` holds every metric (Pushgateway pushes, queries); the per-check
         # duration histograms are LeanHistograms, exposed by their own fast writer, and
         # everything else lives in `_others` for prometheus-client's.
@@ -156,7 +161,7 @@ class Metrics:
             "Time of one phase of an HTTP request a step made (dns, connect, tls, send, "
             "first_byte, body); a reused connection has no dns/connect/tls sample.",
             (*RUN_LABELS, "step", "http_phase"),
-            buckets=PHASE_BUCKETS,
+            buckets=phase_buckets,
             registry=self.registry,
         )
         self.tls_cert_expiry = Gauge(

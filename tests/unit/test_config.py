@@ -312,3 +312,27 @@ def test_find_config_file_default_when_present(tmp_path: Path) -> None:
 def test_find_config_file_none_without_any(tmp_path: Path) -> None:
     assert find_config_file(None) is None
     assert find_config_file("") is None
+
+
+def test_http_phase_buckets_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "synth.yaml"
+    path.write_text("metrics:\n  http_phase_buckets: [0.005, 0.05, 0.5]\n", encoding="utf-8")
+    assert load_settings(path).metrics.http_phase_buckets == (0.005, 0.05, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("buckets", "reason"),
+    [
+        ("[0.1, 0.05]", "strictly increasing"),
+        ("[0, 1]", "positive"),
+        ("[]", "at least 1"),
+    ],
+)
+def test_bad_http_phase_buckets_are_named(tmp_path: Path, buckets: str, reason: str) -> None:
+    path = tmp_path / "synth.yaml"
+    path.write_text(f"metrics:\n  http_phase_buckets: {buckets}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    problem = " ".join(raised.value.problems)
+    assert "metrics.http_phase_buckets" in problem
+    assert reason in problem

@@ -338,3 +338,14 @@ def test_log_records_in_a_run_carry_its_span() -> None:
     assert (inside["trace_id"], inside["span_id"]) == (run.trace_id, step.span_id)
     assert after["trace_id"] == "given"
     assert "span_id" not in after
+
+
+def test_http_phase_buckets_are_configurable() -> None:
+    metrics = Metrics(phase_buckets=(0.01, 0.1, 1.0))
+    metrics.observe_run(result())
+    buckets = samples(metrics, "synth_http_phase_duration_seconds_bucket")
+    bounds = {labels["le"] for labels, _, _ in buckets}
+    assert bounds == {"0.01", "0.1", "1.0", "+Inf"}
+    # Run and step histograms keep theirs.
+    step = {labels["le"] for labels, _, _ in samples(metrics, "synth_step_duration_seconds_bucket")}
+    assert len(step) > 4
