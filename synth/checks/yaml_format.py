@@ -886,10 +886,11 @@ class _Reader:
                 "but found another document",
                 loader.get_event().start_mark,
             )
+        lines = _Lines(root)  # before constructing: merge keys (<<) rewrite nodes
         data = loader.construct_document(root)
         if data is None:
             return [], []
-        return self._document(root, data, streamed)
+        return self._document(lines, data, streamed)
 
     def _compose(self, parent: yaml.Node | None, index: int | yaml.Node | None) -> yaml.Node:
         node: yaml.Node = self.loader.compose_node(parent, index)
@@ -930,9 +931,9 @@ class _Reader:
         index = 0
         while not loader.check_event(yaml.SequenceEndEvent):
             node = self._compose(checks, index)
-            item = loader.construct_document(node)
             base: Loc = ("checks", index)
-            lines = _Lines(node, base)
+            lines = _Lines(node, base)  # before constructing: merge keys (<<) rewrite nodes
+            item = loader.construct_document(node)
             if lines.duplicates:
                 # Reported with the document's; a repeated key silently wins in YAML, so
                 # don't guess: the item does not load.
@@ -947,12 +948,11 @@ class _Reader:
         return checks
 
     def _document(
-        self, root: yaml.Node, data: Any, streamed: _StreamedChecks | None
+        self, lines: _Lines, data: Any, streamed: _StreamedChecks | None
     ) -> tuple[list[CheckSpec], list[LoadProblem]]:
         from synth.checks.loader import LoadProblem
 
         shown = self.shown
-        lines = _Lines(root)
         if not isinstance(data, dict):
             return [], [LoadProblem(shown, 1, "expected a check (a mapping) or checks: [...]")]
         problems = [
