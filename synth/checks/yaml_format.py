@@ -766,27 +766,33 @@ class _Lines:
         self.duplicates: list[tuple[Loc, int]] = []
         self._walk(root, prefix, set())
 
-    def _walk(self, node: yaml.Node, loc: Loc, seen: set[int]) -> None:
-        self._index.setdefault(loc, node.start_mark.line + 1)
+    def _walk(self, node: yaml.Node, loc: Loc, enclosing: set[int]) -> None:
+        index = self._index
+        if loc not in index:
+            index[loc] = node.start_mark.line + 1
+        if isinstance(node, yaml.ScalarNode):
+            return
         if isinstance(node, _StreamedChecks):  # its items were indexed one at a time
             self.duplicates.extend(node.duplicates)
             return
-        if id(node) in seen:  # an alias to an enclosing node
+        if id(node) in enclosing:  # an alias to an enclosing node
             return
-        seen = seen | {id(node)}
+        enclosing.add(id(node))
         if isinstance(node, yaml.MappingNode):
             keys: set[str] = set()
             for key_node, value_node in node.value:
                 key = str(key_node.value)
+                at = (*loc, key)
                 if key in keys:
-                    self.duplicates.append(((*loc, key), key_node.start_mark.line + 1))
+                    self.duplicates.append((at, key_node.start_mark.line + 1))
                     continue
                 keys.add(key)
-                self._index[(*loc, key)] = key_node.start_mark.line + 1
-                self._walk(value_node, (*loc, key), seen)
+                index[at] = key_node.start_mark.line + 1
+                self._walk(value_node, at, enclosing)
         elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                self._walk(item, (*loc, index), seen)
+            for position, item in enumerate(node.value):
+                self._walk(item, (*loc, position), enclosing)
+        enclosing.discard(id(node))
 
     def resolve(self, loc: Loc) -> Loc:
         """The part of `loc` written in the document: validation locations also carry parts
