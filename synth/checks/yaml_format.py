@@ -31,7 +31,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from yaml.composer import Composer
+from yaml.composer import Composer, ComposerError
 
 from synth.checks.api import CheckDefinitionError, build_spec
 from synth.checks.failures import CheckFailure
@@ -840,19 +840,20 @@ def parse_yaml_checks(
     sources `source_path` (default: `shown`).
 
     The items of a `checks:` list are composed, validated and compiled one at a time, so a
-    file of thousands of checks never holds all their nodes at once. `libyaml=False` parses
-    with the pure-Python parser even when libyaml is available (same results, slower)."""
+    file of thousands of checks never holds all their nodes at once. libyaml parses when
+    PyYAML has it; `libyaml=False` uses the pure-Python parser: slower, the same results
+    except that it rejects a `?` in a flow mapping (`{path: /a?b=1}`) that libyaml reads."""
     from synth.checks.loader import LoadProblem
 
-    fast = _LIBYAML is not None and libyaml
-    loader = _LIBYAML(text) if _LIBYAML is not None and libyaml else _PyLoader(text)
+    fast = _LIBYAML if libyaml else None
+    loader = fast(text) if fast is not None else _PyLoader(text)
     try:
         return _Reader(loader, shown, source_path or shown).read()
     except yaml.YAMLError as exc:
         error = exc
     finally:
         loader.dispose()
-    if fast:
+    if fast is not None:
         # libyaml's messages say less ("found character that cannot start any token"); the
         # pure-Python parser names the character. Broken files are rare: parse it again.
         return parse_yaml_checks(text, shown, source_path=source_path, libyaml=False)
@@ -886,7 +887,7 @@ class _Reader:
             root = self._compose(None, None)
         loader.get_event()  # document end
         if not loader.check_event(yaml.StreamEndEvent):
-            raise yaml.composer.ComposerError(
+            raise ComposerError(
                 "expected a single document in the stream",
                 document.start_mark,
                 "but found another document",
