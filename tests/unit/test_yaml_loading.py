@@ -1,0 +1,244 @@
+"""Reading YAML check files: a `checks:` list is loaded item by item, with libyaml's parser
+when available and the pure-Python one otherwise; both give the same checks and problems."""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from typing import Any
+
+import pytest
+import yaml
+
+from synth.checks.yaml_format import parse_yaml_checks
+from synth.model import CheckSpec
+
+FILE = "checks/many.yaml"
+LOADERS = [pytest.param(True, id="libyaml"), pytest.param(False, id="pure-python")]
+
+
+def test_libyaml_is_available_here() -> None:
+    # The libyaml parametrizations below would silently test the pure-Python parser twice.
+    assert yaml.__with_libyaml__
+
+
+def load(text: str, libyaml: bool) -> tuple[list[CheckSpec], list[str]]:
+    specs, problems = parse_yaml_checks(textwrap.dedent(text), FILE, libyaml=libyaml)
+    return specs, [str(p) for p in problems]
+
+
+def described(specs: list[CheckSpec]) -> list[tuple[Any, ...]]:
+    """Everything about a spec but its function object (compared by name)."""
+    return [
+        tuple(
+            getattr(spec, f.name).__name__ if f.name == "func" else getattr(spec, f.name)
+            for f in dataclasses.fields(spec)
+        )
+        for spec in specs
+    ]
+
+
+@pytest.mark.parametrize("libyaml", LOADERS)
+def test_an_alias_in_a_later_check_uses_an_anchor_of_an_earlier_one(libyaml: bool) -> None:
+    specs, problems = load(
+        """\
+        checks:
+          - &base
+            name: first
+            service: shop
+            every: 30s
+            tags: &tags [smoke, shop]
+            steps: &steps
+              - request: {path: /health}
+                expect: {status: 200}
+          - <<: *base
+            name: second
+            tags: *tags
+          - name: third
+            service: other
+            steps: *steps
+        """,
+        libyaml,
+    )
+    assert problems == []
+    assert [(s.name, s.service, s.tags) for s in specs] == [
+        ("first", "shop", ("smoke", "shop")),
+        ("second", "shop", ("smoke", "shop")),
+        ("third", "other", ()),
+    ]
+    assert [s.schedule.every_s for s in specs] == [30.0, 30.0, 60.0]
+    assert [s.source.line for s in specs if s.source] == [2, 10, 13]
+
+
+@pytest.mark.parametrize("libyaml", LOADERS)
+def test_an_alias_to_an_anchor_of_a_later_check_is_invalid_yaml(libyaml: bool) -> None:
+    specs, problems = load(
+        """\
+        checks:
+          - name: first
+            service: shop
+            steps: *later
+          - name: second
+            service: shop
+            steps: &later [{request: {path: /}}]
+        """,
+        libyaml,
+    )
+    assert specs == []
+    assert problems == [f"{FILE}:4: invalid YAML: found undefined alias 'later'"]
+
+
+def long_file(count: int, broken: int) -> str:
+    """`count` four-line checks; check `broken` has a bad `retries` on its third line."""
+    lines = ["# many checks", "checks:"]
+    for index in range(count):
+        lines += [
+            f"  - name: c{index:05d}",
+            "    service: web",
+            "    retries: many" if index == broken else "    every: 10s",
+            f'    steps: [{{request: {{path: "/ok?c={index}"}}}}]',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_problem_deep_in_a_long_file_names_its_line() -> None:
+    specs, problems = parse_yaml_checks(long_file(3001, broken=3000), FILE)
+    assert len(specs) == 3000
+    lines = {s.name: s.source.line for s in specs if s.source}
+    assert [lines["c00000"], lines["c00001"], lines["c02999"]] == [3, 7, 3 + 4 * 2999]
+    line = 3 + 4 * 3000 + 2
+    assert [str(p) for p in problems] == [
+        f"{FILE}:{line}: check 'c03000': retries: Input should be a valid integer, unable to "
+        "parse string as an integer"
+    ]
+
+
+@pytest.mark.parametrize("libyaml", LOADERS)
+def test_problems_keep_their_order_around_a_streamed_list(libyaml: bool) -> None:
+    specs, problems = load(
+        """\
+        version: 1
+        checks:
+          - name: a
+            service: shop
+            steps: [{request: {path: /}}]
+          - name: b
+            service: shop
+            service: shop2
+            steps: [{request: {path: /}}]
+          - name: c
+            service: shop
+            steps: []
+        extra: {x: 1, x: 2}
+        """,
+        libyaml,
+    )
+    assert [s.name for s in specs] == ["a"]
+    assert problems == [
+        f"{FILE}:8: checks[1].service: duplicate key 'service'",
+        f"{FILE}:13: extra.x: duplicate key 'x'",
+        f"{FILE}:1: version: a file with 'checks:' holds only that list",
+        f"{FILE}:12: check 'c': steps: List should have at least 1 item after validation, not 0",
+    ]
+
+
+@pytest.mark.parametrize("libyaml", LOADERS)
+def test_two_checks_lists_load_neither(libyaml: bool) -> None:
+    specs, problems = load(
+        """\
+        checks:
+          - {name: a, service: shop, steps: [{request: {path: /}}]}
+        checks:
+          - {name: b, service: shop, steps: [{request: {path: /}}]}
+        """,
+        libyaml,
+    )
+    assert specs == []
+    assert problems == [f"{FILE}:3: checks: duplicate key 'checks'"]
+
+
+def test_libyaml_errors_are_described_like_the_pure_python_parsers() -> None:
+    # libyaml says "found character that cannot start any token"; which character helps.
+    specs, problems = load("name: c\n\tservice: shop\n", libyaml=True)
+    assert specs == []
+    assert problems == [
+        f"{FILE}:2: invalid YAML: while scanning for the next token, "
+        "found character '\\t' that cannot start any token"
+    ]
+
+
+SAME = {
+    "single": """\
+        name: checkout
+        service: shop
+        envs: [staging, production]
+        cron: "*/5 * * * *"
+        description: 2024-01-01
+        steps:
+          - request: {method: post, path: /api/login, json: {user: demo}}
+            expect: {status: [200, 201], body_matches: "ok.*"}
+            capture: {token: $.token}
+          - tcp: {host: db.internal, port: 5432}
+        """,
+    "list": """\
+        checks:
+          - name: good
+            service: shop
+            steps: [{request: {path: /a}}]
+          - name: broken
+            service: shop
+            retries: many
+            timeout: soon
+            steps: [{request: {path: /b, metod: GET}}]
+          - 42
+          - name: dup
+            name: dup2
+            service: shop
+            steps: [{request: {path: /c}}]
+        """,
+    "flow": "{checks: [{name: a, service: s, steps: [{request: {path: /}}]}], other: 1}\n",
+    "tagged": "checks: !!seq\n  - !!map {name: a, service: s, steps: [{request: {path: /}}]}\n",
+    "checks-not-a-list": "checks: {name: c}\nextra: 1\n",
+    "checks-null": "checks:\n",
+    "checks-first-a-map-then-a-list": "checks: {}\nchecks: [{name: a}]\n",
+    "anchored-list": "checks: &all\n  - {name: a, service: s, steps: [{request: {path: /}}]}\n"
+    "copy: *all\n",
+    "anchored-document": "&doc\nname: a\nservice: s\nsteps: [{request: {path: /}}]\n",
+    "merged-document": "<<: {name: a, service: s}\nsteps: [{request: {path: /}}]\n",
+    "recursive": "checks:\n  - &a {name: a, service: s, steps: [*a]}\n",
+    "top-level-list": "- name: c\n",
+    "scalar": "just text\n",
+    "null": "~\n",
+    "empty": "",
+    "comment": "# nothing\n",
+    "empty-document": "---\n",
+    "two-documents": "checks: []\n---\nchecks: []\n",
+    "unclosed": "checks:\n  - {name: a\n",
+    "undefined-alias": "checks: [*nope]\n",
+    "duplicate-anchor": "checks:\n  - &a {name: a}\n  - &a {name: b}\n",
+    "tab": "checks:\n\t- name: a\n",
+    "unknown-tag": "checks: !custom\n  - {name: a, service: s, steps: [{request: {path: /}}]}\n",
+    "python-tag": "checks:\n  - !!python/object:os.system {}\n",
+}
+SAME["long"] = long_file(60, broken=42)
+
+
+@pytest.mark.parametrize("text", SAME.values(), ids=SAME.keys())
+def test_libyaml_and_pure_python_give_the_same_checks_and_problems(text: str) -> None:
+    fast_specs, fast_problems = load(text, libyaml=True)
+    slow_specs, slow_problems = load(text, libyaml=False)
+    assert described(fast_specs) == described(slow_specs)
+    assert fast_problems == slow_problems
+
+
+def test_libyaml_accepts_a_question_mark_the_pure_python_parser_rejects_in_flow() -> None:
+    # The one known difference: PyYAML's scanner takes `?` inside a flow mapping for a
+    # complex-key indicator. libyaml reads the path as written.
+    text = "name: c\nservice: shop\nsteps: [{request: {path: /ok?c=1}}]\n"
+    [spec], problems = load(text, libyaml=True)
+    assert (spec.name, problems) == ("c", [])
+    specs, problems = load(text, libyaml=False)
+    assert specs == []
+    assert problems == [
+        f"{FILE}:3: invalid YAML: while parsing a flow mapping, expected ',' or '}}', but got '?'"
+    ]
