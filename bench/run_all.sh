@@ -24,5 +24,9 @@ echo "### bench/timing_fidelity.py"
 echo
 echo "### bench/telemetry_overhead.py"
 "$PYTHON" bench/telemetry_overhead.py
+echo
+echo "### bench/yaml_load.py"
+"$PYTHON" bench/yaml_load.py
+echo
 echo "### bench/agent_scale.py"
 "$PYTHON" bench/agent_scale.py "${AGENT_SCALE_ARGS[@]}"
