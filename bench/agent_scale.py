@@ -312,7 +312,13 @@ def measure_synth(nginx: Nginx, n: int, args: argparse.Namespace) -> SynthFigure
             total_runs, buckets1 = parse_metrics(page.decode())
             del page
             deploy_s = measure_deploys(client)
-            rss = sum(peak_rss_mb(p) for p in tree)
+            peaks = [peak_rss_mb(p) for p in tree]
+            rss = sum(peaks)
+            if len(peaks) > 1:
+                print(
+                    "  synth: peak RSS by process (agent first): "
+                    + ", ".join(f"{m:.0f} MB" for m in peaks)
+                )
     scraped_line = f"GET /metrics {scrape_mb:.1f} MB in {scrape_s:.2f}s"
     print(f"  synth: {scraped_line}; {total_runs:.0f} runs counted in all")
     if processes and runs:
