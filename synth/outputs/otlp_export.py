@@ -3,8 +3,10 @@
 The HTTP and gRPC exporters are the SDK's own (so endpoint, headers, TLS certificates,
 compression, retries and backoff follow the standard `OTEL_EXPORTER_OTLP_*` variables
 exactly as documented for OpenTelemetry Python); only the encoding is ours
-(`synth.outputs.otlp_encode`, ~9x cheaper than the SDK's). `SdkRecordExporter` feeds any
-other SDK `SpanExporter` (tests, benchmarks) through the SDK's ReadableSpan.
+(`synth.outputs.otlp_encode`, ~9x cheaper than the SDK's). The gRPC one lives in
+`synth.outputs.otlp_grpc`, imported only when configured: grpcio costs ~10 MB per
+process. `SdkRecordExporter` feeds any other SDK `SpanExporter` (tests, benchmarks)
+through the SDK's ReadableSpan.
 """
 
 from __future__ import annotations
@@ -13,13 +15,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-    OTLPSpanExporter as SdkGrpcExporter,
-)
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
     OTLPSpanExporter as SdkHttpExporter,
 )
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -69,22 +67,3 @@ class OtlpHttpRecordExporter(SdkHttpExporter):
             return SpanExportResult.FAILURE
         result = self._send(self._encoder.encode(records))
         return SpanExportResult.SUCCESS if result.success else SpanExportResult.FAILURE
-
-
-class OtlpGrpcRecordExporter(SdkGrpcExporter):
-    """OTLP/gRPC: the SDK exporter (channel, credentials, retries), its request built by
-    parsing `SpanEncoder`'s bytes (protobuf's C parser: a few µs a batch)."""
-
-    def __init__(self, resource: Resource, scope: InstrumentationScope, **options: Any) -> None:
-        super().__init__(**options)
-        self._encoder = SpanEncoder(resource, scope)
-
-    def _translate_data(self, data: Sequence[Any]) -> ExportTraceServiceRequest:
-        request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(
-            self._encoder.encode(data)
-        )
-        return request
-
-    def export(self, records: Sequence[SpanRecord]) -> SpanExportResult:  # type: ignore[override]
-        # The mixin hands `records` to `_translate_data` above, whatever their type.
-        return self._export(records)  # type: ignore[arg-type]

@@ -27,7 +27,6 @@ from synth import __version__
 from synth.config import ConfigError
 from synth.model import Failure, RunRequest
 from synth.outputs.otlp_export import (
-    OtlpGrpcRecordExporter,
     OtlpHttpRecordExporter,
     SdkRecordExporter,
 )
@@ -339,6 +338,8 @@ def new_exporter(
     headers = dict(config.headers)
     options = {"endpoint": config.endpoint, "headers": headers, "timeout": config.timeout_s}
     if config.protocol == "grpc":
+        from synth.outputs.otlp_grpc import OtlpGrpcRecordExporter
+
         return OtlpGrpcRecordExporter(resource, scope, **options)
     return OtlpHttpRecordExporter(resource, scope, **options)
 
