@@ -13,9 +13,10 @@ For each N (default 1,000 and 5,000), in one run, one after the other on the sam
    - CPU seconds per 1,000 runs: user+sys of the agent's PID (all threads) over the
      window, run processes included, per run (store writes and metrics included);
    - peak RSS: the kernel's high-water mark (VmHWM) of the agent's PID, plus its run
-     processes' when it has them (`scheduler.processes`: by default one per CPU but one
-     when the due rate passes ~250 runs/s, else none) — the sum overstates, shared pages counting
-     once per process; the sum of PSS at the end of the window is printed beside it;
+     processes' when it has them (`scheduler.processes`: by default one per CPU when the
+     due rate passes ~250 runs/s, else none; `scheduler.concurrency`: by default the runs
+     due per second, at least 100, as the README advises) — the sum overstates, shared
+     pages counting once per process; the sum of PSS at the end of the window is printed beside it;
    - deploy event → verdict: `POST /v1/deploys` for the 20-check suite, long-poll
      `GET /v1/deploys/{id}?wait=`; wall time from sending the POST to the verdict,
      three deploys in a row while the N checks keep running.
@@ -247,9 +248,13 @@ def tree_cpu_s(processes: Sequence[psutil.Process]) -> float:
 
 
 def default_processes(n: int, every_s: float) -> int:
-    """What the README advises: past ~250 runs/s, a run process per CPU but the one the
-    agent process itself keeps busy (scheduling, storing, metrics); else none."""
-    return max((os.cpu_count() or 1) - 1, 1) if n / every_s > 250 else 0
+    """What the README advises: past ~250 runs/s, a run process per CPU; else none."""
+    return (os.cpu_count() or 1) if n / every_s > 250 else 0
+
+
+def default_concurrency(n: int, every_s: float) -> int:
+    """What the README advises: at least the runs due in one second (and synth's 100)."""
+    return max(100, math.ceil(n / every_s))
 
 
 @dataclass
@@ -268,14 +273,15 @@ class SynthFigures:
 def measure_synth(nginx: Nginx, n: int, args: argparse.Namespace) -> SynthFigures:
     with tempfile.TemporaryDirectory(prefix="synth-bench-agent-") as tmp:
         processes = default_processes(n, args.every) if args.processes is None else args.processes
-        config = write_agent_files(
-            Path(tmp), nginx.base_url, n, args.every, args.concurrency, processes
+        concurrency = (
+            default_concurrency(n, args.every) if args.concurrency is None else args.concurrency
         )
+        config = write_agent_files(Path(tmp), nginx.base_url, n, args.every, concurrency, processes)
         started = time.monotonic()
         with running_agent(config) as (process, client):
             print(
                 f"  synth: {n} checks loaded and ready in {time.monotonic() - started:.1f}s "
-                f"({processes} run processes)"
+                f"({processes} run processes, concurrency {concurrency})"
             )
             # Warm-up: first runs are spread over one interval. One scrape now, so the
             # histogram's window can be told apart; its cost is paid before the window.
@@ -631,13 +637,16 @@ def main() -> int:
     parser.add_argument("--every", type=float, default=10.0, help="check interval, seconds")
     parser.add_argument("--no-blackbox", action="store_true", help="skip the peer")
     parser.add_argument(
-        "--concurrency", type=int, default=None, help="scheduler.concurrency (default: synth's)"
+        "--concurrency",
+        type=int,
+        default=None,
+        help="scheduler.concurrency (default: runs due per second, at least 100)",
     )
     parser.add_argument(
         "--processes",
         type=int,
         default=None,
-        help="scheduler.processes (default: CPUs - 1 past 250 runs/s, else 0)",
+        help="scheduler.processes (default: one per CPU past 250 runs/s, else 0)",
     )
     args = parser.parse_args()
     sizes = [int(x) for x in args.checks.split(",") if x.strip()]
