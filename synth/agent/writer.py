@@ -9,9 +9,11 @@ is stored, or buffered because the store failed, so a caller that reads the stor
 finds it.
 
 A result is counted (`observe`) after it is stored while the store answers: a run that
-/metrics counts survives a SIGKILL. While the store fails, results are counted at once
-and kept, oldest first, up to `max_pending` (beyond that the oldest are dropped and
-logged), and retried every `retry_s`.
+/metrics counts survives a SIGKILL. While the store answers but falls behind, `put` waits
+for room below `max_pending` (backpressure: the schedule slows down and says so, no result
+is lost). While the store fails, results are counted at once and kept, oldest first, up to
+`max_pending` (beyond that the oldest are dropped, counted and logged at most every
+`DROP_LOG_S`), and retried every `retry_s`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ from synth.store import StoreError
 log = logging.getLogger("synth.agent")
 
 SaveRuns = Callable[[Sequence[RunResult]], Awaitable[None]]
+DROP_LOG_S = 10.0
 
 
 @dataclass(eq=False, slots=True)
@@ -65,7 +69,12 @@ class ResultWriter:
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()
         self._healthy = True
+        self._room = asyncio.Event()
+        self._room.set()
+        self._waiting = 0  # puts waiting for room
         self.dropped = 0
+        self._dropped_logged = 0
+        self._drop_logged_at = -DROP_LOG_S
 
     @property
     def pending(self) -> int:
@@ -74,6 +83,15 @@ class ResultWriter:
     async def put(self, result: RunResult, *, urgent: bool = False) -> None:
         """Queue `result`; returns once it is stored or, the store failing, buffered.
         `urgent` writes it (and whatever is queued) without waiting for more to join."""
+        while not urgent and self._healthy and len(self._queue) >= self._max_pending:
+            # A store that answers but falls behind slows the runs down instead of
+            # losing their results (urgent ones are few and someone waits on them).
+            self._room.clear()
+            self._waiting += 1
+            try:
+                await self._room.wait()
+            finally:
+                self._waiting -= 1
         item = _Item(result)
         if not self._healthy:
             self._count(item)
@@ -107,10 +125,16 @@ class ResultWriter:
                     await asyncio.sleep(self._retry_s)
 
     async def flush(self) -> None:
-        """Try once more to write everything queued (at a graceful stop)."""
-        while self._queue:
-            if not await self._write_batch():
+        """Try once more to write everything queued, and what puts waiting for room
+        bring (at a graceful stop, the writer task gone)."""
+        while True:
+            while self._queue:
+                if not await self._write_batch():
+                    return
+            if not self._waiting:
                 return
+            self._room.set()
+            await asyncio.sleep(0)  # the waiters queue their results
 
     async def _write_batch(self) -> bool:
         batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
@@ -125,12 +149,15 @@ class ResultWriter:
             for item in batch:
                 self._count(item)
             self._trim()
+            self._room.set()  # waiters buffer (and count) their results from now on
             return False
         if not self._healthy:
             self._healthy = True
             self._recovered()
         for item in batch:
             self._count(item)
+        if len(self._queue) < self._max_pending:
+            self._room.set()
         return True
 
     def _count(self, item: _Item) -> None:
@@ -143,12 +170,19 @@ class ResultWriter:
 
     def _trim(self) -> None:
         over = len(self._queue) - self._max_pending
-        if over <= 0:
+        if over <= 0 or self._healthy:
             return
         for _ in range(over):
             self._count(self._queue.popleft())
         self.dropped += over
-        log.error(
-            "store unavailable too long: dropped the oldest unsaved results",
-            extra={"dropped": over, "dropped_total": self.dropped},
-        )
+        now = time.monotonic()
+        if now - self._drop_logged_at >= DROP_LOG_S:
+            log.error(
+                "store unavailable too long: dropped the oldest unsaved results",
+                extra={
+                    "dropped": self.dropped - self._dropped_logged,
+                    "dropped_total": self.dropped,
+                },
+            )
+            self._drop_logged_at = now
+            self._dropped_logged = self.dropped

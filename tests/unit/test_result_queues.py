@@ -5,14 +5,18 @@ exactly once, in order, however many runs finish at the same moment."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+
+import pytest
 
 from synth.agent.writer import ResultWriter
 from synth.alerting.engine import AlertEngine
 from synth.config import Settings
 from synth.model import Phase, RunResult, Status
 from synth.outputs.metrics import Metrics
+from synth.store import StoreError
 
 
 def run(run_id: str, phase: Phase = Phase.SCHEDULED) -> RunResult:
@@ -92,3 +96,98 @@ async def test_results_finishing_together_are_each_applied_once_in_order() -> No
     await asyncio.gather(*(engine.observe(run(i)) for i in ids))
     await engine.flush()
     assert engine.applied == ids
+
+
+async def test_a_slow_store_slows_puts_down_and_loses_nothing() -> None:
+    stored: list[str] = []
+    gate = asyncio.Event()
+    peak = 0
+
+    async def save(results: Sequence[RunResult]) -> None:
+        nonlocal peak
+        peak = max(peak, writer.pending + len(results))
+        await gate.wait()
+        stored.extend(r.run_id for r in results)
+
+    writer = ResultWriter(
+        save,
+        observe=lambda r: None,
+        failed=lambda exc: None,
+        recovered=lambda: None,
+        max_pending=3,
+        batch=2,
+        linger_s=0.001,
+    )
+    task = asyncio.create_task(writer.run())
+    try:
+        puts = [asyncio.create_task(writer.put(run(f"s{i}"))) for i in range(10)]
+        await asyncio.sleep(0.05)
+        assert writer.pending <= 3  # the rest wait for room instead of piling up
+        assert sum(p.done() for p in puts) == 0
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(*puts), 5)
+    finally:
+        task.cancel()
+    assert sorted(stored) == sorted(f"s{i}" for i in range(10))
+    assert writer.dropped == 0
+    assert peak <= 3 + 2
+
+
+async def test_flush_at_stop_writes_what_waiting_puts_bring() -> None:
+    stored: list[str] = []
+    gate = asyncio.Event()
+
+    async def save(results: Sequence[RunResult]) -> None:
+        await gate.wait()
+        stored.extend(r.run_id for r in results)
+
+    writer = ResultWriter(
+        save,
+        observe=lambda r: None,
+        failed=lambda exc: None,
+        recovered=lambda: None,
+        max_pending=2,
+        batch=2,
+        linger_s=0.001,
+    )
+    task = asyncio.create_task(writer.run())
+    puts = [asyncio.create_task(writer.put(run(f"s{i}"))) for i in range(6)]
+    await asyncio.sleep(0.05)
+    task.cancel()  # the agent stopping: the writer task goes, flush takes over
+    await asyncio.gather(task, return_exceptions=True)
+    gate.set()
+    await asyncio.wait_for(writer.flush(), 5)
+    await asyncio.wait_for(asyncio.gather(*puts), 5)
+    assert sorted(stored) == sorted(f"s{i}" for i in range(6))
+
+
+async def test_a_failing_store_drops_the_oldest_past_the_bound_and_logs_it_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def save(results: Sequence[RunResult]) -> None:
+        raise StoreError("down")
+
+    observed: list[str] = []
+    writer = ResultWriter(
+        save,
+        observe=lambda r: observed.append(r.run_id),
+        failed=lambda exc: None,
+        recovered=lambda: None,
+        max_pending=3,
+        batch=2,
+        linger_s=0.001,
+        retry_s=60,
+    )
+    task = asyncio.create_task(writer.run())
+    try:
+        await asyncio.wait_for(writer.put(run("s0")), 5)  # fails: buffered and counted
+        with caplog.at_level(logging.ERROR, logger="synth.agent"):
+            for i in range(1, 8):
+                await asyncio.wait_for(writer.put(run(f"s{i}")), 5)
+    finally:
+        task.cancel()
+    assert writer.pending == 3
+    assert writer.dropped == 5
+    assert sorted(observed) == sorted(f"s{i}" for i in range(8))  # every run counted
+    drops = [r for r in caplog.records if "dropped the oldest" in r.getMessage()]
+    assert len(drops) == 1  # not a line per dropped result
