@@ -1,9 +1,9 @@
 """A run process: runs scheduled declarative checks for the agent, on another CPU core.
 
 Started by the agent (`synth.agent.run_processes`) as
-`python -m synth.agent.run_process --generation G [--config FILE] [--spans] [PATH ...]`.
-It loads the same config and checks itself, then serves frames (`synth.agent.frames`) on
-stdin/stdout:
+`python -m synth.agent.run_process --generation G --shard I --shards N [--config FILE]
+[--spans] [PATH ...]`. It loads the same config and its share of the YAML checks itself,
+then serves frames (`synth.agent.frames`) on stdin/stdout:
 
     agent -> here   ("run", seq, generation, check, env, location, due)
                     ("cancel", seq)   ("reload", generation)   ("stop",)
@@ -31,6 +31,7 @@ import signal
 import sys
 import time
 import traceback
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,6 +42,11 @@ from synth.runner import Runner
 from synth.spans import IdTracer, RunTracer
 
 log = logging.getLogger("synth.run_process")
+
+
+def shard_of(check: str, shards: int) -> int:
+    """The run process (0..shards-1) that runs `check`: stable across runs and restarts."""
+    return zlib.crc32(check.encode()) % shards
 
 
 class SpanBuffer:
@@ -65,6 +71,8 @@ class RunProcess:
         self.config = Path(args.config) if args.config else None
         self.paths: list[str] = list(args.paths)
         self.generation: int = args.generation
+        self.shard: int = args.shard
+        self.shards: int = args.shards
         self.writer = writer
         self.spans = SpanBuffer() if args.spans else None
         self.checks: dict[str, CheckSpec] = {}
@@ -90,7 +98,13 @@ class RunProcess:
             settings = load_settings(self.config)
         except ConfigError as exc:
             return False, len(self.checks), list(exc.problems)
-        loaded = load_checks(self.paths or settings.checks)
+        # Only this process's share, and only YAML checks (the only ones it is sent): the
+        # others are not compiled, and no Python check module runs its code here.
+        loaded = load_checks(
+            self.paths or settings.checks,
+            yaml_only=True,
+            keep=lambda name: shard_of(name, self.shards) == self.shard,
+        )
         self.checks = {check.name: check for check in loaded.checks}
         self.runner = Runner(settings, tracer=self.tracer())
         return True, len(self.checks), [str(p) for p in loaded.problems]
@@ -192,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config")
     parser.add_argument("--generation", type=int, default=0)
     parser.add_argument("--spans", action="store_true")
+    parser.add_argument("--shard", type=int, default=0)
+    parser.add_argument("--shards", type=int, default=1)
     parser.add_argument("--log-format", default="auto")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("paths", nargs="*")

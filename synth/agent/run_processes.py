@@ -3,9 +3,9 @@
 One Python process runs about 400-500 one-request checks per second on a core; beyond
 that the schedule falls behind. With `scheduler.processes: N` the agent starts N run
 processes (`synth.agent.run_process`) and sends each scheduled run of a declarative check
-to one of them, chosen by a stable hash of check and environment. The agent keeps the
-schedule, the concurrency bound, the store, metrics, alerting and span export: a run
-process sends back the result, its schedule lag and its spans.
+to one of them, chosen by a stable hash of the check's name (each loads only its share).
+The agent keeps the schedule, the concurrency bound, the store, metrics, alerting and
+span export: a run process sends back the result, its schedule lag and its spans.
 
 Whenever a run process cannot take a run — still starting, restarting after it died, its
 checks older than the agent's after a reload — `run` returns None and the agent runs the
@@ -21,13 +21,13 @@ import itertools
 import logging
 import sys
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from synth.agent import frames
+from synth.agent.run_process import shard_of
 from synth.model import RunResult
 from synth.outputs.span_export import SpanRecord
 
@@ -116,6 +116,7 @@ class RunProcesses:
     async def _spawn(self, index: int) -> _Child:
         command = [sys.executable, "-m", "synth.agent.run_process"]
         command += ["--generation", str(self.generation), "--log-level", self._log_level]
+        command += ["--shard", str(index), "--shards", str(self.count)]
         if self._config_path is not None:
             command += ["--config", str(self._config_path)]
         if self._spans is not None:
@@ -170,7 +171,7 @@ class RunProcesses:
         """Run a scheduled check in its run process: its result and lag, or None when the
         process cannot take it (the caller runs it itself). Cancelling this cancels the
         run there."""
-        child = self._children[zlib.crc32(f"{check}\0{env}".encode()) % self.count]
+        child = self._children[shard_of(check, self.count)]
         if child is None or not _usable(child):
             return None
         seq = next(self._seq)

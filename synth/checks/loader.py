@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,13 +51,19 @@ class LoadedChecks:
     problems: tuple[LoadProblem, ...]
 
 
-def load_checks(paths: Sequence[str | Path]) -> LoadedChecks:
+def load_checks(
+    paths: Sequence[str | Path],
+    *,
+    yaml_only: bool = False,
+    keep: Callable[[str], bool] | None = None,
+) -> LoadedChecks:
     """Load checks from files and directories.
 
     Directories are walked recursively in sorted order for `*.py` and `*.yaml`/`*.yml`,
     skipping names that start with `_` or `.` and `conftest.py`. A Python file can import a
     helper module that sits beside it. The first check of a name wins; later ones with the
-    same name are problems.
+    same name are problems. `yaml_only` skips Python files (their code is not run); `keep`
+    compiles only the YAML checks whose name it accepts (a run process's share).
     """
     problems: list[LoadProblem] = []
     files: list[Path] = []
@@ -76,9 +82,11 @@ def load_checks(paths: Sequence[str | Path]) -> LoadedChecks:
     with _LOCK:
         for file in files:
             if file.suffix in PYTHON_SUFFIXES:
+                if yaml_only:
+                    continue
                 loaded, found_problems = _load_python(file)
             else:
-                loaded, found_problems = load_yaml_checks(file)
+                loaded, found_problems = load_yaml_checks(file, keep=keep)
             problems.extend(found_problems)
             for spec in loaded:
                 first = by_name.get(spec.name)

@@ -821,8 +821,11 @@ class _StreamedChecks(yaml.SequenceNode):
         self.duplicates: list[tuple[Loc, int]] = []
 
 
-def load_yaml_checks(path: Path) -> tuple[list[CheckSpec], list[LoadProblem]]:
-    """Load the checks of one YAML file; each problem carries the file and line."""
+def load_yaml_checks(
+    path: Path, *, keep: Callable[[str], bool] | None = None
+) -> tuple[list[CheckSpec], list[LoadProblem]]:
+    """Load the checks of one YAML file; each problem carries the file and line. With
+    `keep`, only checks whose name it accepts are validated and compiled."""
     from synth.checks.loader import LoadProblem
 
     try:
@@ -830,11 +833,16 @@ def load_yaml_checks(path: Path) -> tuple[list[CheckSpec], list[LoadProblem]]:
     except (OSError, UnicodeDecodeError) as exc:
         return [], [LoadProblem(str(path), None, f"cannot read: {exc}")]
     # Specs carry the absolute path, like a Python check's code does; problems the given one.
-    return parse_yaml_checks(text, str(path), source_path=os.path.abspath(path))
+    return parse_yaml_checks(text, str(path), source_path=os.path.abspath(path), keep=keep)
 
 
 def parse_yaml_checks(
-    text: str, shown: str, *, source_path: str | None = None, libyaml: bool = True
+    text: str,
+    shown: str,
+    *,
+    source_path: str | None = None,
+    libyaml: bool = True,
+    keep: Callable[[str], bool] | None = None,
 ) -> tuple[list[CheckSpec], list[LoadProblem]]:
     """Compile the checks in YAML `text`; problems name `shown` and the line, the specs'
     sources `source_path` (default: `shown`).
@@ -848,7 +856,7 @@ def parse_yaml_checks(
     fast = _LIBYAML if libyaml else None
     loader = fast(text) if fast is not None else _PyLoader(text)
     try:
-        return _Reader(loader, shown, source_path or shown).read()
+        return _Reader(loader, shown, source_path or shown, keep).read()
     except yaml.YAMLError as exc:
         error = exc
     finally:
@@ -856,7 +864,7 @@ def parse_yaml_checks(
     if fast is not None:
         # libyaml's messages say less ("found character that cannot start any token"); the
         # pure-Python parser names the character. Broken files are rare: parse it again.
-        return parse_yaml_checks(text, shown, source_path=source_path, libyaml=False)
+        return parse_yaml_checks(text, shown, source_path=source_path, libyaml=False, keep=keep)
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     line = mark.line + 1 if mark is not None else None
     return [], [LoadProblem(shown, line, f"invalid YAML: {_yaml_reason(error)}")]
@@ -866,11 +874,26 @@ class _Reader:
     """Reads one YAML document through the loader's event API (PyYAML's composer
     interface): a top-level `checks:` list is handled item by item as it is parsed."""
 
-    def __init__(self, loader: _PyLoader | _CLoader, shown: str, source_path: str) -> None:
+    def __init__(
+        self,
+        loader: _PyLoader | _CLoader,
+        shown: str,
+        source_path: str,
+        keep: Callable[[str], bool] | None = None,
+    ) -> None:
         # PyYAML's stubs type events loosely (optional, two Mark classes): use it untyped.
         self.loader: Any = loader
         self.shown = shown
         self.source_path = source_path
+        self.keep = keep
+
+    def _wanted(self, item: Any) -> bool:
+        """Whether `keep` accepts the item's name (an item without one is loaded: it is
+        reported wherever it is loaded)."""
+        if self.keep is None or not isinstance(item, dict):
+            return True
+        name = item.get("name")
+        return not isinstance(name, str) or self.keep(name)
 
     def read(self) -> tuple[list[CheckSpec], list[LoadProblem]]:
         loader = self.loader
@@ -945,7 +968,7 @@ class _Reader:
                 # Reported with the document's; a repeated key silently wins in YAML, so
                 # don't guess: the item does not load.
                 checks.duplicates.extend(lines.duplicates)
-            else:
+            elif self._wanted(item):
                 spec, found = _load_one(item, base, lines, self.shown, self.source_path)
                 checks.problems.extend(found)
                 if spec is not None:
@@ -993,6 +1016,8 @@ class _Reader:
         for base, item in items:
             if any(loc[: len(base)] == base for loc, _ in lines.duplicates):
                 continue  # reported above; a repeated key silently wins in YAML, so don't guess
+            if not self._wanted(item):
+                continue
             spec, found = _load_one(item, base, lines, shown, self.source_path)
             problems.extend(found)
             if spec is not None:

@@ -320,3 +320,37 @@ def test_the_repository_examples_load_cleanly() -> None:
     loaded = load_checks([examples])
     assert loaded.problems == ()
     assert {c.kind for c in loaded.checks} == {"python", "yaml"}
+
+
+def test_a_run_process_share_loads_only_its_yaml_checks(tmp_path: Path) -> None:
+    marker = tmp_path / "imported"
+    (tmp_path / "code.py").write_text(
+        textwrap.dedent(
+            f"""
+            from pathlib import Path
+
+            import synth
+
+            Path({str(marker)!r}).write_text("ran")
+
+            @synth.check(service="shop")
+            async def from_code(flow):
+                pass
+            """
+        ),
+        encoding="utf-8",
+    )
+    items = "".join(
+        f"\n  - {{name: y{i}, service: shop, steps: [{{name: s, request: {{path: /}}}}]}}"
+        for i in range(6)
+    )
+    (tmp_path / "many.yaml").write_text("checks:" + items + "\n", encoding="utf-8")
+
+    everything = load_checks([tmp_path])
+    assert {c.name for c in everything.checks} == {"from_code", *(f"y{i}" for i in range(6))}
+    marker.unlink()
+
+    share = load_checks([tmp_path], yaml_only=True, keep=lambda name: name in {"y1", "y4"})
+    assert [c.name for c in share.checks] == ["y1", "y4"]
+    assert not share.problems
+    assert not marker.exists()  # the Python file's code did not run
