@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -98,6 +98,26 @@ async def test_results_finishing_together_are_each_applied_once_in_order() -> No
     assert engine.applied == ids
 
 
+def small_writer(
+    save: Callable[[Sequence[RunResult]], Awaitable[None]],
+    *,
+    max_pending: int,
+    observe: Callable[[RunResult], None] = lambda r: None,
+    retry_s: float = 5.0,
+) -> ResultWriter:
+    """A writer with a tiny bound and batch, lingering 1 ms."""
+    return ResultWriter(
+        save,
+        observe=observe,
+        failed=lambda exc: None,
+        recovered=lambda: None,
+        max_pending=max_pending,
+        batch=2,
+        linger_s=0.001,
+        retry_s=retry_s,
+    )
+
+
 async def test_a_slow_store_slows_puts_down_and_loses_nothing() -> None:
     stored: list[str] = []
     gate = asyncio.Event()
@@ -109,15 +129,7 @@ async def test_a_slow_store_slows_puts_down_and_loses_nothing() -> None:
         await gate.wait()
         stored.extend(r.run_id for r in results)
 
-    writer = ResultWriter(
-        save,
-        observe=lambda r: None,
-        failed=lambda exc: None,
-        recovered=lambda: None,
-        max_pending=3,
-        batch=2,
-        linger_s=0.001,
-    )
+    writer = small_writer(save, max_pending=3)
     task = asyncio.create_task(writer.run())
     try:
         puts = [asyncio.create_task(writer.put(run(f"s{i}"))) for i in range(10)]
@@ -141,15 +153,7 @@ async def test_flush_at_stop_writes_what_waiting_puts_bring() -> None:
         await gate.wait()
         stored.extend(r.run_id for r in results)
 
-    writer = ResultWriter(
-        save,
-        observe=lambda r: None,
-        failed=lambda exc: None,
-        recovered=lambda: None,
-        max_pending=2,
-        batch=2,
-        linger_s=0.001,
-    )
+    writer = small_writer(save, max_pending=2)
     task = asyncio.create_task(writer.run())
     puts = [asyncio.create_task(writer.put(run(f"s{i}"))) for i in range(6)]
     await asyncio.sleep(0.05)
@@ -168,15 +172,8 @@ async def test_a_failing_store_drops_the_oldest_past_the_bound_and_logs_it_once(
         raise StoreError("down")
 
     observed: list[str] = []
-    writer = ResultWriter(
-        save,
-        observe=lambda r: observed.append(r.run_id),
-        failed=lambda exc: None,
-        recovered=lambda: None,
-        max_pending=3,
-        batch=2,
-        linger_s=0.001,
-        retry_s=60,
+    writer = small_writer(
+        save, max_pending=3, observe=lambda r: observed.append(r.run_id), retry_s=60
     )
     task = asyncio.create_task(writer.run())
     try:
