@@ -84,7 +84,6 @@ class RunProcesses:
     ) -> None:
         self.count = count
         self.generation = 0
-        self.restarts = 0
         self._config_path = config_path
         self._check_paths = list(check_paths)
         self._spans = spans
@@ -156,10 +155,6 @@ class RunProcesses:
                 await child.process.wait()
             if child.reader is not None:
                 await asyncio.gather(child.reader, return_exceptions=True)
-
-    def pids(self) -> list[int]:
-        """PIDs of the run processes that are up."""
-        return [c.process.pid for c in self._children if c is not None and c.alive]
 
     def ready_count(self) -> int:
         """Run processes up with the checks loaded."""
@@ -286,7 +281,6 @@ class RunProcesses:
         await asyncio.sleep(delay)
         if self._closing:
             return
-        self.restarts += 1
         if self._on_restart is not None:
             self._on_restart()
         await self._spawn(index)
