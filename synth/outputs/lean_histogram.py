@@ -4,7 +4,7 @@ An agent with thousands of checks has a run, step and HTTP-phase histogram per c
 (and step, and phase): over 100,000 exposed lines at 1,000 checks. prometheus-client's
 Histogram keeps an object and a lock per bucket (~30 MB at 1,000 checks) and formats
 every line generically (measured: 2.5 s CPU per scrape, 4.3 s in OpenMetrics, at 1,000
-checks). Here a series is a list of bucket counts, its label text is built once, and
+checks). Here a series is an array of bucket counts, its label text is built once, and
 exposition writes lines straight from them. The collector still yields ordinary metric
 families, so Pushgateway pushes and registry queries see the same samples.
 """
@@ -15,6 +15,7 @@ import bisect
 import math
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import cast
 
@@ -43,7 +44,9 @@ class LeanSeries:
     def __init__(self, histogram: LeanHistogram, labels: str) -> None:
         self._histogram = histogram
         self.labels = labels  # `k="v",…` escaped, built once
-        self.counts = [0] * len(histogram.upper_bounds)
+        # Machine integers: a list holds an int object per bucket once counts pass 256,
+        # ~0.4 KB a series (~12 MB over 30,000 series at 5,000 checks) after a few hours.
+        self.counts = array("q", bytes(8 * len(histogram.upper_bounds)))
         self.exemplars: list[tuple[str, float, float] | None] = [None] * len(self.counts)
         self.sum = 0.0
 
