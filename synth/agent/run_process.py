@@ -9,8 +9,8 @@ then serves frames (`synth.agent.frames`) on stdin/stdout:
                     ("cancel", seq)   ("reload", generation)   ("stop",)
     here -> agent   ("ready", generation, checks, problems)
                     ("result", seq, RunResult, lag_s, span_records)
-                    ("stale", seq)    the check is unknown here or loaded from an older
-                                      generation: the agent runs it itself
+                    ("stale", seq)    the check or its generation is not loaded here:
+                                      the agent runs it itself
                     ("crashed", seq, message)
                     ("reloaded", generation, ok, checks, problems)
 
@@ -33,6 +33,7 @@ import time
 import traceback
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from synth.agent import frames, gc_tuning
@@ -64,19 +65,29 @@ class SpanBuffer:
         return taken
 
 
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """One generation of this process's checks, with the runner for its settings."""
+
+    checks: dict[str, CheckSpec]
+    runner: Runner
+
+
 class RunProcess:
-    """The process's state: loaded checks, the runner, runs in flight."""
+    """The process's state: loaded generations of checks, runs in flight.
+
+    A reload is two-phase: the agent sends `reload` with the next generation, keeps sending
+    runs of the current one (served from the set loaded for it) until every run process
+    has answered `reloaded`, then switches. The two newest generations are kept."""
 
     def __init__(self, args: argparse.Namespace, writer: asyncio.StreamWriter) -> None:
         self.config = Path(args.config) if args.config else None
         self.paths: list[str] = list(args.paths)
-        self.generation: int = args.generation
         self.shard: int = args.shard
         self.shards: int = args.shards
         self.writer = writer
         self.spans = SpanBuffer() if args.spans else None
-        self.checks: dict[str, CheckSpec] = {}
-        self.runner: Runner | None = None
+        self.loaded: dict[int, _Loaded] = {}
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.reloading_to: int | None = None
         self.held: list[tuple[int, int, str, str, str, float]] = []
@@ -88,7 +99,8 @@ class RunProcess:
 
         return OtelTracer(self.spans)  # type: ignore[arg-type]  # duck-typed processor
 
-    def load(self) -> tuple[bool, int, list[str]]:
+    def load(self) -> tuple[_Loaded | None, list[str]]:
+        """This process's share of the checks as the files say now, or None and why."""
         # Config and checks only: the agent validated the rest (hooks, playbooks), and
         # importing what that needs (store, alerting) would cost this process ~40 MB.
         from synth.checks.loader import load_checks
@@ -97,7 +109,7 @@ class RunProcess:
         try:
             settings = load_settings(self.config)
         except ConfigError as exc:
-            return False, len(self.checks), list(exc.problems)
+            return None, list(exc.problems)
         # Only this process's share, and only YAML checks (the only ones it is sent): the
         # others are not compiled, and no Python check module runs its code here.
         loaded = load_checks(
@@ -105,9 +117,15 @@ class RunProcess:
             yaml_only=True,
             keep=lambda name: shard_of(name, self.shards) == self.shard,
         )
-        self.checks = {check.name: check for check in loaded.checks}
-        self.runner = Runner(settings, tracer=self.tracer())
-        return True, len(self.checks), [str(p) for p in loaded.problems]
+        checks = {check.name: check for check in loaded.checks}
+        return _Loaded(checks, Runner(settings, tracer=self.tracer())), [
+            str(p) for p in loaded.problems
+        ]
+
+    def keep(self, generation: int, loaded: _Loaded) -> None:
+        self.loaded[generation] = loaded
+        for old in [g for g in self.loaded if g < generation - 1]:
+            del self.loaded[old]
 
     def send(self, *message: object) -> None:
         self.writer.write(frames.encode(message))
@@ -115,14 +133,15 @@ class RunProcess:
     async def reload(self, generation: int) -> None:
         self.reloading_to = generation
         try:
-            ok, count, problems = await asyncio.to_thread(self.load)
+            loaded, problems = await asyncio.to_thread(self.load)
         except Exception:  # a bug, not a bad file (load reports those): keep the old set
-            ok, count, problems = False, len(self.checks), [traceback.format_exc(limit=5)]
-        if ok:
-            self.generation = generation
+            loaded, problems = None, [traceback.format_exc(limit=5)]
+        if loaded is not None:
+            self.keep(generation, loaded)
             gc_tuning.freeze(full=True)
         self.reloading_to = None
-        self.send("reloaded", generation, ok, count, problems)
+        count = len(loaded.checks) if loaded is not None else 0
+        self.send("reloaded", generation, loaded is not None, count, problems)
         held, self.held = self.held, []
         for run in held:
             self.start_run(*run)
@@ -131,15 +150,16 @@ class RunProcess:
         self, seq: int, generation: int, name: str, env: str, loc: str, due: float
     ) -> None:
         if generation == self.reloading_to:
-            # Sent after the reload: wait for the new definitions rather than handing the
-            # run back to the agent (it would run every check itself for the reload's span).
+            # Sent for the generation being loaded: wait for it rather than handing the run
+            # back to the agent.
             self.held.append((seq, generation, name, env, loc, due))
             return
-        check = self.checks.get(name)
-        if check is None or generation != self.generation or self.runner is None:
+        loaded = self.loaded.get(generation)
+        check = loaded.checks.get(name) if loaded is not None else None
+        if loaded is None or check is None:
             self.send("stale", seq)
             return
-        task = asyncio.create_task(self._run(seq, self.runner, check, env, loc, due))
+        task = asyncio.create_task(self._run(seq, loaded.runner, check, env, loc, due))
         self.tasks[seq] = task
         task.add_done_callback(lambda _: self.tasks.pop(seq, None))
 
@@ -157,11 +177,14 @@ class RunProcess:
             return
         self.send("result", seq, result, lag, self.spans.take() if self.spans else [])
 
-    async def serve(self, reader: asyncio.StreamReader) -> None:
-        ok, count, problems = self.load()
+    async def serve(self, reader: asyncio.StreamReader, generation: int) -> None:
+        loaded, problems = self.load()
+        if loaded is not None:
+            self.keep(generation, loaded)
         gc_tuning.tune()
         gc_tuning.freeze(full=True)
-        self.send("ready", self.generation if ok else -1, count, problems)
+        count = len(loaded.checks) if loaded is not None else 0
+        self.send("ready", generation if loaded is not None else -1, count, problems)
         reloading: asyncio.Task[None] | None = None
         while True:
             message = await frames.read(reader)
@@ -196,7 +219,7 @@ async def _main(args: argparse.Namespace, out_fd: int) -> None:
     )
     writer = asyncio.StreamWriter(transport, protocol, None, loop)
     try:
-        await RunProcess(args, writer).serve(reader)
+        await RunProcess(args, writer).serve(reader, args.generation)
     finally:
         writer.close()
 

@@ -7,10 +7,11 @@ to one of them, chosen by a stable hash of the check's name (each loads only its
 The agent keeps the schedule, the concurrency bound, the store, metrics, alerting and
 span export: a run process sends back the result, its schedule lag and its spans.
 
-Whenever a run process cannot take a run — still starting, restarting after it died, its
-checks older than the agent's after a reload — `run` returns None and the agent runs the
-check itself: a run is never lost to a process boundary. A run process that dies is
-restarted (with backoff); the runs it had in flight are run again by the agent.
+Whenever a run process cannot take a run — still starting, restarting after it died, or
+without the checks of the current generation (a reload it could not make) — `run` returns
+None and the agent runs the check itself: a run is never lost to a process boundary. A run
+process that dies is restarted (with backoff); the runs it had in flight are run again by
+the agent.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ START_TIMEOUT_S = 120.0
 RESTART_MIN_S = 1.0
 RESTART_MAX_S = 30.0
 STOP_TIMEOUT_S = 5.0
+RELOAD_TIMEOUT_S = 60.0
 SpanSink = Callable[[list[SpanRecord]], None]
 
 
@@ -54,6 +56,8 @@ class _Child:
     process: asyncio.subprocess.Process
     ready: asyncio.Future[bool]
     pending: dict[int, asyncio.Future[ProcessRun | None]] = field(default_factory=dict)
+    reloads: dict[int, asyncio.Future[bool]] = field(default_factory=dict)
+    generations: set[int] = field(default_factory=set)  # loaded, or being loaded
     alive: bool = True
     started: float = field(default_factory=time.monotonic)
     reader: asyncio.Task[None] | None = None
@@ -84,6 +88,7 @@ class RunProcesses:
     ) -> None:
         self.count = count
         self.generation = 0
+        self._next_generation = 0
         self._config_path = config_path
         self._check_paths = list(check_paths)
         self._spans = spans
@@ -128,6 +133,7 @@ class RunProcesses:
             limit=frames.MAX_FRAME,
         )
         child = _Child(index, process, asyncio.get_running_loop().create_future())
+        child.generations.add(self.generation)
         child.reader = asyncio.create_task(self._read(child))
         self._children[index] = child
         log.info("run process started", extra={"run_process": index, "pid": process.pid})
@@ -182,13 +188,40 @@ class RunProcesses:
                 child.send("cancel", seq)
             raise
 
-    def reload(self) -> None:
-        """The agent loaded new checks: run processes load them too; runs sent from now on
-        use the new definitions (a process holds them until it has loaded)."""
-        self.generation += 1
+    async def prepare_reload(self, timeout_s: float = RELOAD_TIMEOUT_S) -> int:
+        """Have every run process load the checks as the files are now, as the next
+        generation, while runs of the current one go on; wait (bounded) for them. Then
+        `commit` it: runs sent from then on use the new definitions (one that has not
+        loaded them hands its runs back to the agent)."""
+        generation = self._next_generation = max(self._next_generation, self.generation) + 1
+        waiting = []
         for child in self._children:
-            if child is not None:
-                child.send("reload", self.generation)
+            if child is not None and child.alive:
+                done = asyncio.get_running_loop().create_future()
+                child.reloads[generation] = done
+                if child.send("reload", generation):
+                    child.generations.add(generation)
+                    waiting.append(done)
+        if waiting:
+            _, late = await asyncio.wait(waiting, timeout=timeout_s)
+            if late:
+                log.error(
+                    "%d run processes did not load the new checks within %.0f s; the agent "
+                    "runs their checks until they do",
+                    len(late),
+                    timeout_s,
+                )
+        return generation
+
+    def commit(self, generation: int) -> None:
+        """Runs sent from now on are of `generation` (see `prepare_reload`)."""
+        self.generation = generation
+        for child in self._children:
+            # Started while the others loaded: it has not been asked (it holds the runs
+            # of that generation until it has loaded).
+            if child is not None and child.alive and generation not in child.generations:
+                child.generations.add(generation)
+                child.send("reload", generation)
 
     # -- messages -----------------------------------------------------------------------
 
@@ -238,6 +271,9 @@ class RunProcesses:
             log.info("run process ready", extra={"run_process": child.index, "checks": checks})
         elif kind == "reloaded":
             _, generation, ok, checks, problems = message
+            done = child.reloads.pop(generation, None)
+            if done is not None and not done.done():
+                done.set_result(ok)
             if not ok:
                 log.error(
                     "run process %d could not reload; the agent runs its checks meanwhile",
@@ -256,6 +292,9 @@ class RunProcesses:
         child.alive = False
         if not child.ready.done():
             child.ready.set_result(False)
+        for done in child.reloads.values():
+            if not done.done():
+                done.set_result(False)
         pending, child.pending = child.pending, {}
         for future in pending.values():
             if not future.done():
