@@ -405,16 +405,17 @@ class Agent:
                 self.metrics.in_flight.dec()
         if made is None:
             return None
-        self.metrics.schedule_lag.observe(made.lag_s)
-        self.lags.add(made.lag_s)
+        self._note_lag(made.lag_s)
         return made.result
+
+    def _note_lag(self, lag_s: float) -> None:
+        self.metrics.schedule_lag.observe(lag_s)
+        self.lags.add(lag_s)
 
     async def _lagged(self, request: RunRequest, due: float) -> RunResult:
         """The run, its schedule lag noted when it starts on its worker (after any wait for
         a free worker: that wait is lag too)."""
-        lag = max(time.time() - due, 0.0)
-        self.metrics.schedule_lag.observe(lag)
-        self.lags.add(lag)
+        self._note_lag(max(time.time() - due, 0.0))
         return await self.runner.run(request)
 
     async def _fire(self, check: CheckSpec, env: str, due: float) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -52,6 +53,11 @@ def run_processes(agent: AgentProcess) -> list[psutil.Process]:
         if "synth.agent.run_process" in " ".join(child.cmdline())
         and child.status() != psutil.STATUS_ZOMBIE
     ]
+
+
+def exited(children: list[psutil.Process]) -> bool:
+    """Whether every one of these processes has exited (a zombie counts as exited)."""
+    return not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
 
 
 def run_counts(agent: AgentProcess) -> dict[str, int]:
@@ -168,7 +174,7 @@ def test_stop_leaves_no_run_process_behind(
     assert len(children) == 2
     code, killed = graceful.stop()
     assert (code, killed) == (0, False)
-    assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+    assert exited(children)
 
 
 def test_run_processes_exit_when_the_agent_is_killed(
@@ -179,13 +185,8 @@ def test_run_processes_exit_when_the_agent_is_killed(
     assert len(children) == 2
     agent.kill()  # SIGKILL: no graceful stop; the run processes see their stdin close
 
-    def all_gone() -> bool:
-        return not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
-
-    wait_for(all_gone, timeout=10, what="the orphaned run processes to exit")
+    wait_for(lambda: exited(children), timeout=10, what="the orphaned run processes to exit")
 
 
 def _ts(value: object) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(str(value)).timestamp()
