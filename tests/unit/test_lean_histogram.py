@@ -19,6 +19,9 @@ OBSERVED = [
     (("checkout", "log in"), 0.1, None),  # on a bound: counted in that bucket (le)
     (("checkout", "log in"), 3.0, "b" * 32),  # above every bound: only +Inf
     (('we"ird\\name', "line\nbreak"), 0.05, None),  # escaped label values
+    (("checkout", "pay"), 0.05, "0" * 31 + "c"),  # leading zeros survive the compact form
+    (("checkout", "pay"), 0.7, "not-hex-but-kept"),  # a non-hex id is kept as given
+    (("checkout", "log in"), 0.004, "c" * 32),  # a newer exemplar replaces the bucket's
 ]
 
 
@@ -28,7 +31,7 @@ def _pair() -> tuple[LeanHistogram, CollectorRegistry]:
     reference = Histogram("h_seconds", "A histogram.", LABELS, buckets=BUCKETS, registry=registry)
     for labels, value, trace in OBSERVED:
         exemplar = {"trace_id": trace} if trace else None
-        lean.labels(*labels).observe(value, exemplar)
+        lean.observe(labels, value, exemplar)
         reference.labels(*labels).observe(value, exemplar)
     return lean, registry
 
@@ -59,7 +62,8 @@ def test_openmetrics_with_exemplars_matches_prometheus_client() -> None:
     theirs = generate_openmetrics(registry).decode()
     mine = _samples(parse_om(ours), exemplars=True)
     assert mine == _samples(parse_om(theirs), exemplars=True)
-    assert sum(1 for *_, e in mine if e) == 2
+    found = sorted(e[0]["trace_id"] for *_, e in mine if e)
+    assert found == sorted(["c" * 32, "b" * 32, "0" * 31 + "c", "not-hex-but-kept"])
 
 
 def test_collect_yields_the_same_samples_for_pushes_and_queries() -> None:
@@ -71,11 +75,11 @@ def test_collect_yields_the_same_samples_for_pushes_and_queries() -> None:
         mine.get_sample_value(
             "h_seconds_bucket", {"check": "checkout", "step": "log in", "le": "0.1"}
         )
-        == 2.0
+        == 3.0  # 0.005, 0.004 and 0.1 (a bound counts in its own bucket)
     )
 
 
 def test_wrong_label_count_is_refused() -> None:
     lean = LeanHistogram("h_seconds", "A histogram.", LABELS, buckets=BUCKETS)
     with pytest.raises(ValueError, match="expected labels"):
-        lean.labels("only-one")
+        lean.observe(("only-one",), 1.0)
