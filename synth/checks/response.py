@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx2
-import jsonschema
 import pydantic
 
 from synth.checks.failures import CheckFailure, short_repr
@@ -280,6 +279,8 @@ class Response:
         """Like `expect_schema`, returning the parsed model instance (or the JSON)."""
         document = self.json()
         if isinstance(schema, dict):
+            import jsonschema  # ~3 MB a process; most checks never validate a schema
+
             validator_cls = jsonschema.validators.validator_for(schema)
             errors = sorted(validator_cls(schema).iter_errors(document), key=lambda e: list(e.path))
             if errors:
