@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import struct
 import threading
 import time
 from array import array
@@ -47,22 +48,29 @@ def label_text(names: Sequence[str], values: Sequence[str]) -> str:
     return ",".join(f'{k}="{escape_label(v)}"' for k, v in zip(names, values, strict=True))
 
 
-# An exemplar: trace id (as an int when it is hex, the usual case: half the memory of
-# the string), observed value, unix time.
-_Exemplar = tuple[int | str, float, float]
+# An exemplar (trace id, observed value, unix time) is kept as 32 packed bytes when the
+# trace id is the usual 32 lowercase hex digits: ~0.1 KB less than a tuple of objects, over
+# ~60,000 kept exemplars at 5,000 checks. Any other id is kept as given, in a tuple.
+_Exemplar = bytes | tuple[str, float, float]
+_VALUE_AT = struct.Struct("<dd")
 
 
-def _trace_key(trace_id: str) -> int | str:
-    if len(trace_id) != 32 or (not trace_id.islower() and not trace_id.isdigit()):
-        return trace_id
-    try:
-        return int(trace_id, 16)
-    except ValueError:
-        return trace_id
+def _packed(trace_id: str, value: float, at: float) -> _Exemplar:
+    if len(trace_id) == 32 and (trace_id.islower() or trace_id.isdigit()):
+        try:
+            trace = bytes.fromhex(trace_id)
+        except ValueError:
+            trace = b""
+        if len(trace) == 16:
+            return trace + _VALUE_AT.pack(value, at)
+    return (trace_id, value, at)
 
 
-def _trace_text(key: int | str) -> str:
-    return f"{key:032x}" if isinstance(key, int) else key
+def _unpacked(exemplar: _Exemplar) -> tuple[str, float, float]:
+    if isinstance(exemplar, bytes):
+        value, at = _VALUE_AT.unpack_from(exemplar, 16)
+        return exemplar[:16].hex(), value, at
+    return exemplar
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +123,7 @@ class LeanHistogram(Collector):
             self._counts[position] += 1
             self._sums[index] += value
             if exemplar:
-                self._exemplars[position] = (_trace_key(exemplar["trace_id"]), value, time.time())
+                self._exemplars[position] = _packed(exemplar["trace_id"], value, time.time())
 
     def _add(self, labels: tuple[str, ...]) -> int:
         if len(labels) != len(self.labelnames):
@@ -145,8 +153,8 @@ class LeanHistogram(Collector):
                 if exemplar is None:
                     buckets.append((le, float(cumulative)))
                 else:
-                    trace, value, at = exemplar
-                    found = Exemplar({"trace_id": _trace_text(trace)}, value, at)
+                    trace_id, value, at = _unpacked(exemplar)
+                    found = Exemplar({"trace_id": trace_id}, value, at)
                     buckets.append((le, float(cumulative), found))
             family.add_metric(list(values), buckets, copy.sums[index])
         yield family
@@ -169,8 +177,8 @@ class LeanHistogram(Collector):
                 line = f'{name}_bucket{{{labels},le="{les[offset]}"}} {cumulative}.0'
                 exemplar = exemplars.get(start + offset)
                 if exemplar is not None:
-                    trace, value, at = exemplar
-                    line += f' # {{trace_id="{_trace_text(trace)}"}} {go_float(value)} {at:.3f}'
+                    trace_id, value, at = _unpacked(exemplar)
+                    line += f' # {{trace_id="{trace_id}"}} {go_float(value)} {at:.3f}'
                 yield line + "\n"
             yield f"{name}_count{{{labels}}} {cumulative}.0\n"
             yield f"{name}_sum{{{labels}}} {go_float(copy.sums[index])}\n"
