@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from synth import __version__
-from synth.agent import gc_tuning
+from synth.agent import gc_tuning, malloc_tuning
 from synth.agent.adapters import hook_problems
 from synth.agent.auth import Authenticator
 from synth.agent.baselines import BaselineComparator
@@ -178,6 +178,7 @@ class Agent:
         # ≤ ~2 ms beside a spinning check, vs ~30 ms at 5 ms).
         sys.setswitchinterval(0.001)
         gc_tuning.tune()
+        malloc_tuning.fix_mmap_threshold()
         processes_started = self._start_processes()  # they load the checks meanwhile
         await self._open_store()
         if self.store is None:

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from synth.agent import frames, gc_tuning
+from synth.agent import frames, gc_tuning, malloc_tuning
 from synth.model import CheckSpec, Phase, RunRequest
 from synth.outputs.span_export import SpanRecord
 from synth.runner import Runner
@@ -178,6 +178,7 @@ class RunProcess:
         self.send("result", seq, result, lag, self.spans.take() if self.spans else [])
 
     async def serve(self, reader: asyncio.StreamReader, generation: int) -> None:
+        malloc_tuning.fix_mmap_threshold()
         loaded, problems = self.load()
         if loaded is not None:
             self.keep(generation, loaded)
