@@ -339,7 +339,7 @@ class Metrics:
 _EOF = b"# EOF\n"
 
 
-CHUNK_CHARS = 1 << 18  # small buffers: a scrape's transient memory stays ~1 MB
+CHUNK_CHARS = 1 << 20  # each chunk is a hop to a thread and back: fewer, larger ones
 
 
 class _Delegate(Collector):
