@@ -35,12 +35,15 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from synth.agent import frames, gc_tuning, malloc_tuning
 from synth.model import CheckSpec, Phase, RunRequest
-from synth.outputs.span_export import SpanRecord
 from synth.runner import Runner
 from synth.spans import IdTracer, RunTracer
+
+if TYPE_CHECKING:  # the OpenTelemetry SDK (~2.5 MB) loads only when spans are on
+    from synth.outputs.span_export import SpanRecord
 
 log = logging.getLogger("synth.run_process")
 
