@@ -61,13 +61,6 @@ class LeanScalars(Collector):
                 current = 0.0
             self._values[labels] = current + amount
 
-    def touch(self, labels: tuple[str, ...]) -> None:
-        """Expose a series at 0 before anything happens to it."""
-        with self._lock:
-            if labels not in self._values:
-                self._check(labels)
-                self._values[labels] = 0.0
-
     def remove(self, labels: tuple[str, ...]) -> None:
         """Stop exposing a series."""
         with self._lock:

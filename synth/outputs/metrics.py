@@ -209,6 +209,10 @@ class Metrics:
             ("playbook",),
             registry=r,
         )
+        # What the fast writer renders: every lean family above, whichever gets added.
+        self._lean = tuple(
+            v for v in vars(self).values() if isinstance(v, LeanHistogram | LeanScalars)
+        )
 
     def describe_agent(self, *, version: str, location: str) -> None:
         """Agent self-metrics: synth_agent_info{version,location} and process_* metrics."""
@@ -321,19 +325,6 @@ class Metrics:
         yield "".join(lines).encode()
         if eof:
             yield _EOF
-
-    @property
-    def _lean(self) -> tuple[LeanHistogram | LeanScalars, ...]:
-        return (
-            self.runs,
-            self.up,
-            self.last_run,
-            self.consecutive_failures,
-            self.check_interval,
-            self.run_duration,
-            self.step_duration,
-            self.http_phase_duration,
-        )
 
 
 _EOF = b"# EOF\n"
