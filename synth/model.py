@@ -117,6 +117,8 @@ class CheckSpec:
     schedule: Schedule = Schedule(every_s=60.0)
     timeout_s: float = 30.0
     retries: int = 0
+    follow_redirects: bool = True
+    max_redirects: int = 10
     tags: tuple[str, ...] = ()
     playbook: str | None = None
     description: str = ""

@@ -68,6 +68,8 @@ class Runner:
                 phase=request.phase,
                 location=request.location,
                 deploy=request.deploy,
+                follow_redirects=check.follow_redirects,
+                max_redirects=check.max_redirects,
             )
             try:
                 await self._run_flow(ctx, request)

@@ -44,6 +44,8 @@ def check(
     playbook: str | None = None,
     description: str | None = None,
     runbook: str | None = None,
+    follow_redirects: bool = True,
+    max_redirects: int = 10,
 ) -> Callable[[CheckFunc], CheckFunc]:
     """Declare an async check function that receives a `Flow`.
 
@@ -60,6 +62,8 @@ def check(
         playbook: the incident playbook that pages for it (default playbook otherwise).
         description: one line on what the flow proves; shown in reports and pages.
         runbook: URL of the runbook on-call should open.
+        follow_redirects: follow 3xx redirects (default on; each hop is recorded).
+        max_redirects: how many redirects a request may follow before it fails.
 
     Example:
         @synth.check(service="shop", every="30s", tags=["checkout"])
@@ -90,6 +94,8 @@ def check(
             runbook=runbook,
             source=source,
             kind="python",
+            follow_redirects=follow_redirects,
+            max_redirects=max_redirects,
         )
         if collector.active is not None:
             collector.active.append(spec)
@@ -116,6 +122,8 @@ def build_spec(
     source: SourceLocation | None,
     kind: str,
     bounded: bool = False,
+    follow_redirects: bool = True,
+    max_redirects: int = 10,
 ) -> CheckSpec:
     """Validate check metadata into a CheckSpec; shared by the Python and YAML forms."""
 
@@ -137,6 +145,8 @@ def build_spec(
         raise bad("timeout must be positive")
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
         raise bad("retries must be a whole number from 0 to 10")
+    if not isinstance(max_redirects, int) or isinstance(max_redirects, bool) or max_redirects < 0:
+        raise bad("max_redirects must be a whole number, 0 or more")
     envs_tuple = tuple(envs) if not isinstance(envs, str) else (envs,)
     tags_tuple = tuple(tags) if not isinstance(tags, str) else (tags,)
     return CheckSpec(
@@ -154,6 +164,8 @@ def build_spec(
         source=source,
         kind=kind,
         bounded=bounded,
+        follow_redirects=bool(follow_redirects),
+        max_redirects=max_redirects,
     )
 
 

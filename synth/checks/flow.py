@@ -4,24 +4,28 @@ environment's services, values carried between steps, secrets, and protocol prob
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json as jsonlib
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx2
 
-from synth.baseline.shape import json_shape
 from synth.checks import probe_steps
 from synth.checks.failures import (
     CheckFailure,
     FlowAborted,
     assertion_failure,
     script_error,
+)
+from synth.checks.request_parts import (
+    Sending,
+    encode_body,
+    parse_json,
+    register_credential,
+    register_userinfo,
 )
 from synth.checks.response import MISSING, Response
 from synth.config import Environment, RunnerSettings, ServiceTarget, TlsSettings
@@ -35,7 +39,8 @@ from synth.model import (
     Status,
     StepResult,
 )
-from synth.probes.http import ProbeError, SslContexts, exchange, new_client
+from synth.probes.http import Exchange, ProbeError, SslContexts, exchange, new_client
+from synth.probes.redirects import DEFAULT_MAX_REDIRECTS, next_hop, too_many_message
 from synth.redact import SENSITIVE_HEADERS, Redactor
 from synth.spans import RunTracer
 from synth.units import parse_duration
@@ -92,8 +97,12 @@ class FlowContext:
         phase: Phase,
         location: str,
         deploy: DeployContext | None,
+        follow_redirects: bool = True,
+        max_redirects: int = DEFAULT_MAX_REDIRECTS,
     ) -> None:
         self.check_name = check_name
+        self.follow_redirects = follow_redirects
+        self.max_redirects = max_redirects
         self.service = service
         self.check_file = check_file
         self.environment = environment
@@ -296,86 +305,136 @@ class Flow:
         data: Mapping[str, Any] | None = None,
         content: bytes | str | None = None,
         timeout: str | float | None = None,
+        follow_redirects: bool | None = None,
+        max_redirects: int | None = None,
     ) -> Response:
         """Send a request to `path` on the check's service (or `service`, or an absolute
-        URL). Outside a `flow.step()`, the request is a step of its own."""
-        if self._ctx.current is None:
-            name = f"{method.upper()} {urlsplit(path).path or path}"
-            return await self._implicit_step(
-                name, method, path, service, params, headers, json, data, content, timeout
-            )
-        return await self._send(
-            method, path, service, params, headers, json, data, content, timeout
-        )
-
-    async def _implicit_step(self, name: str, *args: Any) -> Response:
-        async with self.step(name) as recorder:
-            recorder.implicit = True
-            return await self._send(*args)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        service: str | None,
-        params: Mapping[str, Any] | None,
-        headers: Mapping[str, str] | None,
-        json: Any,
-        data: Mapping[str, Any] | None,
-        content: bytes | str | None,
-        timeout: str | float | None,
-    ) -> Response:
+        URL). Outside a `flow.step()`, the request is a step of its own. Redirects are
+        followed (each hop recorded) unless `follow_redirects=False`, up to `max_redirects`
+        (the check's settings by default: on, 10)."""
         ctx = self._ctx
-        method = method.upper()
+        options = Sending(
+            method=method.upper(),
+            path=path,
+            service=service,
+            params=params,
+            headers=headers,
+            json=json,
+            data=data,
+            content=content,
+            timeout=timeout,
+            follow_redirects=ctx.follow_redirects if follow_redirects is None else follow_redirects,
+            max_redirects=ctx.max_redirects if max_redirects is None else max_redirects,
+        )
+        if options.max_redirects < 0:
+            raise ValueError("max_redirects must be 0 or more")
+        if ctx.current is None:
+            name = f"{options.method} {urlsplit(path).path or path}"
+            async with self.step(name) as recorder:
+                recorder.implicit = True
+                return await self._send(options)
+        return await self._send(options)
+
+    async def _send(self, options: Sending) -> Response:
+        ctx = self._ctx
+        method, path, service = options.method, options.path, options.service
         url = self.url(path, service=service)
         is_relative = not path.startswith(("http://", "https://"))
         target = self._target(service) if is_relative else None
         merged: dict[str, str] = {**ctx.environment.headers}
         if target is not None:
             merged.update(target.headers)
-        merged.update(headers or {})
+        merged.update(options.headers or {})
         for name, value in merged.items():
             if name.lower() in SENSITIVE_HEADERS:
-                _register_credential(ctx.redactor, value)
-        body, content_type = _encode_body(json, data, content)
+                register_credential(ctx.redactor, value)
+        body, content_type = encode_body(options.json, options.data, options.content)
         if content_type and not any(k.lower() == "content-type" for k in merged):
             merged["Content-Type"] = content_type
         tls = (target.tls if target is not None else None) or ctx.environment.tls
-        timeout_s = parse_duration(timeout) if timeout is not None else ctx.runner.request_timeout
+        timeout_s = (
+            parse_duration(options.timeout)
+            if options.timeout is not None
+            else ctx.runner.request_timeout
+        )
         full_url = httpx2.URL(url)
-        if params:
-            full_url = full_url.copy_merge_params(params)
-        shown_url = ctx.redactor.url(str(full_url))
+        if options.params:
+            full_url = full_url.copy_merge_params(options.params)
+        register_userinfo(ctx.redactor, url)
+        client = ctx.client_for(tls)
+        # One deadline for the whole chain of redirects, as for a single request.
+        deadline = time.perf_counter() + timeout_s
+        visited: list[str] = []
+        while True:
+            shown_url = ctx.redactor.url(str(full_url))
+            visited.append(shown_url)
+            budget_s = max(deadline - time.perf_counter(), 0.001)
+            result = await self._hop(client, method, full_url, merged, body, timeout_s, budget_s)
+            hop = (
+                next_hop(
+                    method=method,
+                    url=result.url,
+                    status=result.status_code,
+                    response_headers=result.headers,
+                    request_headers=merged,
+                    content=body,
+                )
+                if options.follow_redirects
+                else None
+            )
+            if hop is None:
+                return self._response(result, shown_url)
+            if len(visited) > options.max_redirects:
+                visited.append(ctx.redactor.url(hop.url))
+                failure = Failure(
+                    type=FailureType.HTTP_STATUS,
+                    message=too_many_message(options.max_redirects, visited),
+                    expected=f"at most {options.max_redirects} redirects",
+                    actual=f"{result.status_code} to {visited[-1]}",
+                    method=method,
+                    url=visited[0],
+                )
+                raise CheckFailure(failure, step=ctx.current.name if ctx.current else None)
+            register_userinfo(ctx.redactor, hop.url)
+            method, merged, body = hop.method, hop.headers, hop.content
+            full_url = httpx2.URL(hop.url)
+
+    async def _hop(
+        self,
+        client: httpx2.AsyncClient,
+        method: str,
+        url: httpx2.URL,
+        headers: dict[str, str],
+        body: bytes | None,
+        timeout_s: float,
+        budget_s: float,
+    ) -> Exchange:
+        """One request of the step, in its own span, recorded in the step."""
+        ctx = self._ctx
         step = ctx.current
         assert step is not None
-        parts = urlsplit(url)
-        if parts.password:
-            # httpx turns user:password@ into a Basic Authorization header: mask both forms.
-            user, password = unquote(parts.username or ""), unquote(parts.password)
-            ctx.redactor.add(parts.password)
-            ctx.redactor.add(password)
-            userinfo = f"{user}:{password}".encode()
-            ctx.redactor.add(base64.b64encode(userinfo).decode())
+        shown_url = ctx.redactor.url(str(url))
         attributes: dict[str, str | int | float | bool] = {
             "http.request.method": method,
             "url.full": shown_url,
-            "server.address": parts.hostname or "",
-            "server.port": parts.port or (443 if parts.scheme == "https" else 80),
+            "server.address": url.host,
+            "server.port": url.port or (443 if url.scheme == "https" else 80),
         }
+        if step.requests:
+            attributes["http.request.resend_count"] = len(step.requests)
         ctx.in_flight = InFlight(method, shown_url)
         with ctx.tracer.http_span(method, shown_url, attributes) as span:
-            merged["traceparent"] = span.traceparent()
+            sent = {**headers, "traceparent": span.traceparent()}
             try:
                 result = await exchange(
-                    ctx.client_for(tls),
+                    client,
                     method,
-                    url,
-                    headers=merged,
-                    params=params,
+                    str(url),
+                    headers=sent,
                     content=body,
                     timeout_s=timeout_s,
                     max_body_bytes=ctx.runner.max_body_bytes,
+                    budget_s=budget_s,
                 )
             except ProbeError as error:
                 failure = Failure(
@@ -403,7 +462,6 @@ class Flow:
                     ctx.in_flight = None
             span.set_attributes({"http.response.status_code": result.status_code})
         step.local_wait_s += max(result.wall_s - result.timings.total_s, 0.0)
-        parsed, shape = _parse_json(result.headers, result.body, result.body_truncated, ctx)
         step.requests.append(
             RequestRecord(
                 method=method,
@@ -414,11 +472,20 @@ class Flow:
                 body_truncated=result.body_truncated,
                 trace_id=span.trace_id,
                 span_id=span.span_id,
-                json_shape=shape,
             )
         )
+        return result
+
+    def _response(self, result: Exchange, shown_url: str) -> Response:
+        """The final response of a request; its JSON shape joins the step's last record."""
+        ctx = self._ctx
+        step = ctx.current
+        assert step is not None
+        parsed, shape = parse_json(result.headers, result.body, result.body_truncated, ctx.redactor)
+        if shape:
+            step.requests[-1] = replace(step.requests[-1], json_shape=shape)
         return Response(
-            method=method,
+            method=result.method,
             url=shown_url,
             status_code=result.status_code,
             headers=result.headers,
@@ -522,41 +589,6 @@ class Flow:
         )
 
 
-def _parse_json(
-    headers: httpx2.Headers, body: bytes, truncated: bool, ctx: FlowContext
-) -> tuple[Any, tuple[tuple[str, str], ...]]:
-    """A JSON body decoded once (the check's `r.json()` reuses it) and its shape for the
-    baseline; (MISSING, ()) for any other body."""
-    if truncated or not body or "json" not in headers.get("content-type", "").lower():
-        return MISSING, ()
-    try:
-        document = jsonlib.loads(body)
-    except ValueError:
-        return MISSING, ()
-    return document, json_shape(document, ctx.redactor.text)
-
-
 def _cancelling() -> bool:
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
-
-
-def _register_credential(redactor: Redactor, value: str) -> None:
-    redactor.add(value)
-    scheme, _, credential = value.partition(" ")
-    if credential and scheme.lower() in ("bearer", "basic", "token", "apikey"):
-        redactor.add(credential)
-
-
-def _encode_body(
-    json: Any, data: Mapping[str, Any] | None, content: bytes | str | None
-) -> tuple[bytes | None, str | None]:
-    if json is not MISSING:
-        return jsonlib.dumps(json).encode(), "application/json"
-    if data is not None:
-        from urllib.parse import urlencode
-
-        return urlencode(data, doseq=True).encode(), "application/x-www-form-urlencoded"
-    if content is not None:
-        return (content.encode() if isinstance(content, str) else content), None
-    return None, None

@@ -36,6 +36,19 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+_HEX_EXCERPT_BYTES = 16
+
+
+def _undecodable_before_the_cut(content: bytes) -> bool:
+    """True unless only the last few bytes (a character the body cap cut) keep `content`
+    from being UTF-8."""
+    try:
+        content[:-3].decode()
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 class Response:
     """One HTTP response: status, headers, the body (up to the configured cap) and timings."""
 
@@ -82,8 +95,31 @@ class Response:
         match = re.search(r"charset=([\w\-]+)", self.headers.get("content-type", ""))
         return match.group(1) if match else "utf-8"
 
+    @property
+    def is_binary(self) -> bool:
+        """The body is not text in its declared charset (or holds NUL bytes)."""
+        if b"\x00" in self.content:
+            return True
+        try:
+            self.content.decode(self._charset())
+        except (UnicodeDecodeError, LookupError):
+            # A cut at the body cap can split a character: only whole bytes count.
+            return not self.truncated or _undecodable_before_the_cut(self.content)
+        return False
+
+    def _binary_summary(self) -> str:
+        kind = self.headers.get("content-type", "no content type")
+        encoding = self.headers.get("content-encoding")
+        kind += f", Content-Encoding {encoding}" if encoding else ""
+        return f"{len(self.content)} bytes of {kind}"
+
     def excerpt(self) -> str:
-        """The start of the body, redacted, for failure reports."""
+        """The start of the body, redacted, for failure reports; a binary body is
+        described (size, type, its first bytes in hex), never dumped."""
+        if self.is_binary:
+            start = self.content[:_HEX_EXCERPT_BYTES].hex()
+            more = "…" if len(self.content) > _HEX_EXCERPT_BYTES else ""
+            return f"<binary body: {self._binary_summary()}, starts {start}{more}>"
         # Redact before cutting, so a secret straddling the cut cannot show in part.
         text = self._redactor.text(self.text)
         limit = self._excerpt_chars
@@ -125,11 +161,16 @@ class Response:
             try:
                 self._json = json.loads(self.content)
             except ValueError as exc:
+                binary = self.is_binary
                 raise self.fail(
                     FailureType.SCHEMA,
-                    f"response is not valid JSON: {exc}",
+                    "response is not valid JSON: " + ("the body is binary" if binary else str(exc)),
                     expected="a JSON document",
-                    actual=f"{len(self.content)} bytes of {self.headers.get('content-type', '?')}",
+                    actual=(
+                        self._binary_summary()
+                        if binary
+                        else f"{len(self.content)} bytes of {self.headers.get('content-type', '?')}"
+                    ),
                 ) from None
         return self._json
 

@@ -279,6 +279,8 @@ class Request(_Strict):
     form: dict[str, ParamValue] | None = None
     body: Templated | None = None
     timeout: Duration | None = None
+    follow_redirects: bool | None = None
+    max_redirects: Annotated[int, Field(ge=0, le=100)] | None = None
 
     @field_validator("method", mode="before")
     @classmethod
@@ -423,6 +425,8 @@ class CheckModel(_Strict):
     cron: str | None = None
     timeout: Duration = 30.0
     retries: Annotated[int, Field(ge=0, le=10)] = 0
+    follow_redirects: bool = True
+    max_redirects: Annotated[int, Field(ge=0, le=100)] = 10
     tags: Names = Field(default_factory=list)
     playbook: str | None = None
     description: str = ""
@@ -535,6 +539,8 @@ def compile_check(model: CheckModel, source: SourceLocation | None) -> CheckSpec
         source=source,
         kind="yaml",
         bounded=not _uses_regex(model),
+        follow_redirects=model.follow_redirects,
+        max_redirects=model.max_redirects,
     )
 
 
@@ -634,6 +640,8 @@ def _request_step(name: str, request: Request, expect: Expect, step: Step) -> St
         json_body=request.json_ if has_json else None,
         form=request.form,
         body=request.body,
+        follow_redirects=request.follow_redirects,
+        max_redirects=request.max_redirects,
         expect=_shared_expectation(expect),
         captures=tuple(step.capture.items()) or None,
         secret=secret,
@@ -657,6 +665,8 @@ class _RequestStep:
     json_body: Any
     form: dict[str, Any] | None
     body: str | None
+    follow_redirects: bool | None
+    max_redirects: int | None
     expect: Expect
     captures: tuple[tuple[str, Capture], ...] | None
     secret: _SecretCaptures | None
@@ -675,6 +685,8 @@ class _RequestStep:
                 data=render(self.form, lookup) if self.form is not None else None,
                 content=_render_optional(self.body, lookup),
                 timeout=self.timeout,
+                follow_redirects=self.follow_redirects,
+                max_redirects=self.max_redirects,
             )
             # Before any expectation can fail and show the body: redact secret captures.
             if self.secret is not None:

@@ -299,9 +299,12 @@ async def exchange(
     content: bytes | None = None,
     timeout_s: float,
     max_body_bytes: int,
+    budget_s: float | None = None,
 ) -> Exchange:
     """Send one request and read at most `max_body_bytes` of the body, all within
-    `timeout_s`; network failures raise ProbeError with their failure type."""
+    `timeout_s` (or the `budget_s` left of it, after redirects); network failures raise
+    ProbeError with their failure type."""
+    allowed_s = timeout_s if budget_s is None else min(budget_s, timeout_s)
     clock = _PhaseClock(start=time.perf_counter())
     token = _active_clock.set(clock)
     request = client.build_request(
@@ -310,14 +313,14 @@ async def exchange(
         headers=headers,
         params=params,
         content=content,
-        timeout=httpx2.Timeout(timeout_s),
+        timeout=httpx2.Timeout(allowed_s),
         extensions={"trace": clock.on_event},
     )
     chunks: list[bytes] = []
     received = 0
     truncated = False
     try:
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout(allowed_s):
             response = await client.send(request, stream=True)
             try:
                 async for chunk in response.aiter_bytes():
@@ -330,11 +333,10 @@ async def exchange(
             finally:
                 await response.aclose()
     except TimeoutError:
-        raise ProbeError(
-            FailureType.TIMEOUT,
-            f"no complete response within {timeout_s:g}s{_phase_hint(clock)}",
-        ) from None
+        raise _timeout_error(clock, timeout_s) from None
     except httpx2.HTTPError as exc:
+        if isinstance(exc, httpx2.TimeoutException) and _in_tls_handshake(clock):
+            raise _timeout_error(clock, timeout_s) from exc
         raise classify_transport_error(exc, timeout_s) from exc
     finally:
         _active_clock.reset(token)
@@ -349,6 +351,20 @@ async def exchange(
         bytes_received=min(received, max_body_bytes) if truncated else received,
         timings=clock.timings(end),
         wall_s=end - clock.start,
+    )
+
+
+def _in_tls_handshake(clock: _PhaseClock) -> bool:
+    return clock.tls_started is not None and clock.tls_done is None
+
+
+def _timeout_error(clock: _PhaseClock, timeout_s: float) -> ProbeError:
+    if _in_tls_handshake(clock):
+        return ProbeError(
+            FailureType.TIMEOUT, f"TLS handshake did not complete within {timeout_s:g}s"
+        )
+    return ProbeError(
+        FailureType.TIMEOUT, f"no complete response within {timeout_s:g}s{_phase_hint(clock)}"
     )
 
 
