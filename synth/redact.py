@@ -3,9 +3,10 @@ or pages."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
 
@@ -31,6 +32,60 @@ _SENSITIVE_JSON_FIELD = re.compile(
     re.IGNORECASE,
 )
 _MIN_SECRET_LEN = 4
+_MIN_BASE64_FRAGMENT = 6
+_JSON_ESCAPES = {"\n": "n", "\r": "r", "\t": "t", "\b": "b", "\f": "f"}
+
+
+def _hex_any_case(byte: int) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in f"{byte:02X}")
+
+
+def _char_pattern(char: str) -> str:
+    """Every way one character of a secret may be written: itself, percent-encoded (its
+    UTF-8 bytes, either hex case), `+` for a space, or JSON-escaped at any depth."""
+    options = [re.escape(char)]
+    encoded = "".join("%" + _hex_any_case(b) for b in char.encode())
+    if encoded != re.escape(char):
+        options.append(encoded)
+    if char == " ":
+        options.append(r"\+")
+    if char in '"/':
+        options.append(r"\\+" + re.escape(char))
+    elif char == "\\":
+        options[0] = r"\\+"
+    elif char in _JSON_ESCAPES:
+        options.append(r"\\+" + _JSON_ESCAPES[char])
+    if ord(char) > 0x7E or ord(char) < 0x20:
+        units = char.encode("utf-16-be")
+        escaped = "".join(
+            r"\\+u" + _hex_any_case(units[i]) + _hex_any_case(units[i + 1])
+            for i in range(0, len(units), 2)
+        )
+        options.append(escaped)
+    # The longer forms first: `%25` must not match as a bare `%` followed by "25".
+    return options[0] if len(options) == 1 else "(?:" + "|".join(reversed(options)) + ")"
+
+
+def _encoded_pattern(secret: str) -> str:
+    return "".join(_char_pattern(c) for c in secret)
+
+
+def _base64_forms(secret: bytes) -> set[str]:
+    """The base64 text (standard and URL-safe) of `secret` alone, and of the characters
+    that only its bytes determine when it sits at any offset inside a longer encoded
+    value (`user:secret` in a Basic credential)."""
+    forms: set[str] = set()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + secret).decode().rstrip("=")
+        start = (offset * 8 + 5) // 6  # the characters that mix in the prefix's bits
+        end = len(encoded) if (offset + len(secret)) % 3 == 0 else len(encoded) - 1
+        fragment = encoded[start:end]
+        if offset == 0:
+            fragment = base64.b64encode(secret).decode().rstrip("=")
+        if len(fragment) >= _MIN_BASE64_FRAGMENT:
+            forms.add(fragment)
+            forms.add(fragment.replace("+", "-").replace("/", "_"))
+    return forms
 
 
 def is_sensitive_name(name: str) -> bool:
@@ -40,31 +95,49 @@ def is_sensitive_name(name: str) -> bool:
 
 class Redactor:
     """Knows the secret values of one run and masks them, and credential-shaped fields,
-    in any text."""
+    in any text — in every encoding a secret takes on the wire or in an output: raw,
+    percent-encoded (any safe set, either hex case, `+` for a space), JSON-escaped (at any
+    depth), and base64 (alone, or inside a longer encoded value such as Basic auth)."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
+        self._literals: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._dirty = False
         for value in secrets:
             self.add(value)
 
     def add(self, value: str) -> None:
         """Register a value to mask wherever it appears (short values are ignored: masking
         "a" everywhere would destroy every report)."""
-        if len(value) < _MIN_SECRET_LEN:
+        if len(value) < _MIN_SECRET_LEN or value in self._secrets:
             return
-        # Also the forms a URL carries it in (path segment, query value).
-        forms = {value, quote(value), quote(value, safe=""), quote_plus(value)} - self._secrets
-        if forms:
-            self._secrets |= forms
+        self._secrets.add(value)
+        self._literals |= _base64_forms(value.encode())
+        self._dirty = True
+
+    def add_basic_auth(self, user: str, password: str) -> None:
+        """Register a Basic credential (`base64(user:password)`) and its password."""
+        self.add(password)
+        self._literals.add(base64.b64encode(f"{user}:{password}".encode()).decode())
+        self._dirty = True
+
+    def _compiled(self) -> re.Pattern[str] | None:
+        if self._dirty:
             # Longest first so a secret containing another is masked whole.
-            alternatives = sorted(self._secrets, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(s) for s in alternatives))
+            alternatives = [
+                _encoded_pattern(s) for s in sorted(self._secrets, key=len, reverse=True)
+            ]
+            alternatives += [re.escape(s) for s in sorted(self._literals, key=len, reverse=True)]
+            self._pattern = re.compile("|".join(alternatives)) if alternatives else None
+            self._dirty = False
+        return self._pattern
 
     def text(self, value: str) -> str:
         """Mask known secrets and credential-looking JSON fields in free text."""
-        if self._pattern is not None:
-            value = self._pattern.sub(MASK, value)
+        pattern = self._compiled()
+        if pattern is not None:
+            value = pattern.sub(MASK, value)
         return _SENSITIVE_JSON_FIELD.sub(lambda m: f'{m.group(1)}"{MASK}"', value)
 
     def url(self, url: str) -> str:

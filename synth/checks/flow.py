@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx2
 
@@ -28,6 +27,7 @@ from synth.checks.request_parts import (
     register_userinfo,
 )
 from synth.checks.response import MISSING, Response
+from synth.checks.step_names import route_name
 from synth.config import Environment, RunnerSettings, ServiceTarget, TlsSettings
 from synth.model import (
     DeployContext,
@@ -208,6 +208,7 @@ class Flow:
         """A named step; its name appears in reports, metrics and spans. A failure inside
         it fails the step and stops the flow."""
         ctx = self._ctx
+        name = ctx.redactor.text(name)  # a name is shown everywhere: never a secret in it
         if ctx.current is not None:
             raise RuntimeError(f"step {name!r} is nested inside step {ctx.current.name!r}")
         now = time.perf_counter()
@@ -329,7 +330,7 @@ class Flow:
         if options.max_redirects < 0:
             raise ValueError("max_redirects must be 0 or more")
         if ctx.current is None:
-            name = f"{options.method} {urlsplit(path).path or path}"
+            name = route_name(options.method, path, ctx.redactor)
             async with self.step(name) as recorder:
                 recorder.implicit = True
                 return await self._send(options)

@@ -38,10 +38,8 @@ def register_userinfo(redactor: Redactor, url: str) -> None:
     """httpx turns user:password@ into a Basic Authorization header: mask both forms."""
     parts = urlsplit(url)
     if parts.password:
-        user, password = unquote(parts.username or ""), unquote(parts.password)
         redactor.add(parts.password)
-        redactor.add(password)
-        redactor.add(base64.b64encode(f"{user}:{password}".encode()).decode())
+        redactor.add_basic_auth(unquote(parts.username or ""), unquote(parts.password))
 
 
 def register_credential(redactor: Redactor, value: str) -> None:
@@ -49,6 +47,12 @@ def register_credential(redactor: Redactor, value: str) -> None:
     scheme, _, credential = value.partition(" ")
     if credential and scheme.lower() in ("bearer", "basic", "token", "apikey"):
         redactor.add(credential)
+    if credential and scheme.lower() == "basic":
+        try:
+            _user, _, password = base64.b64decode(credential, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return
+        redactor.add(password)
 
 
 def encode_body(

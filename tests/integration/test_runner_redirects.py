@@ -10,7 +10,6 @@ import synth
 from synth.checks.yaml_format import parse_yaml_checks
 from synth.model import FailureType, RunRequest, Status
 from synth.runner import Runner
-from tests.conftest import TEST_ENV
 
 if TYPE_CHECKING:
     from tests.conftest import RunCheck, SettingsFor
@@ -219,7 +218,7 @@ checks:
     assert problems == []
     runner = Runner(settings_for(server.base_url))
     results = {
-        spec.name: await runner.run(RunRequest(check=spec, environment=TEST_ENV)) for spec in specs
+        spec.name: await runner.run(RunRequest(check=spec, environment="test")) for spec in specs
     }
     assert results["follows"].status is Status.PASSED, results["follows"].failure
     assert results["not-following"].status is Status.PASSED, results["not-following"].failure

@@ -142,3 +142,45 @@ def test_headers_masks_credential_headers_by_name_and_secrets_in_others() -> Non
         "X-Trace": f"ctx {MASK}",
         "Accept": "application/json",
     }
+
+
+CANARY = 'p@ss w/rd"\\é+%'
+
+
+def _encodings(value: str) -> dict[str, str]:
+    """Every form the canary can take on the wire or in an output."""
+    import base64
+    import json
+    import re
+
+    percent = quote(value, safe="")
+    return {
+        "raw": value,
+        "percent": percent,
+        "percent-lower": re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), percent),
+        "percent-path": quote(value),
+        "httpx-path": quote(value, safe="!$&'()*+,;=:@/"),
+        "form": quote_plus(value),
+        "json": json.dumps(value)[1:-1],
+        "json-utf8": json.dumps(value, ensure_ascii=False)[1:-1],
+        "json-twice": json.dumps(json.dumps(value)[1:-1])[1:-1],
+        "base64": base64.b64encode(value.encode()).decode(),
+        "base64url": base64.urlsafe_b64encode(value.encode()).decode().rstrip("="),
+    }
+
+
+@pytest.mark.parametrize("form", sorted(_encodings(CANARY)))
+def test_every_encoding_of_a_secret_is_masked(form: str) -> None:
+    shown = _encodings(CANARY)[form]
+    assert shown != ""
+    redacted = Redactor([CANARY]).text(f"before {shown} after")
+    assert redacted == f"before {MASK} after", form
+
+
+def test_a_secret_in_a_basic_auth_header_is_masked_in_its_base64_form() -> None:
+    import base64
+
+    credential = base64.b64encode(f"alice:{CANARY}".encode()).decode()
+    redactor = Redactor([CANARY])
+    redactor.add_basic_auth("alice", CANARY)
+    assert redactor.text(f"Authorization: Basic {credential}") == f"Authorization: Basic {MASK}"
