@@ -99,7 +99,7 @@ class Agent:
         self.store_ok = False
         self.workers = RunWorkers(
             state.settings.scheduler.concurrency,
-            on_blocked=lambda check, seconds: self.metrics.loop_blocked.labels(check).inc(seconds),
+            on_blocked=lambda check, seconds: self.metrics.loop_blocked.inc((check,), seconds),
         )
         self.processes: RunProcesses | None = None  # scheduler.processes > 0, from start()
         self._in_flight: set[asyncio.Task[RunResult]] = set()
@@ -307,6 +307,9 @@ class Agent:
         self.metrics.set_schedule(intervals, state.settings.location)
         self.metrics.declare_deploy_targets(
             (svc, env) for env, e in state.settings.environments.items() for svc in e.services
+        )
+        self.metrics.declare_playbooks(
+            {name: p.slack_webhook is not None for name, p in state.settings.playbooks.items()}
         )
 
     def _settle_heap(self) -> None:
