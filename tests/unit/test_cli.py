@@ -254,6 +254,27 @@ def test_validate_env_checks_only_that_environments_secrets(
     ]
 
 
+@pytest.mark.parametrize(
+    ("env", "variables"),
+    [("local", {}), ("staging", {"SHOP_PASSWORD_STAGING": "a-staging-password"})],
+)
+def test_the_shipped_example_validates_with_the_variables_the_readme_lists(
+    env: str,
+    variables: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The README: `synth validate --env local` as cloned; staging with its password set.
+    # (The shipped checkout check named a playbook the shipped synth.yaml lacks.)
+    monkeypatch.delenv("SHOP_PASSWORD_STAGING", raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    config = REPO_CHECKS.parent / "synth.yaml"
+    assert main(["validate", "--config", str(config), str(REPO_CHECKS), "--env", env]) == 0
+    out = capsys.readouterr().out
+    assert out == f"3 check(s) loaded, environments: {env}; 0 problem(s)\n"
+
+
 # -- list -----------------------------------------------------------------------------------
 
 
