@@ -129,8 +129,17 @@ def _parser() -> argparse.ArgumentParser:
     diff.set_defaults(handler=_cmd_baseline_diff)
     baseline.set_defaults(handler=lambda _args: _usage(baseline))
 
-    validate = commands.add_parser("validate", help="load config and checks, list problems")
+    validate = commands.add_parser(
+        "validate",
+        help="load config and checks, list every problem the agent would refuse to start on",
+    )
     _add_common(validate)
+    validate.add_argument(
+        "--env",
+        metavar="ENV",
+        help="only what `synth run --env ENV` needs: this environment's secrets and the "
+        "checks (not the agent's API and hook credentials)",
+    )
     validate.set_defaults(handler=_cmd_validate)
 
     listing = commands.add_parser("list", help="show checks")
@@ -390,24 +399,17 @@ def _push(args: argparse.Namespace, metrics: Metrics, location: str) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from synth.startup import startup_problems
+
     settings, loaded = _load(args)
     _print_problems(loaded, sys.stdout)
-    problems = len(loaded.problems)
-    for env_name in settings.environments:
-        try:
-            Runner(settings).environment(env_name)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                print(f"error: {problem}", file=sys.stdout)
-                problems += 1
-    from synth.alerting.engine import playbook_problems
-
-    for problem in playbook_problems(settings, loaded.checks):
+    found = [str(p) for p in loaded.problems]
+    found += startup_problems(settings, loaded.checks, environment=args.env)
+    for problem in found[len(loaded.problems) :]:
         print(f"error: {problem}", file=sys.stdout)
-        problems += 1
-    envs = ", ".join(sorted(settings.environments)) or "none"
-    print(f"{len(loaded.checks)} check(s) loaded, environments: {envs}; {problems} problem(s)")
-    return EXIT_USAGE if problems else EXIT_OK
+    envs = args.env or ", ".join(sorted(settings.environments)) or "none"
+    print(f"{len(loaded.checks)} check(s) loaded, environments: {envs}; {len(found)} problem(s)")
+    return EXIT_USAGE if found else EXIT_OK
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from synth import __version__
 from synth.agent import gc_tuning, malloc_tuning
-from synth.agent.adapters import hook_problems
 from synth.agent.auth import Authenticator
 from synth.agent.baselines import BaselineComparator
 from synth.agent.deploys import DeployManager
@@ -31,7 +30,7 @@ from synth.agent.lag import LagRecorder
 from synth.agent.run_processes import RunProcesses
 from synth.agent.scheduler import CheckScheduler, interval_s, scheduled_pairs
 from synth.agent.writer import ResultWriter
-from synth.alerting.engine import AlertEngine, playbook_problems
+from synth.alerting.engine import AlertEngine
 from synth.alerting.outbox import OutboxSender
 from synth.checks.loader import load_checks
 from synth.config import ConfigError, Settings, load_settings
@@ -40,6 +39,7 @@ from synth.outputs.metrics import Metrics
 from synth.outputs.tracing import Tracing, TracingConfig, start_tracing
 from synth.runner import Runner
 from synth.selection import select_checks
+from synth.startup import startup_problems
 from synth.store import DeployRecord, Store, StoreError
 
 log = logging.getLogger("synth.agent")
@@ -72,13 +72,7 @@ def load_state(config_path: Path | None, check_paths: Sequence[str]) -> LoadedSt
     settings = load_settings(config_path)
     loaded = load_checks(list(check_paths) or settings.checks)
     problems = [str(p) for p in loaded.problems]
-    problems.extend(hook_problems(settings))
-    for env_name in settings.environments:
-        try:
-            Runner(settings).environment(env_name)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    problems.extend(playbook_problems(settings, loaded.checks))
+    problems.extend(startup_problems(settings, loaded.checks))
     return LoadedState(settings, loaded.checks, tuple(problems), datetime.now(UTC))
 
 
@@ -105,7 +99,7 @@ class Agent:
         self.store_ok = False
         self.workers = RunWorkers(
             state.settings.scheduler.concurrency,
-            on_blocked=lambda check, seconds: self.metrics.loop_blocked.labels(check).inc(seconds),
+            on_blocked=lambda check, seconds: self.metrics.loop_blocked.inc((check,), seconds),
         )
         self.processes: RunProcesses | None = None  # scheduler.processes > 0, from start()
         self._in_flight: set[asyncio.Task[RunResult]] = set()
@@ -313,6 +307,9 @@ class Agent:
         self.metrics.set_schedule(intervals, state.settings.location)
         self.metrics.declare_deploy_targets(
             (svc, env) for env, e in state.settings.environments.items() for svc in e.services
+        )
+        self.metrics.declare_playbooks(
+            {name: p.slack_webhook is not None for name, p in state.settings.playbooks.items()}
         )
 
     def _settle_heap(self) -> None:

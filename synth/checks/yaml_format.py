@@ -473,7 +473,40 @@ class CheckModel(_Strict):
                     "step names label metrics and reports",
                 )
             seen[title] = index
+        _captured_before_use(self.steps)
         return self
+
+
+def _captured_before_use(steps: list[Step]) -> None:
+    """Every `${name}` a step uses is captured by an earlier step (a step's own captures
+    are taken after its request and expectations)."""
+    captured: set[str] = set()
+    for index, step in enumerate(steps):
+        used = step.model_dump(
+            by_alias=True, exclude={"name", "capture", "secret_captures"}, exclude_none=True
+        )
+        for loc, text in _strings_with_loc(used, ()):
+            for name in references(text):
+                if name in RESERVED or name.startswith(SECRETS_PREFIX) or name in captured:
+                    continue
+                earlier = ", ".join(sorted(captured)) or "none"
+                raise _KeyProblem(
+                    ("steps", index, *loc),
+                    f"${{{name}}} is used before any step captures it "
+                    f"(captured by earlier steps: {earlier})",
+                )
+        captured.update(step.capture)
+
+
+def _strings_with_loc(value: Any, loc: Loc) -> typing.Iterator[tuple[Loc, str]]:
+    if isinstance(value, str):
+        yield loc, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings_with_loc(item, (*loc, key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _strings_with_loc(item, (*loc, i))
 
 
 def _given(model: BaseModel, key: str) -> bool:

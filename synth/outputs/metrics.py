@@ -4,6 +4,11 @@ Names follow Prometheus conventions (`synth_<noun>_<unit>`); labels are bounded 
 env, phase, location, step, result, failure_type (plus service for deploy verdicts,
 http_phase, exporter) — never URLs, ids or free text. Duration histograms carry the run's
 trace id as an exemplar, exposed when the scraper asks for OpenMetrics.
+
+Every known label combination is exported at 0 before its first event (so `increase()`
+sees the first one): agent-wide families when the agent starts (`describe_agent`),
+per-check ones when the schedule is set, paging ones per configured playbook. No family
+has `_created` samples (the lean families cannot have them; the rule is one for all).
 """
 
 from __future__ import annotations
@@ -19,13 +24,22 @@ from prometheus_client import (
     Info,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
 )
 from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from synth.config import HTTP_PHASE_BUCKETS
-from synth.model import RunResult, StepResult
+from synth.model import (
+    AlertAction,
+    DeliveryResult,
+    FailureType,
+    Phase,
+    RunResult,
+    Status,
+    StepResult,
+)
 from synth.outputs.lean_histogram import LeanHistogram
 from synth.outputs.lean_scalars import LeanScalars
 from synth.verdict import VerdictResult
@@ -33,6 +47,26 @@ from synth.verdict import VerdictResult
 RUN_LABELS = ("check", "env", "phase", "location")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+STORE_OPERATIONS = (
+    "open",
+    "save_run",
+    "save_deploy",
+    "touch_deploys",
+    "list_baselines",
+    "update_alert",
+    "add_outbox",
+    "outbox",
+)
+"""The `operation` values of synth_store_errors_total (one per store call site)."""
+RELOAD_RESULTS = ("ok", "error")
+PAGE_ACTIONS = (AlertAction.TRIGGER, AlertAction.RESOLVE, AlertAction.CHANGE)
+RUN_OUTCOMES = (
+    (Status.PASSED.value, ""),
+    *((Status.FAILED.value, failure.value) for failure in FailureType),
+)
+"""The (result, failure_type) pairs of synth_check_runs_total."""
+
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class Metrics:
@@ -124,11 +158,12 @@ class Metrics:
             "Run processes restarted after they exited unexpectedly.",
             registry=r,
         )
-        self.skipped_overlaps = Counter(
+        self.skipped_overlaps = LeanScalars(
             "synth_scheduler_skipped_overlaps",
             "Scheduled runs skipped because the previous run of the check was still going.",
             ("check", "env"),
-            registry=r,
+            kind="counter",
+            registry=lean,
         )
         self.store_errors = Counter(
             "synth_store_errors",
@@ -136,11 +171,12 @@ class Metrics:
             ("operation",),
             registry=r,
         )
-        self.loop_blocked = Counter(
+        self.loop_blocked = LeanScalars(
             "synth_event_loop_blocked_seconds",
             "Time the agent's event loop was blocked, by the check found running.",
             ("check",),
-            registry=r,
+            kind="counter",
+            registry=lean,
         )
         self.checks_loaded = Gauge("synth_checks_loaded", "Checks in the active set.", registry=r)
         self.reloads = Counter(
@@ -221,6 +257,10 @@ class Metrics:
         )
         ProcessCollector(registry=self._others)
         PlatformCollector(registry=self._others)
+        for result in RELOAD_RESULTS:
+            self.reloads.labels(result)
+        for operation in STORE_OPERATIONS:
+            self.store_errors.labels(operation)
 
     # -- trace export (synth.outputs.span_export.ExportCounters) ------------------------------
 
@@ -256,13 +296,33 @@ class Metrics:
 
     def set_schedule(self, intervals: Mapping[tuple[str, str], float], location: str) -> None:
         """Make synth_check_interval_seconds exactly the scheduled (check, env) pairs, so
-        a check taken off the schedule does not look overdue (SynthCheckNotRunning)."""
+        a check taken off the schedule does not look overdue (SynthCheckNotRunning), and
+        export every scheduled pair's counters at 0."""
         wanted = {(check, env, location): s for (check, env), s in intervals.items()}
         for gone in self._scheduled - wanted.keys():
             self.check_interval.remove(gone)
+            self.skipped_overlaps.remove(gone[:2])
+        checks = {check for check, _, _ in wanted}
+        for gone_check in {check for check, _, _ in self._scheduled} - checks:
+            self.loop_blocked.remove((gone_check,))
+        scheduled = Phase.SCHEDULED.value
         for labels, seconds in wanted.items():
             self.check_interval.set(labels, seconds)
+            check, env, _ = labels
+            self.skipped_overlaps.inc((check, env), 0.0)
+            for outcome in RUN_OUTCOMES:
+                self.runs.inc((check, env, scheduled, location, *outcome), 0.0)
+        for check in checks:
+            self.loop_blocked.inc((check,), 0.0)
         self._scheduled = set(wanted)
+
+    def declare_playbooks(self, playbooks: Mapping[str, bool]) -> None:
+        """Export every synth_pages_total series of these playbooks (name → whether it
+        notifies Slack too) at 0 before anything is paged."""
+        for playbook, slack in playbooks.items():
+            for action in (*PAGE_ACTIONS, *((AlertAction.SLACK,) if slack else ())):
+                for result in DeliveryResult:
+                    self.pages.labels(playbook, action.value, result.value)
 
     def declare_deploy_targets(self, targets: Iterable[tuple[str, str]]) -> None:
         """Export every verdict series of these (service, env) pairs at 0 before any

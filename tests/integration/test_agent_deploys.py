@@ -181,10 +181,14 @@ def test_duplicate_event_runs_once(
     later = announce(agent, body, expected=200)  # and once more after the verdict
     assert later["id"] == first["id"]
     assert later["status"] == "passed"
-    time.sleep(1.0)  # anything a duplicate started would have reached the shop by now
-    assert logins(shop) == 2  # one verification: checkout and browse log in once each
-    assert len(agent.runs(phase="deploy")) == len(EXAMPLE_CHECKS)
-    assert agent.metric("synth_deploy_verdicts_total", service=SERVICE, env=ENV) == 1
+    # A marker deploy, announced after the duplicates and verified to the end: a
+    # verification a duplicate had started would have reached the shop before it finished.
+    marker = announce(agent, event("1.2.4", id="deploy-124"))
+    assert agent.wait_deploy(marker["id"])["status"] == "passed"
+    assert logins(shop) == 4  # two verifications (duplicate + marker), 2 logins each
+    assert len(deploy_runs(agent, first["id"])) == len(EXAMPLE_CHECKS)
+    assert len(agent.runs(phase="deploy")) == 2 * len(EXAMPLE_CHECKS)
+    assert agent.metric("synth_deploy_verdicts_total", service=SERVICE, env=ENV) == 2
 
 
 def test_newer_deploy_supersedes_the_running_one(
@@ -208,7 +212,15 @@ def test_newer_deploy_supersedes_the_running_one(
     assert agent.wait_deploy(newer["id"])["status"] == "passed"
 
     kept = len(deploy_runs(agent, older["id"]))
-    time.sleep(1.5)  # longer than the older deploy's interval: it must not run again
+    # Observe past the older deploy's 1 s interval: a third deploy with the same interval
+    # makes two rounds (so more than one interval passes), and the older makes none.
+    third = announce(agent, event("1.0.2", window="10s", interval="1s"))
+    wait_for(
+        lambda: len(deploy_runs(agent, third["id"])) >= 2 * len(EXAMPLE_CHECKS),
+        timeout=15,
+        what="two verification rounds of the third deploy",
+        interval=0.1,
+    )
     assert len(deploy_runs(agent, older["id"])) == kept
 
 

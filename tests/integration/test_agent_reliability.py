@@ -229,14 +229,18 @@ def test_agents_sharing_a_store_verify_each_deploy_once(
     assert len({r.json()["id"] for r in answers}) == 1
     assert a.wait_deploy(answers[0].json()["id"], wait=20)["status"] == "passed"
 
-    time.sleep(1.0)  # a second verification, had one started, would have reached the shop
-    assert logins(shop) == 4, "two deploys, each verified once: checkout and browse log in"
-    assert len(a.runs(phase="deploy")) == 6  # 3 checks x 2 deploys, in the shared store
+    # A marker deploy, announced after them and verified to the end on B: a second
+    # verification of either, had one started, would have reached the shop before it.
+    marker = b.deploy(event("release-marker"))
+    assert marker.status_code == 202, marker.text
+    assert b.wait_deploy(marker.json()["id"], wait=20)["status"] == "passed"
+    assert logins(shop) == 6, "three deploys, each verified once: checkout and browse log in"
+    assert len(a.runs(phase="deploy")) == 9  # 3 checks x 3 deploys, in the shared store
     verdicts = [
         agent.metric("synth_deploy_verdicts_total", service=SERVICE, env=ENV, result="pass") or 0
         for agent in (a, b)
     ]
-    assert sum(verdicts) == 2, verdicts
+    assert sum(verdicts) == 3, verdicts
 
 
 def test_a_deploy_orphaned_by_a_killed_agent_is_finished_by_another(
@@ -255,8 +259,16 @@ def test_a_deploy_orphaned_by_a_killed_agent_is_finished_by_another(
         timeout=5,
         what="B to see A's verification running",
     )
-    time.sleep(2.0)  # twice the lease: A's heartbeat keeps it alive in B's eyes
-    assert b.get(f"/v1/deploys/{deploy_id}").json()["status"] == "running"
+    # A's heartbeats, seen through B, span twice the lease, and B leaves it running.
+    first_beat = datetime.fromisoformat(b.get(f"/v1/deploys/{deploy_id}").json()["updated_at"])
+
+    def beats_span_two_leases() -> bool:
+        record = b.get(f"/v1/deploys/{deploy_id}").json()
+        assert record["status"] == "running", record
+        beat = datetime.fromisoformat(record["updated_at"])
+        return (beat - first_beat).total_seconds() >= 2.0
+
+    wait_for(beats_span_two_leases, timeout=10, what="A's heartbeats over two leases")
 
     a.kill()
     killed = time.monotonic()

@@ -33,9 +33,19 @@ BASE = REPO / "deploy" / "kubernetes" / "base"
 REVISION = "4f2a9c1e0b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39"
 
 
+SECRETS_DIR = "/var/run/secrets/synth"
+
+
 def example_secret() -> dict[str, str]:
-    secret = yaml.safe_load((BASE / "secret.example.yaml").read_text(encoding="utf-8"))
-    return dict(secret["stringData"])
+    """The example Secret's keys, each with a stand-in for its placeholder (the agent
+    refuses `CHANGE-ME-…` values)."""
+    path = EXAMPLES / "kubernetes" / "secret.example.yaml"
+    secret = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return {key: stand_in(value) for key, value in secret["stringData"].items()}
+
+
+def stand_in(placeholder: str) -> str:
+    return placeholder.replace("CHANGE-ME-", "test-stand-in-", 1)
 
 
 @pytest.fixture(name="agent")
@@ -43,7 +53,13 @@ def agent_fixture(
     tmp_path: Path, shop: ShopThread, start_agent: StartAgent, monkeypatch: pytest.MonkeyPatch
 ) -> AgentProcess:
     """The shipped config as the Deployment runs it, secrets from the example Secret."""
-    config = yaml.safe_load((BASE / "synth.yaml").read_text(encoding="utf-8"))
+    # The Secret's keys as the files the Deployment mounts, where the config reads them.
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    for key, value in (example_secret() | {"shop-password": SHOP_PASSWORD}).items():
+        (secrets_dir / key).write_text(value, encoding="utf-8")
+    text = (BASE / "synth.yaml").read_text(encoding="utf-8")
+    config = yaml.safe_load(text.replace(SECRETS_DIR, str(secrets_dir)))
     config["checks"] = [str(copy_example_checks(tmp_path))]
     config["environments"]["production"]["services"]["shop"]["base_url"] = shop.base_url
     config["server"] |= {"host": "127.0.0.1", "port": 0}
@@ -52,15 +68,6 @@ def agent_fixture(
     config["deploys"] = {"settle": 0}
     path = tmp_path / "synth.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    secret = example_secret()
-    for name, key in {
-        "API_TOKEN": "api-token",
-        "GITHUB_WEBHOOK_SECRET": "github-webhook-secret",
-        "ARGOCD_TOKEN": "argocd-token",
-        "FLAGGER_TOKEN": "flagger-token",
-    }.items():
-        monkeypatch.setenv(name, secret[key])
-    monkeypatch.setenv("SHOP_PASSWORD", SHOP_PASSWORD)
     return start_agent(path)
 
 
@@ -136,7 +143,8 @@ def flagger_calls() -> list[tuple[str, str, dict[str, Any]]]:
             "namespace": canary["metadata"]["namespace"],
             "phase": "Progressing",
             "checksum": "85d557f47b",
-            "metadata": hook["metadata"],
+            # the example's token placeholder, as the agent's stand-in Secret holds it
+            "metadata": hook["metadata"] | {"token": stand_in(hook["metadata"]["token"])},
         }
         calls.append((hook["type"], service_path(hook["url"]), payload))
     return calls

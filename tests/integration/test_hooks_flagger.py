@@ -134,7 +134,7 @@ def test_reload_applies_new_hooks_and_rotated_tokens(
     config = tmp_path / "synth.yaml"
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     data["hooks"] = {"flagger": {"tokens": [FLAGGER_TOKEN]}}
-    data["server"]["tokens"] = ["rotated-token"]
+    data["server"]["tokens"] = ["rotated-token-0001"]
     config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     reloaded = agent.post("/v1/reload")  # still authenticated with the old token
     assert reloaded.status_code == 200, reloaded.text
@@ -143,5 +143,5 @@ def test_reload_applies_new_hooks_and_rotated_tokens(
     assert call(agent, payload(token="wrong")).status_code == 401
     # The API's write guard follows the rotation: the old token no longer writes.
     assert agent.post("/v1/reload").status_code == 401
-    assert agent.post("/v1/reload", headers=bearer("rotated-token")).status_code == 200
+    assert agent.post("/v1/reload", headers=bearer("rotated-token-0001")).status_code == 200
     assert shop.requests == []

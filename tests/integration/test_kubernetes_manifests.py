@@ -30,6 +30,8 @@ TARGETS = ["base", "overlays/staging", "overlays/production"]
 KUBERNETES_VERSIONS = ["1.27", "1.37"]
 CRD_MODELS = {"ServiceMonitor": ServiceMonitor, "PrometheusRule": PrometheusRule}
 STATE_DIR = "/var/lib/synth"
+SECRETS_DIR = "/var/run/secrets/synth"
+EXAMPLE_SECRET = REPO / "deploy" / "examples" / "kubernetes" / "secret.example.yaml"
 
 
 @functools.cache
@@ -70,11 +72,19 @@ def env_of(deployment: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e for e in container(deployment)["env"]}
 
 
-def secret_values(docs: tuple[dict[str, Any], ...], name: str) -> dict[str, str]:
-    secret = named(docs, "Secret", name)
+def example_secret() -> dict[str, str]:
+    """The keys and placeholder values of the example Secret (applied by no kustomization)."""
+    secret = yaml.safe_load(EXAMPLE_SECRET.read_text(encoding="utf-8"))
+    kubernetes_validate.validate(secret, KUBERNETES_VERSIONS[-1], strict=True)
+    assert secret["metadata"]["name"] == "synth-secrets"
     values = dict(secret.get("stringData", {}))
     values |= {k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()}
     return values
+
+
+def stand_in(placeholder: str) -> str:
+    """A value the agent accepts in place of an example placeholder (`CHANGE-ME-x`)."""
+    return placeholder.replace("CHANGE-ME-", "test-stand-in-", 1)
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -119,7 +129,6 @@ def test_base_has_every_part() -> None:
             "ServiceAccount",
             "ConfigMap",
             "ConfigMap",
-            "Secret",
             "Service",
             "Service",
             "Deployment",
@@ -170,15 +179,24 @@ def test_deployments_are_hardened(target: str) -> None:
         for volume in volumes.values():
             if "configMap" in volume:
                 assert volume["configMap"]["name"] in config_maps  # hash-suffixed name resolved
-        for e in c["env"]:
-            ref = e.get("valueFrom", {}).get("secretKeyRef")
-            if ref:
-                secret = secrets[ref["name"]]
-                assert ref["key"] in {**secret.get("stringData", {}), **secret.get("data", {})}
+        # Secrets are files from the Secret you create (env vars would not rotate).
+        assert not [e for e in c["env"] if "valueFrom" in e], c["env"]
+        assert mounts[SECRETS_DIR] == {
+            "name": "secrets",
+            "secret": {"secretName": "synth-secrets", "defaultMode": 0o440},
+        }
+        assert not secrets  # no Secret is applied: it would overwrite the real one
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_no_target_applies_a_secret(target: str) -> None:
+    # `kubectl apply -k` with a Secret in it overwrote the real synth-secrets with the
+    # example's CHANGE-ME values.
+    assert of_kind(render(target), "Secret") == []
 
 
 def test_example_secret_holds_placeholders_only() -> None:
-    values = secret_values(render("base"), "synth-secrets")
+    values = example_secret()
     assert values
     assert all(v.startswith("CHANGE-ME") for v in values.values()), values
 
@@ -200,6 +218,9 @@ def test_services_monitor_and_network_policy(target: str) -> None:
 
     assert len(selected(api)) == 1  # deploys are announced to and read from one agent
     assert len(selected(metrics)) == len(deployments)  # every location is scraped
+    # a store outage makes the agent unready; Prometheus must still scrape it
+    assert metrics["spec"]["publishNotReadyAddresses"] is True
+    assert "publishNotReadyAddresses" not in api["spec"]  # deploys go to ready agents only
     monitor = named(docs, "ServiceMonitor", "synth")
     assert (
         monitor["spec"]["selector"]["matchLabels"].items() <= metrics["metadata"]["labels"].items()
@@ -210,8 +231,10 @@ def test_services_monitor_and_network_policy(target: str) -> None:
     policy = named(docs, "NetworkPolicy", "synth")["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [8484]
-    egress_ports = sorted(p["port"] for rule in policy["egress"] for p in rule["ports"])
-    assert egress_ports == [53, 53, 443]
+    dns, out = policy["egress"]
+    assert sorted(p["port"] for p in dns["ports"]) == [53, 53]
+    assert [b["ipBlock"]["cidr"] for b in out["to"]] == ["0.0.0.0/0", "::/0"]  # IPv4 and IPv6
+    assert [p["port"] for p in out["ports"]] == [443]  # every target is HTTPS (generated)
     pdb = named(docs, "PodDisruptionBudget", "synth")["spec"]
     assert pdb["maxUnavailable"] == 1
     assert len(selected({"spec": {"selector": pdb["selector"]["matchLabels"]}})) == len(deployments)
@@ -225,6 +248,62 @@ def test_locations_are_distinct() -> None:
     assert len(set(locations)) == len(locations), locations
     selectors = [tuple(sorted(d["spec"]["selector"]["matchLabels"].items())) for d in production]
     assert len(set(selectors)) == 2  # the two Deployments never adopt each other's pods
+
+
+def test_zone_labelled_locations_must_spread_over_zones() -> None:
+    for deployment in of_kind(render("overlays/production"), "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        assert "affinity" not in pod  # a preference let both locations share a zone
+        assert pod["topologySpreadConstraints"] == [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "synth"}},
+            }
+        ]
+
+
+def test_network_policy_egress_follows_the_configured_ports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sync", REPO / "scripts" / "sync-kubernetes.py")
+    assert spec is not None
+    assert spec.loader is not None
+    sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync)
+    config = tmp_path / "synth.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "environments": {
+                    "a": {"services": {"web": {"base_url": "http://web.internal"}}},
+                    "b": {"services": {"api": {"base_url": "https://api.internal:8443"}}},
+                },
+                "store": {"url": "postgresql+asyncpg://synth@db.internal/synth"},
+            }
+        ),
+        encoding="utf-8",
+    )
+    deployment = tmp_path / "deployment.yaml"
+    deployment.write_text(
+        "env:\n  - {name: OTEL_EXPORTER_OTLP_ENDPOINT, value: 'http://tempo:4318'}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(sync, "CONFIGS", (config,))
+    monkeypatch.setattr(sync, "MANIFESTS", (deployment,))
+    # the shipped shop-port check probes the base URL's port; a YAML TCP step on 6379 too
+    monkeypatch.setattr(
+        sync,
+        "source_checks",
+        lambda: {"redis.yaml": b"name: r\nservice: web\nsteps: [{tcp: {host: r, port: 6379}}]\n"},
+    )
+    assert sync.egress_ports() == [80, 4318, 5432, 6379, 8443]
+    policy = yaml.safe_load(sync.network_policy())
+    kubernetes_validate.validate(policy, KUBERNETES_VERSIONS[-1], strict=True)
+    assert [p["port"] for p in policy["spec"]["egress"][1]["ports"]] == [80, 4318, 5432, 6379, 8443]
 
 
 def test_generated_files_are_in_sync() -> None:
@@ -269,14 +348,20 @@ def extract_config(target: str, directory: Path) -> tuple[Path, Path, dict[str, 
     for name, text in checks.items():
         (checks_dir / name).write_text(text, encoding="utf-8")
     deployment = named(docs, "Deployment", "synth")
-    secrets = secret_values(docs, "synth-secrets")
-    env = {}
-    for name, entry in env_of(deployment).items():
-        ref = entry.get("valueFrom", {}).get("secretKeyRef")
-        env[name] = secrets[ref["key"]] if ref else entry["value"]
+    # The Secret's keys as files (stand-in values), where the config reads them.
+    secrets_dir = directory / "secrets"
+    secrets_dir.mkdir()
+    for key, placeholder in example_secret().items():
+        (secrets_dir / key).write_text(stand_in(placeholder), encoding="utf-8")
+    referenced = set(re.findall(rf"file:{re.escape(SECRETS_DIR)}/([\w.-]+)", config))
+    assert referenced
+    assert referenced <= set(example_secret()), referenced
+    config_path.write_text(config.replace(SECRETS_DIR, str(secrets_dir)), encoding="utf-8")
+    env = {name: entry["value"] for name, entry in env_of(deployment).items()}
     # the config reads its checks from where the Deployment mounts them
     mounts = {m["name"]: m["mountPath"] for m in container(deployment)["volumeMounts"]}
     assert yaml.safe_load(config)["checks"] == [mounts["checks"]]
+    assert mounts["secrets"] == SECRETS_DIR
     return config_path, checks_dir, env
 
 
@@ -315,6 +400,35 @@ def test_shipped_config_and_checks_pass_synth_validate(target: str, tmp_path: Pa
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 check(s) loaded" in result.stdout
     assert "0 problem(s)" in result.stdout
+
+
+def test_the_example_secrets_placeholders_are_refused(tmp_path: Path) -> None:
+    # Applied as shipped, the example Secret made the agent accept CHANGE-ME-agent-api-token.
+    config, checks, env = extract_config("base", tmp_path)
+    for key, placeholder in example_secret().items():
+        (tmp_path / "secrets" / key).write_text(placeholder, encoding="utf-8")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SYNTH_")}
+    result = subprocess.run(
+        [SYNTH, "validate", "--config", str(config), str(checks)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean | env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    refused = sorted(
+        line.split(":")[1].strip()
+        for line in result.stdout.splitlines()
+        if "is a placeholder (CHANGE-ME" in line
+    )
+    assert refused == [
+        "hooks.argocd.tokens[0]",
+        "hooks.flagger.tokens[0]",
+        "hooks.github.secret",
+        "server.tokens[0]",
+    ], result.stdout
 
 
 def test_production_config_boots_a_real_agent(

@@ -167,11 +167,16 @@ def test_prometheus_scrapes_the_agent_and_evaluates_the_shipped_rules(
     # The series, with exactly the bounded labels.
     runs = wait_for(
         lambda: (
-            len(found := server.query('synth_check_runs_total{job="synth-agent"}')) >= 2 and found
+            len(found := server.query('synth_check_runs_total{job="synth-agent"} > 0')) >= 2
+            and found
         ),
         timeout=SERIES_TIMEOUT_S,
         what="synth_check_runs_total for both checks in Prometheus",
     )
+    # Every other outcome of a scheduled check is there at 0: passed, and failed with each
+    # failure type (11 per check), so increase() sees a first failure.
+    every_outcome = server.query('synth_check_runs_total{job="synth-agent"}')
+    assert len(every_outcome) == 2 * 11, labels_of(every_outcome)
     assert sorted(labels_of(runs), key=lambda labels: labels["check"]) == [
         {
             "__name__": "synth_check_runs_total",

@@ -269,25 +269,32 @@ async def test_wrong_secret_fails_both_as_auth(
     assert "not-it" not in repr(yaml_result)
 
 
-async def test_undefined_variable_fails_the_step_as_script_error(
+async def test_an_undefined_variable_fails_python_at_run_time_and_yaml_at_load(
     shop: ShopThread, tmp_path: Path
 ) -> None:
-    python, yaml_spec = load_pair(
-        tmp_path,
+    # A Python check's variables are only known when it runs: the step fails as
+    # script_error. A YAML check's are known from the file: `synth validate` (and the
+    # agent at start) name the file and line instead, before anything runs.
+    write(
+        tmp_path / "flow.py",
         CHECKOUT_PY.replace("flow.vars['token']}\"}", "flow.vars['tokn']}\"}", 1),
-        CHECKOUT_YAML.replace('"Bearer ${token}"', '"Bearer ${tokn}"', 1),
     )
-    settings = shop_settings(shop.base_url)
-    py_result = await run(settings, python)
-    yaml_result = await run(settings, yaml_spec)
-    for result in (py_result, yaml_result):
-        assert result.failed_step == "list products"
-        assert result.failure_type is FailureType.SCRIPT_ERROR
-        assert [s.status for s in result.steps] == [Status.PASSED, Status.FAILED]
-        assert result.steps[-1].requests == ()  # nothing was sent
-    assert yaml_result.failure is not None
-    assert "${tokn}" in yaml_result.failure.message
-    assert "captured so far: token" in yaml_result.failure.message
+    write(tmp_path / "flow.yaml", CHECKOUT_YAML.replace('"Bearer ${token}"', '"Bearer ${tokn}"', 1))
+    loaded = load_checks([tmp_path])
+    [python] = loaded.checks
+    [problem] = loaded.problems
+    line = CHECKOUT_YAML.splitlines().index(
+        next(x for x in CHECKOUT_YAML.splitlines() if "${token}" in x)
+    )
+    assert str(problem).startswith(f"{tmp_path / 'flow.yaml'}:{line + 1}: "), problem
+    assert "${tokn} is used before any step captures it (captured by earlier steps: token)" in str(
+        problem
+    )
+    result = await run(shop_settings(shop.base_url), python)
+    assert result.failed_step == "list products"
+    assert result.failure_type is FailureType.SCRIPT_ERROR
+    assert [s.status for s in result.steps] == [Status.PASSED, Status.FAILED]
+    assert result.steps[-1].requests == ()  # nothing was sent
 
 
 @pytest.mark.parametrize("secret", [True, False])

@@ -145,6 +145,136 @@ def test_validate_reports_missing_secrets(
     assert out.endswith("0 check(s) loaded, environments: local; 1 problem(s)\n")
 
 
+def validate_out(config: Path, capsys: pytest.CaptureFixture[str], *args: str) -> list[str]:
+    """`synth validate`'s problem lines (exit 2 expected)."""
+    assert main(["validate", "--config", str(config), *args]) == 2
+    out = capsys.readouterr().out.splitlines()
+    return [line for line in out if line.startswith("error: ")]
+
+
+def test_validate_reports_what_the_agent_refuses_to_start_on(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Each of these made `synth agent` exit 2 (or accept a guessable token) while
+    # `synth validate` said 0 problems.
+    extra = dedent(
+        """
+        server:
+          tokens: [CHANGE-ME-agent-api-token, short-token]
+          hmac_secret: {value: "0123456789abcdef0123"}
+        hooks:
+          flagger: {targets: {}}
+          github: {secret: change-me-github, services: {org/repo: shop}}
+        """
+    )
+    config = write_config(tmp_path, extra=extra)
+    problems = validate_out(config, capsys)
+    assert problems == [
+        "error: server.tokens[0]: is a placeholder (CHANGE-ME…): set a real secret "
+        "(e.g. openssl rand -hex 32)",
+        "error: server.tokens[1]: is 11 bytes; use at least 16 (e.g. openssl rand -hex 32)",
+        "error: hooks.github.secret: is a placeholder (CHANGE-ME…): set a real secret "
+        "(e.g. openssl rand -hex 32)",
+    ]
+    config = write_config(tmp_path, extra="hooks:\n  flagger: {targets: {}}\n")
+    assert validate_out(config, capsys) == [
+        "error: hooks.flagger: no tokens here or in server.tokens to accept"
+    ]
+
+
+def test_validate_reports_checks_the_configuration_cannot_serve(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checks = tmp_path / "checks"
+    (checks / "orphans.py").write_text(
+        dedent(
+            """\
+            import synth
+
+
+            @synth.check(service="billing", every="5m")
+            async def nowhere(flow: synth.Flow) -> None:
+                pass
+
+
+            @synth.check(service="shop", every="5m", playbook="shop-oncall")
+            async def paged(flow: synth.Flow) -> None:
+                pass
+            """
+        ),
+        encoding="utf-8",
+    )
+    path = checks / "orphans.py"
+    assert validate_out(project, capsys) == [
+        f"error: {path}:4: check 'nowhere' has service 'billing', which no environment "
+        "defines (add environments.<env>.services.billing)",
+        f"error: {path}:9: check 'paged' names playbook 'shop-oncall', but no playbooks are "
+        "configured (add playbooks.shop-oncall or drop it)",
+    ]
+
+
+def test_validate_env_checks_only_that_environments_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "checks").mkdir()
+    config = tmp_path / "synth.yaml"
+    config.write_text(
+        dedent(
+            """\
+            checks: [checks]
+            environments:
+              local:
+                services: {shop: {base_url: "http://127.0.0.1:9"}}
+                secrets: {pw: env:SYNTH_TEST_LOCAL_PW}
+              staging:
+                services: {shop: {base_url: "https://shop.staging.example.com"}}
+                secrets: {pw: env:SYNTH_TEST_STAGING_PW}
+            server:
+              tokens: [CHANGE-ME-token]
+            """
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("SYNTH_TEST_LOCAL_PW", "pw")
+    assert validate_out(config, capsys, "--env", "staging") == [
+        "error: environments.staging.secrets.pw: "
+        "environment variable SYNTH_TEST_STAGING_PW is not set"
+    ]
+    assert main(["validate", "--config", str(config), "--env", "local"]) == 0
+    assert capsys.readouterr().out == "0 check(s) loaded, environments: local; 0 problem(s)\n"
+    assert validate_out(config, capsys, "--env", "qa") == [
+        "error: --env qa: unknown environment (configured: local, staging)"
+    ]
+    # Without --env: everything the agent reads at start, the API token included.
+    assert validate_out(config, capsys) == [
+        "error: server.tokens[0]: is a placeholder (CHANGE-ME…): set a real secret "
+        "(e.g. openssl rand -hex 32)",
+        "error: environments.staging.secrets.pw: "
+        "environment variable SYNTH_TEST_STAGING_PW is not set",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "variables"),
+    [("local", {}), ("staging", {"SHOP_PASSWORD_STAGING": "a-staging-password"})],
+)
+def test_the_shipped_example_validates_with_the_variables_the_readme_lists(
+    env: str,
+    variables: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The README: `synth validate --env local` as cloned; staging with its password set.
+    # (The shipped checkout check named a playbook the shipped synth.yaml lacks.)
+    monkeypatch.delenv("SHOP_PASSWORD_STAGING", raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    config = REPO_CHECKS.parent / "synth.yaml"
+    assert main(["validate", "--config", str(config), str(REPO_CHECKS), "--env", env]) == 0
+    out = capsys.readouterr().out
+    assert out == f"3 check(s) loaded, environments: {env}; 0 problem(s)\n"
+
+
 # -- list -----------------------------------------------------------------------------------
 
 

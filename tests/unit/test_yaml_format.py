@@ -443,6 +443,39 @@ CASES = [
     pytest.param(
         "name: c\nservice: shop\nsteps: []\n", 3, "List should have at least 1 item", id="no-steps"
     ),
+    pytest.param(
+        check_with(
+            "  - {name: a, request: {path: /login}, capture: {token: $.token}}\n"
+            "  - name: b\n"
+            "    request:\n"
+            "      path: /orders\n"
+            '      headers: {Authorization: "Bearer ${tokn}"}\n'
+        ),
+        8,
+        "steps[1].request.headers.Authorization: ${tokn} is used before any step captures it "
+        "(captured by earlier steps: token)",
+        id="variable-never-captured",
+    ),
+    pytest.param(
+        check_with(
+            '  - {name: a, request: {path: "/orders/${order}"}}\n'
+            "  - {name: b, request: {path: /new}, capture: {order: $.id}}\n"
+        ),
+        4,
+        "steps[0].request.path: ${order} is used before any step captures it",
+        id="variable-captured-later",
+    ),
+    pytest.param(
+        check_with(
+            "  - name: a\n"
+            "    request: {path: /new}\n"
+            "    capture: {order: $.id}\n"
+            '    expect: {json: [{path: $.id, equals: "${order}"}]}\n'
+        ),
+        7,
+        "steps[0].expect.json[0].equals: ${order} is used before any step captures it",
+        id="variable-of-the-same-step",
+    ),
 ]
 
 
@@ -461,6 +494,8 @@ def test_a_problem_names_the_check() -> None:
 def test_json_body_may_reference_variables_and_secrets_but_no_literal_credential() -> None:
     text = check_with(
         """\
+        - request: {path: /login}
+          capture: {token: $.token}
         - request:
             path: /
             json: {user: demo, password: "${secrets.pw}", token: "${token}", n: 1}

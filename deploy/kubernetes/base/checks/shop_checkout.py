@@ -28,7 +28,6 @@ class ProductList(BaseModel):
     timeout="20s",
     retries=1,
     tags=["checkout", "critical"],
-    playbook="shop-oncall",
     runbook="https://runbooks.example.com/shop/checkout",
 )
 async def checkout(flow: Flow) -> None:
