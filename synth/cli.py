@@ -70,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run checks once and report")
     _add_common(run)
     run.add_argument("--env", required=True, help="environment to run against")
+    run.add_argument(
+        "--log-format",
+        choices=["auto", "json", "text"],
+        default="text",
+        help="format of the log lines on stderr, check code's included (default: text)",
+    )
+    run.add_argument("--log-level", default="warning", help="least level logged (default: warning)")
     run.add_argument("--check", action="append", default=[], metavar="NAME", help="only NAME")
     run.add_argument("--tag", action="append", default=[], metavar="TAG", help="only tag TAG")
     run.add_argument("--json", metavar="FILE", help="write the JSON report to FILE (- = stdout)")
@@ -238,10 +245,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--record-baseline needs --phase preprod")
     if (args.store or args.agent) and not args.record_baseline:
         raise UsageError("--store and --agent go with --record-baseline")
+    from synth.outputs.logging import configure_logging
     from synth.outputs.metrics import Metrics
     from synth.outputs.push import PushError, check_gateway_url
     from synth.outputs.tracing import TracingConfig, start_tracing
 
+    configure_logging(args.log_format, args.log_level)
     tracing_config = TracingConfig.from_env(os.environ)
     if args.push_metrics:
         try:

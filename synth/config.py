@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 from synth.model import Severity
+from synth.redact import register_process_secret
 from synth.units import parse_duration, parse_size
 
 DEFAULT_CONFIG_FILE = "synth.yaml"
@@ -484,6 +485,7 @@ def resolve_environment(settings: Settings, name: str) -> Environment:
     for secret_name, ref in env.secrets.items():
         try:
             resolved[secret_name] = ref.resolve()
+            register_process_secret(resolved[secret_name].get_secret_value())
         except ValueError as exc:
             problems.append(f"environments.{name}.secrets.{secret_name}: {exc}")
     if problems:

@@ -4,8 +4,13 @@ or pages."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
+import io
 import re
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
@@ -165,3 +170,76 @@ class Redactor:
             name: MASK if name.lower() in SENSITIVE_HEADERS else self.text(value)
             for name, value in headers.items()
         }
+
+
+# -- what log lines and a process's own output pass through ------------------------------
+
+_process_redactor = Redactor()
+_run_redactor: contextvars.ContextVar[Redactor | None] = contextvars.ContextVar(
+    "synth_run_redactor", default=None
+)
+
+
+def register_process_secret(value: str) -> None:
+    """Mask `value` in every log line and every write to stdout/stderr of this process
+    (configured secrets are registered when their environment is resolved)."""
+    _process_redactor.add(value)
+
+
+@contextlib.contextmanager
+def redacting_run(redactor: Redactor) -> Iterator[None]:
+    """While a run executes, its redactor (which also knows values the run marked
+    secret, such as session tokens) masks log lines made in its context."""
+    token = _run_redactor.set(redactor)
+    try:
+        yield
+    finally:
+        _run_redactor.reset(token)
+
+
+def redact_output(text: str) -> str:
+    """Mask every secret this process knows, and those of the run in progress."""
+    run = _run_redactor.get()
+    if run is not None:
+        text = run.text(text)
+    return _process_redactor.text(text)
+
+
+class RedactingStream(io.TextIOBase):
+    """A text stream whose writes pass `redact_output` first: what check code prints
+    reaches a terminal or a log collector masked."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        self._inner.write(redact_output(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+    def isatty(self) -> bool:
+        return self._inner.isatty()
+
+    def fileno(self) -> int:
+        return self._inner.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._inner.encoding
+
+    @property
+    def inner(self) -> TextIO:
+        return self._inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def install_redacting_streams() -> None:
+    """Route sys.stdout and sys.stderr through RedactingStream (once)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, RedactingStream):
+            setattr(sys, name, RedactingStream(stream))

@@ -17,6 +17,7 @@ from synth.checks.flow import Flow, FlowContext
 from synth.config import Environment, Settings, resolve_environment
 from synth.model import RunRequest, RunResult, Status
 from synth.probes.http import SslContexts
+from synth.redact import redacting_run
 from synth.spans import IdTracer, RunTracer
 
 
@@ -72,7 +73,8 @@ class Runner:
                 max_redirects=check.max_redirects,
             )
             try:
-                await self._run_flow(ctx, request)
+                with redacting_run(ctx.redactor):
+                    await self._run_flow(ctx, request)
             finally:
                 await ctx.aclose()
             end = time.perf_counter()

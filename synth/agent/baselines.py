@@ -74,7 +74,10 @@ class BaselineComparator:
         )
         for step, ratio in comparison.ratios.items():
             self._metrics.baseline_latency_ratio.labels(
-                result.check, result.environment, result.location, step
+                result.check,
+                result.environment,
+                result.location,
+                self._metrics.step_label(result.check, step),
             ).set(ratio)
         return with_findings(result, comparison.findings)
 

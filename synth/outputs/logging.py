@@ -10,6 +10,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from synth.redact import RedactingStream, install_redacting_streams, redact_output
 from synth.spans import current_span_ids
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
@@ -42,7 +43,8 @@ class JsonFormatter(logging.Formatter):
         event.update(_extras(record))
         if record.exc_info:
             event["exception"] = self.formatException(record.exc_info)
-        return json.dumps(event, default=str)
+        # The whole line, so a secret in any field, argument or traceback is masked.
+        return redact_output(json.dumps(event, default=str))
 
 
 class TextFormatter(logging.Formatter):
@@ -56,13 +58,16 @@ class TextFormatter(logging.Formatter):
             line += f"  {fields}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return redact_output(line)
 
 
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     """Route synth's logs to stderr as JSON (`json`), text (`text`) or by terminal (`auto`)."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    handler = logging.StreamHandler(sys.stderr)
+    install_redacting_streams()  # what check code prints is masked too
+    stderr = sys.stderr
+    # The formatters mask whole lines already: write past the wrapper.
+    handler = logging.StreamHandler(stderr.inner if isinstance(stderr, RedactingStream) else stderr)
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
     handler.addFilter(TraceContext())
     root = logging.getLogger()

@@ -13,6 +13,7 @@ has `_created` samples (the lean families cannot have them; the rule is one for 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
@@ -66,7 +67,48 @@ RUN_OUTCOMES = (
 )
 """The (result, failure_type) pairs of synth_check_runs_total."""
 
+MAX_STEP_LABELS = 50
+"""Distinct `step` label values one check may export; later new names fold into one."""
+OTHER_STEPS = "_other"
+
 disable_created_metrics()  # type: ignore[no-untyped-call]
+
+log = logging.getLogger(__name__)
+
+
+class StepLabels:
+    """The `step` label of a check's step: its name for the first MAX_STEP_LABELS names
+    the check uses, then OTHER_STEPS, so a step named after an id or a timestamp cannot
+    add a series per run. Each fold is counted, and logged once per check."""
+
+    def __init__(self, on_fold: Callable[[str], None], limit: int = MAX_STEP_LABELS) -> None:
+        self._names: dict[str, set[str]] = {}
+        self._warned: set[str] = set()
+        self._limit = limit
+        self._on_fold = on_fold
+
+    def label(self, check: str, step: str) -> str:
+        names = self._names.setdefault(check, set())
+        if step in names:
+            return step
+        if len(names) < self._limit:
+            names.add(step)
+            return step
+        if check not in self._warned:
+            self._warned.add(check)
+            log.warning(
+                "check %s has more than %d distinct step names; later new ones are "
+                "exported as step=%r (a step named after an id or a time?)",
+                check,
+                self._limit,
+                OTHER_STEPS,
+                extra={"check": check},
+            )
+        self._on_fold(check)
+        return OTHER_STEPS
+
+    def forget(self, check: str) -> None:
+        self._names.pop(check, None)
 
 
 class Metrics:
@@ -178,6 +220,15 @@ class Metrics:
             kind="counter",
             registry=lean,
         )
+        self.steps_folded = LeanScalars(
+            "synth_check_steps_folded",
+            f"Steps recorded as step={OTHER_STEPS!r} because their check already exports "
+            f"{MAX_STEP_LABELS} distinct step names.",
+            ("check",),
+            kind="counter",
+            registry=lean,
+        )
+        self._step_labels = StepLabels(lambda check: self.steps_folded.inc((check,)))
         self.checks_loaded = Gauge("synth_checks_loaded", "Checks in the active set.", registry=r)
         self.reloads = Counter(
             "synth_reloads", "Reloads of config and checks by result.", ("result",), registry=r
@@ -283,7 +334,7 @@ class Metrics:
         exemplar = {"trace_id": result.trace_id} if result.trace_id else None
         self.run_duration.observe(labels, result.duration_s, exemplar)
         for step in result.steps:
-            step_labels = (*labels, step.name)
+            step_labels = (*labels, self.step_label(result.check, step.name))
             self.step_duration.observe(step_labels, step.duration_s, exemplar)
             self._observe_requests(step_labels, step)
             self._observe_certificate(result, step)
@@ -293,6 +344,10 @@ class Metrics:
             self.consecutive_failures.set(labels, 0.0)
         else:
             self.consecutive_failures.inc(labels)
+
+    def step_label(self, check: str, step: str) -> str:
+        """The bounded `step` label of a step of `check` (see StepLabels)."""
+        return self._step_labels.label(check, step)
 
     def set_schedule(self, intervals: Mapping[tuple[str, str], float], location: str) -> None:
         """Make synth_check_interval_seconds exactly the scheduled (check, env) pairs, so
@@ -305,6 +360,8 @@ class Metrics:
         checks = {check for check, _, _ in wanted}
         for gone_check in {check for check, _, _ in self._scheduled} - checks:
             self.loop_blocked.remove((gone_check,))
+            self.steps_folded.remove((gone_check,))
+            self._step_labels.forget(gone_check)
         scheduled = Phase.SCHEDULED.value
         for labels, seconds in wanted.items():
             self.check_interval.set(labels, seconds)
@@ -314,6 +371,7 @@ class Metrics:
                 self.runs.inc((check, env, scheduled, location, *outcome), 0.0)
         for check in checks:
             self.loop_blocked.inc((check,), 0.0)
+            self.steps_folded.inc((check,), 0.0)
         self._scheduled = set(wanted)
 
     def declare_playbooks(self, playbooks: Mapping[str, bool]) -> None:
@@ -346,7 +404,10 @@ class Metrics:
         except ValueError:
             return
         self.tls_cert_expiry.labels(
-            result.check, result.environment, result.location, step.name
+            result.check,
+            result.environment,
+            result.location,
+            self.step_label(result.check, step.name),
         ).set(expiry)
 
     def exposition(self) -> bytes:

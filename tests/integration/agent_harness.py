@@ -309,6 +309,9 @@ class AgentProcess:
     def stderr(self) -> str:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
 
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
+
     def logs(self) -> list[dict[str, Any]]:
         """The agent's JSON log events so far (non-JSON lines are skipped)."""
         events = []

@@ -167,6 +167,7 @@ class OtlpHttpReceiver(_Receiver):
         self.content_types: list[str] = []
         self.encodings: list[str] = []
         self.api_keys: list[str] = []
+        self.raw_bodies: list[bytes] = []  # each export request as sent, decompressed
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -193,6 +194,7 @@ class OtlpHttpReceiver(_Receiver):
                     body = gzip.decompress(body)
                 elif encoding == "deflate":
                     body = zlib.decompress(body)
+                receiver.raw_bodies.append(body)
                 receiver.content_types.append(self.headers.get("Content-Type", ""))
                 receiver.encodings.append(encoding)
                 receiver.api_keys.append(self.headers.get("api-key", ""))
