@@ -463,10 +463,13 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     if state.problems:
         return EXIT_USAGE
     server = state.settings.server
+    host = args.host or server.host
+    port = server.port if args.port is None else args.port
     try:
-        listen = bind(args.host or server.host, server.port if args.port is None else args.port)
+        listen = bind(host, port)
     except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host or server.host}: {exc.strerror}") from None
+        reason = (exc.strerror or str(exc)).lower()
+        raise UsageError(f"cannot listen on {host}:{port}: {reason}") from None
     host, port = listen.getsockname()[:2]
     print(f"synth agent: API on http://{host}:{port} (metrics at /metrics)", flush=True)
     agent = Agent(

@@ -74,13 +74,15 @@ def api_credentials(settings: Settings) -> list[tuple[str, SecretRef]]:
 
 
 def credential_problems(settings: Settings) -> list[str]:
-    """API and hook credentials that are placeholders or too short to resist guessing.
-    (One that cannot be read is reported where it is read: hooks and the API.)"""
+    """API and hook credentials that cannot be read, are placeholders, or are too short to
+    resist guessing. (A hook's unreadable one is reported with the hooks' problems.)"""
     problems: list[str] = []
     for where, ref in api_credentials(settings):
         try:
             value = ref.resolve().get_secret_value()
-        except ValueError:
+        except ValueError as exc:
+            if where.startswith("server."):
+                problems.append(f"{where}: {exc}")
             continue
         problem = weak_credential(value)
         if problem:

@@ -33,6 +33,14 @@ def synth(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         ({"tokens": ["agent-test-token", "tiny"]}, "server.tokens[1]: is 4 bytes; use at least 16"),
         ({"hmac_secret": "change-me-hmac"}, "server.hmac_secret: is a placeholder"),
         ({"hmac_secret": "fifteen-bytes!!"}, "server.hmac_secret: is 15 bytes; use at least 16"),
+        (
+            {"tokens": ["file:/nonexistent/synth/token"]},
+            "server.tokens[0]: cannot read secret file /nonexistent/synth/token",
+        ),
+        (
+            {"hmac_secret": "file:/nonexistent/synth/hmac"},
+            "server.hmac_secret: cannot read secret file /nonexistent/synth/hmac",
+        ),
     ],
 )
 def test_the_agent_refuses_a_guessable_api_credential_as_validate_reports_it(
@@ -78,3 +86,16 @@ def test_the_agent_refuses_checks_the_configuration_cannot_serve(tmp_path: Path)
     errors = [line for line in agent.stderr.splitlines() if line.startswith("error: ")]
     assert errors == expected, agent.stderr
     assert [line for line in validate.stdout.splitlines() if line.startswith("error: ")] == errors
+
+
+def test_a_busy_port_is_named_and_exits_2(tmp_path: Path) -> None:
+    import socket
+
+    write_check(tmp_path, "ok.yaml", "name: ok\nservice: shop\nsteps: [{request: {path: /}}]\n")
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        config = write_config(tmp_path, "http://127.0.0.1:9", server={"port": port})
+        agent = synth("agent", "--config", str(config), cwd=tmp_path)
+    assert agent.returncode == 2, agent.stdout + agent.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: address already in use" in agent.stderr
+    assert "Traceback" not in agent.stderr
