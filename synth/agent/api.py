@@ -68,7 +68,8 @@ def build_api(agent: Agent) -> ASGIApp:
 
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
-        """Readiness: config and checks loaded, scheduler running, store reachable."""
+        """Readiness: config and checks loaded, scheduler running, store reachable and
+        taking writes."""
         parts = await agent.ready()
         ready = all(v for k, v in parts.items() if k != "stopping") and not parts["stopping"]
         body = {"ready": ready, **parts, "reload": asdict(agent.last_reload)}

@@ -490,7 +490,8 @@ class Agent:
                     await self.store.prune()
 
     async def ready(self) -> dict[str, bool]:
-        """Readiness parts: config and checks loaded, scheduler running, store reachable."""
+        """Readiness parts: config and checks loaded, scheduler running, store reachable
+        and taking writes (a full disk answers SELECT 1 but stores nothing)."""
         store_ok = False
         if self.store is not None:
             store_ok = await self.store.ping()
@@ -500,6 +501,7 @@ class Agent:
             "checks_loaded": bool(self.state.checks),
             "scheduler_running": self.scheduler.running or not self.settings.scheduler.enabled,
             "store_reachable": store_ok,
+            "store_writable": self.writer.healthy,
             "stopping": self.stopping,
         }
 

@@ -80,6 +80,11 @@ class ResultWriter:
     def pending(self) -> int:
         return len(self._queue)
 
+    @property
+    def healthy(self) -> bool:
+        """False from a failed write until a write succeeds again."""
+        return self._healthy
+
     async def put(self, result: RunResult, *, urgent: bool = False) -> None:
         """Queue `result`; returns once it is stored or, the store failing, buffered.
         `urgent` writes it (and whatever is queued) without waiting for more to join."""

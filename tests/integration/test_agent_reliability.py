@@ -277,3 +277,56 @@ def test_a_deploy_orphaned_by_a_killed_agent_is_finished_by_another(
     assert record["verdict"]["result"] == "error"
     assert time.monotonic() - killed < 4, "finished within the lease and a long-poll re-read"
     assert shop.requests == []  # still settling when A died: nothing ran
+
+
+# -- a full disk ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs mounted in tmp_path (a real filesystem that fills up), unmounted after."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(directory: Path) -> Path:
+    """Write a file until the filesystem has no room left."""
+    filler = directory / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_disk_makes_the_agent_unready_until_writes_succeed_again(
+    tmp_path: Path, small_disk: Path, shop: ShopThread, start_agent: StartAgent
+) -> None:
+    write_ticks(tmp_path, CHECKS[:2])
+    store = f"sqlite+aiosqlite:///{small_disk}/synth.db"
+    agent = start_agent(write_config(tmp_path, shop.base_url, store=store))
+    wait_for(lambda: len(agent.runs(limit=500)) >= 2, timeout=10, what="stored runs")
+    assert agent.get("/readyz").status_code == 200
+
+    filler = fill(small_disk)
+
+    def unready() -> dict[str, Any] | None:
+        response = agent.get("/readyz")
+        return response.json() if response.status_code == 503 else None
+
+    state = wait_for(unready, timeout=15, what="/readyz 503 while writes fail", interval=0.1)
+    assert state["store_reachable"] is True  # SELECT 1 still works: that is the point
+    assert state["store_writable"] is False
+    assert store_errors(agent) > 0
+
+    filler.unlink()
+    wait_for(lambda: agent.get("/readyz").status_code == 200, timeout=15, what="ready again")
+    assert agent.get("/readyz").json()["store_writable"] is True
