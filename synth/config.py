@@ -154,6 +154,12 @@ class ServerSettings(_Frozen):
     hmac_secret: Annotated[SecretRef, BeforeValidator(_secret_shorthand)] | None = None
     replay_window: Seconds = 300.0
     public_url: str | None = None
+    # Reads (`/v1/...`, `/docs`, `/openapi.json`) take the same credentials as writes;
+    # `/healthz` and `/readyz` stay open for probes, `/metrics` is governed by metrics_tokens.
+    read_auth: bool = False
+    metrics_tokens: list[Annotated[SecretRef, BeforeValidator(_secret_shorthand)]] = Field(
+        default_factory=list
+    )
 
 
 class StoreSettings(_Frozen):

@@ -60,6 +60,7 @@ def api_credentials(settings: Settings) -> list[tuple[str, SecretRef]]:
     refs = [(f"server.tokens[{i}]", ref) for i, ref in enumerate(server.tokens)]
     if server.hmac_secret is not None:
         refs.append(("server.hmac_secret", server.hmac_secret))
+    refs += [(f"server.metrics_tokens[{i}]", ref) for i, ref in enumerate(server.metrics_tokens)]
     if hooks.github is not None:
         refs.append(("hooks.github.secret", hooks.github.secret))
     for name in ("argocd", "flagger", "argo_rollouts"):
@@ -77,6 +78,9 @@ def credential_problems(settings: Settings) -> list[str]:
     """API and hook credentials that cannot be read, are placeholders, or are too short to
     resist guessing. (A hook's unreadable one is reported with the hooks' problems.)"""
     problems: list[str] = []
+    server = settings.server
+    if server.read_auth and not server.tokens and server.hmac_secret is None:
+        problems.append("server.read_auth: set server.tokens or server.hmac_secret to read with")
     for where, ref in api_credentials(settings):
         try:
             value = ref.resolve().get_secret_value()

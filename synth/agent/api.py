@@ -1,7 +1,10 @@
 """The agent's HTTP API, with its OpenAPI document at /openapi.json.
 
-Writes (every non-GET request) are authenticated and size-bounded in an ASGI middleware,
-before routing or parsing: no or bad credentials get 401 and nothing runs.
+Requests are size-bounded and authenticated in an ASGI middleware, before routing or
+parsing: writes (every non-GET request) always, reads too with `server.read_auth`, and
+`/metrics` with `server.metrics_tokens`; no or bad credentials get 401 and nothing runs.
+Every JSON body is then read by the one strict reader (`json_body`): too deep, not JSON
+or holding values no store can keep gets 400/422 with the reason.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from synth import __version__
-from synth.agent.auth import AuthError
-from synth.agent.deploys import DeployEvent
+from synth.agent import json_body
+from synth.agent.auth import AuthError, request_target
+from synth.agent.deploys import DeployEvent, DeployRefused
 from synth.baseline.record import StepBaseline
 from synth.model import Phase, RunRequest
 from synth.outputs.report import run_to_dict
@@ -33,6 +37,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_WAIT_S = 300.0
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Kubelet probes carry no credentials: these stay open whatever `server.read_auth` says.
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 MAX_FRAGMENTS = 1000
 
 
@@ -173,7 +180,10 @@ def build_api(agent: Agent) -> ASGIApp:
         deploy id; the same idempotency id again answers 200 with the existing deploy."""
         if agent.stopping:
             raise HTTPException(503, "agent is stopping")
-        record, created = await agent.deploys.submit(event)
+        try:
+            record, created = await agent.deploys.submit(event)
+        except DeployRefused as exc:
+            raise HTTPException(422, str(exc)) from None
         if not created:
             response.status_code = 200
         return deploy_to_dict(record)
@@ -282,7 +292,8 @@ def deploy_to_dict(record: DeployRecord) -> dict[str, Any]:
 
 
 class WriteGuard:
-    """ASGI middleware: bounded request bodies everywhere; authentication on writes."""
+    """ASGI middleware: bounded request bodies everywhere; authentication on writes (and
+    reads, with `server.read_auth`); one strict reading of every JSON body."""
 
     def __init__(self, app: ASGIApp, agent: Agent) -> None:
         self.app = app
@@ -309,13 +320,20 @@ class WriteGuard:
             if len(body) > limit:
                 await _reply(send, 413, f"request body over the {limit} byte limit")
                 return
-        # CD-tool hooks authenticate the way their tool signs (synth/agent/adapters).
-        hook = str(scope.get("path", "")).startswith("/v1/hooks/")
-        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and not hook:
+        path = str(scope.get("path", ""))
+        # CD-tool hooks authenticate, and read their bodies, the way their tool sends them
+        # (synth/agent/adapters).
+        hook = path.startswith("/v1/hooks/")
+        try:
+            self._authenticate(scope, path, hook, headers, body)
+        except AuthError as exc:
+            await _reply(send, 401, str(exc), {"www-authenticate": "Bearer"})
+            return
+        if body and not hook:
             try:
-                self.agent.authenticator.verify(headers, body)
-            except AuthError as exc:
-                await _reply(send, 401, str(exc), {"www-authenticate": "Bearer"})
+                json_body.load(body)
+            except json_body.BadJson as exc:
+                await _reply(send, exc.status, exc.reason)
                 return
         replayed = False
 
@@ -327,6 +345,23 @@ class WriteGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    def _authenticate(
+        self, scope: Scope, path: str, hook: bool, headers: dict[str, str], body: bytes
+    ) -> None:
+        """Writes always; reads too with `server.read_auth`, except the probes' endpoints;
+        `/metrics` with its own `server.metrics_tokens` when set."""
+        authenticator = self.agent.authenticator
+        method = str(scope["method"])
+        if path == "/metrics":
+            authenticator.verify_metrics(headers)
+            return
+        if hook or path in PROBE_PATHS:
+            return
+        if method in SAFE_METHODS and not self.agent.settings.server.read_auth:
+            return
+        query = bytes(scope.get("query_string", b"")).decode("latin-1")
+        authenticator.verify(headers, body, method=method, target=request_target(path, query))
 
 
 async def _reply(send: Send, status: int, detail: str, extra: dict[str, str] | None = None) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from synth import __version__
 from synth.agent import gc_tuning, malloc_tuning
-from synth.agent.auth import Authenticator
+from synth.agent.auth import Authenticator, ReplayCache
 from synth.agent.baselines import BaselineComparator
 from synth.agent.deploys import DeployManager
 from synth.agent.isolation import RunWorkers
@@ -152,7 +152,9 @@ class Agent:
             wake=self.outbox.wake,
         )
         self._by_name: dict[str, CheckSpec] = {check.name: check for check in state.checks}
-        self.authenticator = _authenticator(state.settings)
+        # One for the agent's life: a reload (rotated secrets) must not forget used signatures.
+        self._signatures_seen = ReplayCache()
+        self.authenticator = _authenticator(state.settings, self._signatures_seen)
         self.started_at = time.time()
 
     @property
@@ -276,7 +278,7 @@ class Agent:
                 self.state = state
                 # Rotated API tokens and HMAC secrets take effect on reload, like the hooks
                 # (read per request from `settings`).
-                self.authenticator = _authenticator(state.settings)
+                self.authenticator = _authenticator(state.settings, self._signatures_seen)
                 self.runner = Runner(state.settings, tracer=self.tracing.tracer)
                 self.baselines.reconfigure(state.settings.baseline)
                 self._apply(state)
@@ -571,8 +573,14 @@ def _log_run(result: RunResult) -> None:
     )
 
 
-def _authenticator(settings: Settings) -> Authenticator:
+def _authenticator(settings: Settings, seen: ReplayCache) -> Authenticator:
     server = settings.server
     tokens = [ref.resolve().get_secret_value() for ref in server.tokens]
     secret = server.hmac_secret.resolve().get_secret_value() if server.hmac_secret else None
-    return Authenticator(tokens=tokens, hmac_secret=secret, replay_window_s=server.replay_window)
+    return Authenticator(
+        tokens=tokens,
+        hmac_secret=secret,
+        replay_window_s=server.replay_window,
+        seen=seen,
+        metrics_tokens=[ref.resolve().get_secret_value() for ref in server.metrics_tokens],
+    )

@@ -21,7 +21,14 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from synth.config import DeploySettings
 from synth.model import CheckSpec, DeployContext, Phase, RunRequest, RunResult
 from synth.outputs.metrics import Metrics
-from synth.store import DeployRecord, DeployStatus, IdempotencyKeyConflict, Store, StoreError
+from synth.store import (
+    DeployRecord,
+    DeployStatus,
+    IdempotencyKeyConflict,
+    Store,
+    StoreError,
+    StoreRefused,
+)
 from synth.units import parse_duration
 from synth.verdict import Verdict, VerdictResult, decide
 
@@ -44,6 +51,11 @@ FINISHED = frozenset(
 )
 # How often a long-poll re-reads a deploy that another agent sharing the store verifies.
 FOREIGN_POLL_S = 0.5
+
+
+class DeployRefused(ValueError):
+    """Nothing will verify this deploy (no configured check covers it, or the store refused
+    its record); the message says why. Nothing of it is kept."""
 
 
 class DeployEvent(BaseModel):
@@ -101,13 +113,23 @@ class DeployManager:
         self._by_key: dict[str, str] = {}
         self._active: dict[tuple[str, str], tuple[str, asyncio.Task[None]]] = {}
         self._changed: dict[str, asyncio.Event] = {}
+        # Bounded: only configured (service, environment) pairs get this far.
+        self._announced: dict[tuple[str, str], str] = {}
         self._lock = asyncio.Lock()
         self._stopping = False
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def submit(self, event: DeployEvent) -> tuple[DeployRecord, bool]:
         """Start verifying `event`; returns (record, created). A repeated idempotency id
-        returns the existing record and runs nothing."""
+        returns the existing record and runs nothing. DeployRefused when no configured check
+        covers the service and environment (so no verdict series for names nobody
+        configured) or when the store refuses the record."""
+        if not self._checks_for(event.service, event.environment, event.tags):
+            tags = f" with tags {list(event.tags)}" if event.tags else ""
+            raise DeployRefused(
+                f"no configured check covers service {event.service!r} in environment "
+                f"{event.environment!r}{tags}"
+            )
         async with self._lock:
             if event.id is not None:
                 existing = await self._find_by_key(event.id)
@@ -133,6 +155,9 @@ class DeployManager:
             )
             try:
                 await self._save(record, strict=True)
+            except StoreRefused as exc:
+                self._forget(record)  # else a clean retry with the same id finds this one
+                raise DeployRefused(str(exc)) from None
             except IdempotencyKeyConflict:
                 # Another agent sharing the store accepted the same event a moment ago.
                 self._forget(record)
@@ -153,8 +178,15 @@ class DeployManager:
             return record, True
 
     async def _announce(self, record: DeployRecord) -> None:
+        """One announcement (PagerDuty change event) per service, environment and version:
+        a gate called every few seconds (Flagger) or a second tool reporting the same
+        rollout is not a new change."""
         if self._on_created is None:
             return
+        target = (record.service, record.environment)
+        if self._announced.get(target) == record.version:
+            return
+        self._announced[target] = record.version
         try:
             await self._on_created(record)
         except Exception:  # announcing is best effort; verification goes on
@@ -385,6 +417,11 @@ class DeployManager:
                     raise
                 self._metrics.store_errors.labels("save_deploy").inc()
                 log.warning("could not store deploy record %s: key conflict", record.id)
+            except StoreRefused:
+                if strict:
+                    raise
+                self._metrics.store_errors.labels("save_deploy").inc()
+                log.warning("the store refused deploy record %s", record.id)
             except StoreError as exc:
                 self._metrics.store_errors.labels("save_deploy").inc()
                 log.warning("could not store deploy record: %s", exc)

@@ -51,7 +51,10 @@ def trigger(args: TriggerArgs, out: TextIO = sys.stdout) -> int:
     if args.tags:
         event["tags"] = list(args.tags)
     body = json.dumps(event).encode()
-    headers = {"Content-Type": "application/json", **credentials_from_env(body)}
+    headers = {
+        "Content-Type": "application/json",
+        **credentials_from_env("POST", "/v1/deploys", body),
+    }
     deadline = time.monotonic() + args.timeout_s
     with httpx2.Client(timeout=30.0, trust_env=False) as client:
         try:

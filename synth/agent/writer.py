@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from synth.model import RunResult
-from synth.store import StoreError
+from synth.store import StoreError, StoreRefused
 
 log = logging.getLogger("synth.agent")
 
@@ -144,7 +144,7 @@ class ResultWriter:
     async def _write_batch(self) -> bool:
         batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
         try:
-            await self._save([item.result for item in batch])
+            done = await self._store(batch)
         except BaseException as exc:
             self._queue.extendleft(reversed(batch))  # cancelled or failed: nothing is lost
             if not isinstance(exc, StoreError):
@@ -159,11 +159,39 @@ class ResultWriter:
         if not self._healthy:
             self._healthy = True
             self._recovered()
-        for item in batch:
+        for item in done:
             self._count(item)
         if len(self._queue) < self._max_pending:
             self._room.set()
         return True
+
+    async def _store(self, batch: list[_Item]) -> list[_Item]:
+        """Save `batch`, taking off it what is done (saved, or refused for good); on an
+        error what is left in `batch` is still to be saved."""
+        try:
+            await self._save([item.result for item in batch])
+        except StoreRefused:
+            pass  # data the database can never take must not hold up the results with it
+        else:
+            done = batch[:]
+            batch.clear()
+            return done
+        done = []
+        while batch:
+            item = batch[0]
+            try:
+                await self._save([item.result])
+            except StoreRefused as exc:
+                self.dropped += 1
+                log.error(
+                    "the store refused run %s of %s; it is not kept: %s",
+                    item.result.run_id,
+                    item.result.check,
+                    exc,
+                    extra={"run_id": item.result.run_id, "check": item.result.check},
+                )
+            done.append(batch.pop(0))
+        return done
 
     def _count(self, item: _Item) -> None:
         """Count the result (once) and release whoever waits for it."""

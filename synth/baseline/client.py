@@ -112,7 +112,10 @@ def _post(agent: str, fragments: Sequence[StepBaseline]) -> int:
     sent = 0
     with httpx2.Client(timeout=HTTP_TIMEOUT_S, trust_env=False) as client:
         for body in _chunks([f.to_dict() for f in fragments]):
-            headers = {"Content-Type": "application/json", **credentials_from_env(body)}
+            headers = {
+                "Content-Type": "application/json",
+                **credentials_from_env("POST", "/v1/baselines", body),
+            }
             try:
                 response = client.post(f"{agent}/v1/baselines", content=body, headers=headers)
             except httpx2.HTTPError as exc:

@@ -60,6 +60,9 @@ STORE_OPERATIONS = (
 )
 """The `operation` values of synth_store_errors_total (one per store call site)."""
 RELOAD_RESULTS = ("ok", "error")
+HOOKS = ("github", "argocd", "flagger", "argo_rollouts")
+HOOK_REJECTION_CODES = ("400", "401", "404", "413", "422", "503")
+"""The `code` values of synth_hook_rejections_total (any other 4xx/5xx counts as `other`)."""
 PAGE_ACTIONS = (AlertAction.TRIGGER, AlertAction.RESOLVE, AlertAction.CHANGE)
 RUN_OUTCOMES = (
     (Status.PASSED.value, ""),
@@ -233,6 +236,12 @@ class Metrics:
         self.reloads = Counter(
             "synth_reloads", "Reloads of config and checks by result.", ("result",), registry=r
         )
+        self.hook_rejections = Counter(
+            "synth_hook_rejections",
+            "CD-tool webhook calls refused (the deploy they announced is not verified).",
+            ("hook", "code"),
+            registry=r,
+        )
         self.check_interval = LeanScalars(
             "synth_check_interval_seconds",
             "Interval between scheduled runs of the check (cron: gap between its next two).",
@@ -312,6 +321,9 @@ class Metrics:
             self.reloads.labels(result)
         for operation in STORE_OPERATIONS:
             self.store_errors.labels(operation)
+        for hook in HOOKS:
+            for code in (*HOOK_REJECTION_CODES, "other"):
+                self.hook_rejections.labels(hook, code)
 
     # -- trace export (synth.outputs.span_export.ExportCounters) ------------------------------
 

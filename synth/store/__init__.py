@@ -17,6 +17,7 @@ from synth.store.records import (
     OutboxStatus,
     RunSummary,
     StoreError,
+    StoreRefused,
 )
 from synth.store.store import Store
 
@@ -31,4 +32,5 @@ __all__ = [
     "RunSummary",
     "Store",
     "StoreError",
+    "StoreRefused",
 ]

@@ -16,6 +16,11 @@ class StoreError(Exception):
     from a newer synth). The message never contains the database password."""
 
 
+class StoreRefused(StoreError):
+    """The database refused this data (text it cannot encode, such as a lone surrogate, or
+    NUL in PostgreSQL): retrying the same record can never succeed."""
+
+
 class IdempotencyKeyConflict(StoreError):
     """A different deploy already holds this idempotency key."""
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from synth.alerting.playbook import IncidentState, LocationState
@@ -37,6 +37,7 @@ from synth.store.records import (
     OutboxStatus,
     RunSummary,
     StoreError,
+    StoreRefused,
 )
 from synth.store.schema import alert_state, as_utc, baselines, deploys, outbox, runs
 
@@ -591,9 +592,31 @@ class Store:
             raise StoreError(
                 f"cannot {action} at {self.url}: no answer within {self._op_timeout_s:g}s"
             ) from None
-        except (SQLAlchemyError, OSError) as error:
+        except (SQLAlchemyError, ValueError, OSError) as error:
+            if _refuses_the_data(error):
+                raise self._refused(action, error) from error
             detail = describe_error(error, self._password)
             raise StoreError(f"cannot {action} at {self.url}: {detail}") from error
+
+    def _refused(self, action: str, error: BaseException) -> StoreRefused:
+        detail = describe_error(error, self._password)
+        printable = detail.encode("utf-8", "backslashreplace").decode("utf-8")
+        return StoreRefused(f"cannot {action}: the store refused the data: {printable}")
+
+
+def _refuses_the_data(error: BaseException) -> bool:
+    """Whether the database (or its driver) refused the values themselves: text it cannot
+    encode (ValueError), or SQLSTATE class 22 "data exception" (PostgreSQL and NUL)."""
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, DataError | ValueError):
+            return True
+        if str(getattr(seen, "sqlstate", "") or "").startswith("22"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class _Budget:

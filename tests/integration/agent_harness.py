@@ -156,12 +156,21 @@ def bearer(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def signature(body: bytes, *, secret: str = HMAC_SECRET, timestamp: int | None = None) -> str:
-    """`X-Synth-Signature` for `body`, computed here from the documented format (not with
-    synth's own helper): t=<unix>,v1=<hex hmac_sha256(secret, "<t>." + body)>."""
+def signature(
+    body: bytes,
+    *,
+    method: str = "POST",
+    path: str = "/v1/deploys",
+    secret: str = HMAC_SECRET,
+    timestamp: int | None = None,
+) -> str:
+    """`X-Synth-Signature` for `METHOD path` with `body`, computed here from the documented
+    format (not with synth's own helper):
+    t=<unix>,v2=<hex hmac_sha256(secret, "<t>.<METHOD>.<path>." + body)>."""
     t = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={digest}"
+    signed = f"{t}.{method}.{path}.".encode() + body
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return f"t={t},v2={digest}"
 
 
 def signed(body: bytes, **kwargs: Any) -> dict[str, str]:

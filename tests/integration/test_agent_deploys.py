@@ -145,7 +145,8 @@ def test_writes_without_valid_credentials_run_nothing(
         "other body": signed(json.dumps(event("6.6.6")).encode()),
         "stale timestamp": signed(body, timestamp=now - 3600),
         "future timestamp": signed(body, timestamp=now + 3600),
-        "no timestamp": json_only | {"X-Synth-Signature": "v1=00"},
+        "no timestamp": json_only | {"X-Synth-Signature": "v2=00"},
+        "signed for another path": signed(body, path="/v1/runs"),
     }
     for reason, headers in refused.items():
         response = agent.http.post("/v1/deploys", content=body, headers=headers)
@@ -351,6 +352,6 @@ def test_trigger_exits_2_for_an_unknown_service(
         agent, "--service", "nosuch", "--env", ENV, "--version", "1", "--timeout", "20"
     )
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "verdict: ERROR" in done.stdout
-    assert "no checks for service 'nosuch'" in done.stdout
+    assert "refused the deploy (422)" in done.stderr
+    assert "no configured check covers service 'nosuch'" in done.stderr
     assert shop.requests == []

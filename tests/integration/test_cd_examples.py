@@ -97,12 +97,20 @@ ARGOCD_SAMPLE = {
     ".app.metadata.namespace": "argocd",
     ".app.spec.project": "default",
     ".app.status.operationState.syncResult.revision": REVISION,
+    "toJson .app.status.operationState.syncResult.revisions": "null",
     ".app.status.operationState.finishedAt": "2026-11-23T10:00:00Z",
     ".context.argocdUrl": "https://argocd.example.com",
 }
 
 
-def argocd_request() -> tuple[str, dict[str, str], bytes]:
+# A multi-source application: Argo CD renders `revision` empty and fills `revisions`.
+ARGOCD_MULTI_SOURCE = ARGOCD_SAMPLE | {
+    ".app.status.operationState.syncResult.revision": "",
+    "toJson .app.status.operationState.syncResult.revisions": json.dumps([REVISION, "9f8e7d6"]),
+}
+
+
+def argocd_request(sample: dict[str, str] = ARGOCD_SAMPLE) -> tuple[str, dict[str, str], bytes]:
     cm = yaml.safe_load((EXAMPLES / "argocd" / "argocd-notifications-cm.yaml").read_text())
     kubernetes_validate.validate(cm, "1.37", strict=True)
     service = yaml.safe_load(cm["data"]["service.webhook.synth"])
@@ -111,13 +119,16 @@ def argocd_request() -> tuple[str, dict[str, str], bytes]:
     headers = {h["name"]: h["value"].replace("$synth-token", token) for h in service["headers"]}
     assert webhook["method"] == "POST"
     path = service_path(service["url"]) + webhook["path"]
-    body = fill(webhook["body"], ARGOCD_SAMPLE).encode()
+    body = fill(webhook["body"], sample).encode()
     assert "on-deployed-synth" in "".join(cm["data"])
     return path, headers, body
 
 
-def test_argocd_example_notification_is_verified(agent: AgentProcess) -> None:
-    path, headers, body = argocd_request()
+@pytest.mark.parametrize("sample", [ARGOCD_SAMPLE, ARGOCD_MULTI_SOURCE], ids=["one", "multi"])
+def test_argocd_example_notification_is_verified(
+    agent: AgentProcess, sample: dict[str, str]
+) -> None:
+    path, headers, body = argocd_request(sample)
     response = agent.http.post(path, content=body, headers=headers)
     assert response.status_code == 202, response.text
     deploy = response.json()

@@ -90,8 +90,10 @@ def test_no_checks_is_an_error_not_a_pass(
 ) -> None:
     agent = start_hooks_agent(tmp_path, shop, start_agent)
     response = call(agent, payload(tags="no-such-tag"))
-    assert response.status_code == 503, response.text
-    assert response.json()["verdict"] == "error"
+    # any answer but 200 holds the canary; 422 says nothing could verify it
+    assert response.status_code == 422, response.text
+    assert "no configured check covers service 'shop'" in response.json()["detail"]
+    assert agent.runs() == []
 
 
 def test_credentials_and_bad_payloads(tmp_path, shop: ShopThread, start_agent: StartAgent) -> None:

@@ -250,6 +250,15 @@ def test_locations_are_distinct() -> None:
     assert len(set(selectors)) == 2  # the two Deployments never adopt each other's pods
 
 
+def test_production_agents_protect_reads() -> None:
+    """Run details hold response excerpts: production turns `server.read_auth` on (the
+    demo-like staging overlay leaves reads open)."""
+    for deployment in of_kind(render("overlays/production"), "Deployment"):
+        assert env_of(deployment)["SYNTH_SERVER__READ_AUTH"]["value"] == "true"
+    for deployment in of_kind(render("overlays/staging"), "Deployment"):
+        assert "SYNTH_SERVER__READ_AUTH" not in env_of(deployment)
+
+
 def test_zone_labelled_locations_must_spread_over_zones() -> None:
     for deployment in of_kind(render("overlays/production"), "Deployment"):
         pod = deployment["spec"]["template"]["spec"]

@@ -41,6 +41,7 @@ from synth.demo import ShopThread
 from synth.store import OutboxEvent, Store
 
 PLAYBOOK = "shop-oncall"
+FLAGGER_TOKEN = "flagger-gate-token-0123456789"
 KEY = f"synth/{ENV}/health"
 RUNBOOK = "https://runbooks.example.com/shop/health"
 DASHBOARD = "https://grafana.example.com/d/synth"
@@ -613,3 +614,46 @@ def test_synth_run_pages_with_the_preprod_severity_unless_told_not_to(
     assert trigger.dedup_key == KEY
     assert trigger.body["payload"]["severity"] == "warning"
     assert trigger.body["payload"]["custom_details"]["phase"] == "preprod"
+
+
+def test_a_gate_called_again_and_again_announces_each_version_once(
+    tmp_path: Path, shop: ShopThread, pagerduty: PagerDutyStandIn, start_agent: StartAgent
+) -> None:
+    """Flagger calls its rollout gate every analysis interval: one PagerDuty change event
+    per rollout and version, not one per call."""
+    path = configure(tmp_path, shop, pagerduty)
+    config = yaml.safe_load(path.read_text())
+    config["hooks"] = {
+        "flagger": {
+            "tokens": [FLAGGER_TOKEN],
+            "wait": "30s",
+            "targets": {"test/shop": {"service": SERVICE, "environment": ENV}},
+        }
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    agent = start_agent(path)
+
+    def gate(checksum: str) -> None:
+        body = {
+            "name": "shop",
+            "namespace": "test",
+            "phase": "Progressing",
+            "checksum": checksum,
+            "metadata": {"token": FLAGGER_TOKEN},
+        }
+        response = agent.http.post("/v1/hooks/flagger", json=body, timeout=60)
+        assert response.status_code == 200, response.text
+
+    for checksum in ("85d557f47b", "85d557f47b", "85d557f47b", "0a1b2c3d4e", "0a1b2c3d4e"):
+        gate(checksum)
+    # every announcement is in the outbox before its gate answered
+    changes = [e for e in outbox(tmp_path) if e.kind == "change"]
+    assert [c.payload["payload"]["custom_details"]["version"] for c in changes] == [
+        "85d557f47b",
+        "0a1b2c3d4e",
+    ]
+    delivered = wait_events(pagerduty, 2, "change")
+    assert [e.body["payload"]["summary"] for e in delivered] == [
+        f"Deploy 85d557f47b of {SERVICE} to {ENV}",
+        f"Deploy 0a1b2c3d4e of {SERVICE} to {ENV}",
+    ]

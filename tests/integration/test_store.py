@@ -35,6 +35,7 @@ from synth.store import (
     RunSummary,
     Store,
     StoreError,
+    StoreRefused,
 )
 from synth.store.migrations import LATEST_VERSION
 from synth.store.schema import metadata
@@ -325,6 +326,28 @@ async def test_idempotency_key_is_unique(store: Store) -> None:
     found = await store.find_deploy_by_idempotency_key("same")
     assert found is not None
     assert found.id == "dep-1"
+
+
+@pytest.mark.parametrize("text", ["lone \ud800 surrogate", "nul \x00 inside"])
+async def test_text_a_database_cannot_keep_is_refused_as_such(
+    store: Store, backend: Backend, text: str
+) -> None:
+    """A lone surrogate (either database) or NUL (PostgreSQL) is StoreRefused, a StoreError
+    saying the data was refused, never a raw driver error; the store goes on working."""
+    deploy = make_deploy("dep-1", idempotency_key="key-1")
+    deploy = replace(deploy, version=text)
+    if backend.name == "sqlite" and "\x00" in text:
+        await store.save_deploy(deploy)  # SQLite keeps NUL in text
+        stored = await store.get_deploy("dep-1")
+        assert stored is not None
+        assert stored.version == text
+        return
+    with pytest.raises(StoreRefused, match="refused the data") as caught:
+        await store.save_deploy(deploy)
+    assert isinstance(caught.value, StoreError)
+    assert await store.get_deploy("dep-1") is None
+    clean = replace(deploy, version="clean")
+    assert await store.save_deploy(clean) == clean
 
 
 async def test_touch_refreshes_only_unfinished_deploys(store: Store) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -16,7 +17,7 @@ from synth.alerting.engine import AlertEngine
 from synth.config import Settings
 from synth.model import Phase, RunResult, Status
 from synth.outputs.metrics import Metrics
-from synth.store import StoreError
+from synth.store import Store, StoreError
 
 
 def run(run_id: str, phase: Phase = Phase.SCHEDULED) -> RunResult:
@@ -188,3 +189,38 @@ async def test_a_failing_store_drops_the_oldest_past_the_bound_and_logs_it_once(
     assert sorted(observed) == sorted(f"s{i}" for i in range(8))  # every run counted
     drops = [r for r in caplog.records if "dropped the oldest" in r.getMessage()]
     assert len(drops) == 1  # not a line per dropped result
+
+
+async def test_a_result_the_store_refuses_is_dropped_alone_and_the_rest_are_saved(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run whose text the database can never take (a lone surrogate) used to be retried
+    forever at the head of the queue, holding up every result behind it."""
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path}/synth.db")
+    observed: list[str] = []
+    failures: list[Exception] = []
+    writer = ResultWriter(
+        store.save_runs,
+        observe=lambda r: observed.append(r.run_id),
+        failed=failures.append,
+        recovered=lambda: None,
+        batch=10,
+        linger_s=0.01,
+    )
+    poison = replace(run("bad"), check="c\ud800")
+    task = asyncio.create_task(writer.run())
+    try:
+        with caplog.at_level(logging.ERROR, logger="synth.agent"):
+            await asyncio.wait_for(
+                asyncio.gather(writer.put(run("a")), writer.put(poison), writer.put(run("b"))), 5
+            )
+        stored = {summary.run_id for summary in await store.list_runs(limit=10)}
+    finally:
+        task.cancel()
+        await store.close()
+    assert stored == {"a", "b"}
+    assert sorted(observed) == ["a", "b", "bad"]
+    assert failures == []
+    assert writer.healthy
+    assert writer.dropped == 1
+    assert any("refused run bad" in record.getMessage() for record in caplog.records)

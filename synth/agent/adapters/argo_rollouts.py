@@ -24,6 +24,7 @@ from synth.agent.adapters.common import (
     parse_json,
     parse_model,
 )
+from synth.agent.adapters.rejections import route_class
 from synth.config import GateHook
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class MeasurementRequest(BaseModel):
 def router(agent: Agent) -> APIRouter:
     """GET and POST /v1/hooks/argo-rollouts; `hooks.argo_rollouts` is read per request,
     so a reload applies."""
-    api = APIRouter(tags=["hooks"])
+    api = APIRouter(tags=["hooks"], route_class=route_class(agent))
 
     @api.api_route("/v1/hooks/argo-rollouts", methods=["GET", "POST"])
     async def argo_rollouts(request: Request) -> dict[str, Any]:

@@ -23,10 +23,14 @@ from synth.agent.adapters.common import (
     parse_model,
     submit,
 )
+from synth.agent.adapters.rejections import route_class
 from synth.config import ArgoCdHook
 
 if TYPE_CHECKING:
     from synth.agent.app import Agent
+
+
+UNKNOWN = "unknown"
 
 
 class ArgoCdNotification(BaseModel):
@@ -35,7 +39,14 @@ class ArgoCdNotification(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     app: str = Field(min_length=1, max_length=253, description="application name")
-    revision: str = Field(min_length=1, max_length=200, description="synced revision")
+    revision: str | None = Field(
+        default=None,
+        max_length=200,
+        description="synced revision; empty for multi-source applications (see revisions)",
+    )
+    revisions: list[str] | None = Field(
+        default=None, max_length=50, description="synced revisions of a multi-source application"
+    )
     namespace: str | None = Field(default=None, max_length=253)
     project: str | None = Field(default=None, max_length=253)
     service: str | None = Field(default=None, description="overrides hooks.argocd.targets")
@@ -43,10 +54,21 @@ class ArgoCdNotification(BaseModel):
     finished_at: str | None = Field(default=None, alias="finishedAt", max_length=64)
     url: str | None = Field(default=None, max_length=2000)
 
+    def synced_revision(self) -> str:
+        """`revision`; a multi-source application renders it empty: the first of
+        `revisions`, else `unknown` (a 4xx is never retried by Argo CD, so the deploy would
+        go unverified)."""
+        if self.revision and self.revision.strip():
+            return self.revision.strip()
+        for revision in self.revisions or ():
+            if revision.strip():
+                return revision.strip()[:200]
+        return UNKNOWN
+
 
 def router(agent: Agent) -> APIRouter:
     """POST /v1/hooks/argocd; `hooks.argocd` is read per request, so a reload applies."""
-    api = APIRouter(tags=["hooks"])
+    api = APIRouter(tags=["hooks"], route_class=route_class(agent))
 
     @api.post("/v1/hooks/argocd", status_code=202)
     async def argocd(request: Request, response: Response) -> dict[str, Any]:
@@ -66,6 +88,7 @@ def router(agent: Agent) -> APIRouter:
                 f"application {note.app!r} is not mapped in hooks.argocd.targets "
                 "and the notification names no service and environment",
             )
+        revision = note.synced_revision()
         labels = {"source": "argocd", "app": note.app}
         if note.project:
             labels["project"] = note.project
@@ -73,11 +96,11 @@ def router(agent: Agent) -> APIRouter:
             agent,
             service=service,
             environment=environment,
-            version=note.revision,
-            commit=note.revision,
+            version=revision,
+            commit=revision if revision != UNKNOWN else None,
             url=note.url,
             labels=labels,
-            id=f"argocd:{note.app}:{note.revision}:{note.finished_at or ''}"[:200],
+            id=f"argocd:{note.app}:{revision}:{note.finished_at or ''}"[:200],
         )
         record, created = await submit(agent, event)
         if not created:

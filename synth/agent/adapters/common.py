@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,8 +18,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
 
+from synth.agent import json_body
 from synth.agent.api import deploy_to_dict
-from synth.agent.deploys import FINISHED, DeployEvent
+from synth.agent.deploys import FINISHED, DeployEvent, DeployRefused
 from synth.config import BasicAuth, SecretRef, TokenHook
 from synth.store import DeployRecord
 
@@ -92,15 +92,12 @@ def not_configured(tool: str) -> HTTPException:
 
 
 def parse_json(body: bytes) -> Any:
-    """The JSON body, or 400 saying where it is broken."""
+    """The body through the API's one strict JSON reader, or 400/422 saying what is wrong
+    (bounded depth, so it is safe before authenticating)."""
     try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        raise HTTPException(400, "body is not UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise HTTPException(
-            400, f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        return json_body.load(body)
+    except json_body.BadJson as exc:
+        raise HTTPException(exc.status, exc.reason) from None
 
 
 def parse_model(model: type[M], data: Any) -> M:
@@ -138,7 +135,10 @@ def accepting(agent: Agent) -> None:
 async def submit(agent: Agent, event: DeployEvent) -> tuple[DeployRecord, bool]:
     """Start verifying; (record, created) as for `POST /v1/deploys`."""
     accepting(agent)
-    return await agent.deploys.submit(event)
+    try:
+        return await agent.deploys.submit(event)
+    except DeployRefused as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 async def gate(agent: Agent, event: DeployEvent, wait_s: float) -> dict[str, Any]:

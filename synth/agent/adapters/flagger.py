@@ -27,6 +27,7 @@ from synth.agent.adapters.common import (
     parse_model,
     unauthorized,
 )
+from synth.agent.adapters.rejections import route_class
 from synth.config import GateHook
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class FlaggerPayload(BaseModel):
 
 def router(agent: Agent) -> APIRouter:
     """POST /v1/hooks/flagger; `hooks.flagger` is read per request, so a reload applies."""
-    api = APIRouter(tags=["hooks"])
+    api = APIRouter(tags=["hooks"], route_class=route_class(agent))
 
     @api.post("/v1/hooks/flagger")
     async def flagger(request: Request) -> JSONResponse:

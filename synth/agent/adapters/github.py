@@ -25,6 +25,7 @@ from synth.agent.adapters.common import (
     submit,
     unauthorized,
 )
+from synth.agent.adapters.rejections import route_class
 from synth.config import GitHubHook
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> None:
 
 def router(agent: Agent) -> APIRouter:
     """POST /v1/hooks/github; `hooks.github` is read per request, so a reload applies."""
-    api = APIRouter(tags=["hooks"])
+    api = APIRouter(tags=["hooks"], route_class=route_class(agent))
 
     @api.post("/v1/hooks/github", status_code=202)
     async def github(request: Request, response: Response) -> dict[str, Any]:
