@@ -157,6 +157,11 @@ class ServerSettings(_Frozen):
     # Reads (`/v1/...`, `/docs`, `/openapi.json`) take the same credentials as writes;
     # `/healthz` and `/readyz` stay open for probes, `/metrics` is governed by metrics_tokens.
     read_auth: bool = False
+    # Against slow and greedy clients (read at start): a complete request head within
+    # header_timeout; at most max_connections_per_client open from one address (0: no bound;
+    # behind a proxy or sidecar every client is the proxy's address).
+    header_timeout: Seconds = Field(default=10.0, gt=0)
+    max_connections_per_client: int = Field(default=100, ge=0)
     metrics_tokens: list[Annotated[SecretRef, BeforeValidator(_secret_shorthand)]] = Field(
         default_factory=list
     )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from synth.agent.api import build_api
+from synth.agent.slow_clients import guarded_protocol
 
 if TYPE_CHECKING:
     from synth.agent.app import Agent
@@ -27,6 +28,7 @@ class ApiServer:
 
     def __init__(self, agent: Agent, listen: socket.socket) -> None:
         self._socket = listen
+        server = agent.settings.server
         config = uvicorn.Config(
             build_api(agent),
             log_config=None,
@@ -35,6 +37,7 @@ class ApiServer:
             timeout_graceful_shutdown=5,
             limit_concurrency=1000,
             h11_max_incomplete_event_size=64 * 1024,
+            http=guarded_protocol(server.header_timeout, server.max_connections_per_client),
         )
         self._server = _QuietServer(config)
 
