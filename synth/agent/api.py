@@ -12,20 +12,21 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from synth import __version__
-from synth.agent import json_body
+from synth.agent import json_body, openapi
 from synth.agent.auth import AuthError, request_target
 from synth.agent.deploys import DeployEvent, DeployRefused
 from synth.baseline.record import StepBaseline
+from synth.baseline.sketch import DEFAULT_ACCURACY
 from synth.model import Phase, RunRequest
 from synth.outputs.report import run_to_dict
-from synth.store import DeployRecord, StoreError
+from synth.store import DeployRecord, StoreError, StoreRefused
 
 if TYPE_CHECKING:
     from synth.agent.app import Agent
@@ -52,12 +53,54 @@ class RunNow(BaseModel):
     environment: str = Field(min_length=1, max_length=100)
 
 
+_COUNT = {"type": "integer", "minimum": 0}
+_NAME_FIELD = {"type": "string", "minLength": 1, "maxLength": 200}
+# As StepBaseline.to_dict writes it. JSON Schema cannot say the rest StepBaseline.from_dict
+# checks (passed <= runs; a sketch's count == zeros + the sum of its buckets): a fragment
+# breaking those is a 422 naming it.
+FRAGMENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        *("check", "environment", "step", "version"),
+        *("runs", "passed", "latency", "contract"),
+    ],
+    "properties": {
+        "check": _NAME_FIELD,
+        "environment": _NAME_FIELD,
+        "step": _NAME_FIELD,
+        "version": _NAME_FIELD,
+        "runs": _COUNT,
+        "passed": _COUNT,
+        "updated_at": {"type": ["string", "null"], "format": "date-time"},
+        "latency": {
+            "type": "object",
+            "required": ["accuracy", "count", "buckets"],
+            "properties": {
+                "accuracy": {"const": DEFAULT_ACCURACY},
+                "count": _COUNT,
+                "zeros": _COUNT,
+                "min": {"type": ["number", "null"]},
+                "max": {"type": ["number", "null"]},
+                "buckets": {"type": "object", "additionalProperties": _COUNT},
+            },
+        },
+        "contract": {
+            "type": "object",
+            "required": ["samples", "fields"],
+            "properties": {"samples": _COUNT, "fields": {"type": "object"}},
+        },
+    },
+}
+
+
 class BaselineBatch(BaseModel):
     """Body of `POST /v1/baselines`: fragments as `StepBaseline.to_dict` writes them."""
 
     model_config = ConfigDict(extra="forbid")
 
-    fragments: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_FRAGMENTS)
+    fragments: list[Annotated[dict[str, Any], WithJsonSchema(FRAGMENT_SCHEMA)]] = Field(
+        min_length=1, max_length=MAX_FRAGMENTS
+    )
 
 
 def build_api(agent: Agent) -> ASGIApp:
@@ -161,7 +204,7 @@ def build_api(agent: Agent) -> ASGIApp:
         if body.environment not in agent.settings.environments:
             raise HTTPException(404, f"no environment named {body.environment!r}")
         if not agent.checks_for(check.service, body.environment, ()):
-            raise HTTPException(422, f"check {check.name!r} does not run in {body.environment!r}")
+            raise HTTPException(404, f"check {check.name!r} does not run in {body.environment!r}")
         if agent.stopping:
             raise HTTPException(503, "agent is stopping")
         result = await agent.execute(
@@ -183,7 +226,7 @@ def build_api(agent: Agent) -> ASGIApp:
         try:
             record, created = await agent.deploys.submit(event)
         except DeployRefused as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(exc.status, str(exc)) from None
         if not created:
             response.status_code = 200
         return deploy_to_dict(record)
@@ -212,12 +255,19 @@ def build_api(agent: Agent) -> ASGIApp:
         fragments = []
         for index, data in enumerate(batch.fragments):
             try:
-                fragments.append(StepBaseline.from_dict(data))
+                fragment = StepBaseline.from_dict(data)
             except ValueError as exc:
                 raise HTTPException(422, f"fragments[{index}]: {exc}") from None
+            if fragment.latency.accuracy != DEFAULT_ACCURACY:  # sketches merge only alike
+                raise HTTPException(
+                    422, f"fragments[{index}]: latency.accuracy must be {DEFAULT_ACCURACY}"
+                )
+            fragments.append(fragment)
         store = _store(agent)
         try:
             merged = await store.merge_baselines(fragments)
+        except StoreRefused as exc:
+            raise HTTPException(422, str(exc)) from None
         except StoreError as exc:
             raise HTTPException(503, f"store unavailable: {exc}") from None
         agent.baselines.invalidate({f.check for f in fragments})
@@ -250,6 +300,7 @@ def build_api(agent: Agent) -> ASGIApp:
     from synth.agent.adapters import hooks_router  # here: the adapters import this module
 
     app.include_router(hooks_router(agent))
+    openapi.install(app)
     return WriteGuard(app, agent)
 
 

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from synth.config import DeploySettings
 from synth.model import CheckSpec, DeployContext, Phase, RunRequest, RunResult
@@ -34,9 +34,20 @@ from synth.verdict import Verdict, VerdictResult, decide
 
 log = logging.getLogger("synth.deploys")
 
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+DURATION_PATTERN = r"^([0-9]{1,9}(\.[0-9]{1,9})?(ms|s|m|h|d))+$|^[0-9]{1,9}(\.[0-9]{1,9})?$"
 OptionalSeconds = Annotated[
-    float | None, BeforeValidator(lambda v: None if v is None else parse_duration(v))
+    float | None,
+    BeforeValidator(lambda v: None if v is None else parse_duration(v)),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": DURATION_PATTERN, "examples": ["30s", "1m30s"]},
+                {"type": "null"},
+            ]
+        }
+    ),
 ]
 Execute = Callable[[RunRequest], Awaitable[RunResult]]
 ChecksFor = Callable[[str, str, Sequence[str]], Sequence[CheckSpec]]
@@ -54,8 +65,13 @@ FOREIGN_POLL_S = 0.5
 
 
 class DeployRefused(ValueError):
-    """Nothing will verify this deploy (no configured check covers it, or the store refused
-    its record); the message says why. Nothing of it is kept."""
+    """Nothing will verify this deploy; the message says why and `status` is the API's
+    answer: 404 when no configured check covers it, 422 when the store refused its record.
+    Nothing of it is kept."""
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 class DeployEvent(BaseModel):
@@ -63,9 +79,11 @@ class DeployEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    service: str = Field(pattern=_NAME, description="service whose checks verify the deploy")
+    service: str = Field(pattern=NAME_PATTERN, description="service whose checks verify the deploy")
     environment: str = Field(
-        pattern=_NAME, validation_alias=AliasChoices("environment", "env"), description="target"
+        pattern=NAME_PATTERN,
+        validation_alias=AliasChoices("environment", "env"),
+        description="target",
     )
     version: str = Field(min_length=1, max_length=200)
     commit: str | None = Field(default=None, max_length=100)
@@ -128,7 +146,8 @@ class DeployManager:
             tags = f" with tags {list(event.tags)}" if event.tags else ""
             raise DeployRefused(
                 f"no configured check covers service {event.service!r} in environment "
-                f"{event.environment!r}{tags}"
+                f"{event.environment!r}{tags}",
+                404,
             )
         async with self._lock:
             if event.id is not None:
@@ -157,7 +176,7 @@ class DeployManager:
                 await self._save(record, strict=True)
             except StoreRefused as exc:
                 self._forget(record)  # else a clean retry with the same id finds this one
-                raise DeployRefused(str(exc)) from None
+                raise DeployRefused(str(exc), 422) from None
             except IdempotencyKeyConflict:
                 # Another agent sharing the store accepted the same event a moment ago.
                 self._forget(record)

@@ -95,6 +95,8 @@ class StepBaseline:
         if not isinstance(latency, Mapping) or not isinstance(contract, Mapping):
             raise ValueError("'latency' and 'contract' must be objects")
         updated = data.get("updated_at")
+        if updated is not None and not isinstance(updated, str):
+            raise ValueError("'updated_at' must be an ISO 8601 time or null")
         return cls(
             **names,
             latency=Sketch.from_dict(latency),

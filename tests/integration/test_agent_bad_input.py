@@ -170,15 +170,15 @@ def test_a_signature_is_accepted_once_and_only_for_its_method_and_path(
 # -- 5: deploys nobody configured make no series ---------------------------------------------------
 
 
-def test_a_deploy_no_check_covers_gets_422_and_no_series(agent: AgentProcess) -> None:
+def test_a_deploy_no_check_covers_gets_404_and_no_series(agent: AgentProcess) -> None:
     for service in ("nosuch-1", "nosuch-2"):
         refused(
             agent.post("/v1/deploys", deploy(service=service)),
-            422,
+            404,
             f"no configured check covers service {service!r}",
         )
-    refused(agent.post("/v1/deploys", deploy(tags=["no-such-tag"])), 422, "no-such-tag")
-    refused(agent.post("/v1/deploys", deploy(environment="nowhere")), 422)
+    refused(agent.post("/v1/deploys", deploy(tags=["no-such-tag"])), 404, "no-such-tag")
+    refused(agent.post("/v1/deploys", deploy(environment="nowhere")), 404)
     metrics = agent.get("/metrics").text
     assert "nosuch" not in metrics
     assert "nowhere" not in metrics

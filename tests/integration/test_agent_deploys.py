@@ -352,6 +352,6 @@ def test_trigger_exits_2_for_an_unknown_service(
         agent, "--service", "nosuch", "--env", ENV, "--version", "1", "--timeout", "20"
     )
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "refused the deploy (422)" in done.stderr
+    assert "refused the deploy (404)" in done.stderr
     assert "no configured check covers service 'nosuch'" in done.stderr
     assert shop.requests == []

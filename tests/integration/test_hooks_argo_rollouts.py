@@ -59,7 +59,7 @@ def test_credentials_and_bad_requests(tmp_path, shop: ShopThread, start_agent: S
     assert agent.http.post(PATH, json=query).status_code == 401
 
     nothing = agent.http.get(PATH, headers=bearer(TOKEN))
-    assert nothing.status_code == 422
+    assert nothing.status_code == 404  # no target named
     assert "service and environment" in nothing.json()["detail"]
     extra = agent.http.post(PATH, json={**query, "url": "http://x"}, headers=bearer(TOKEN))
     assert extra.status_code == 422

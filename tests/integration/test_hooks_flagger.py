@@ -90,8 +90,8 @@ def test_no_checks_is_an_error_not_a_pass(
 ) -> None:
     agent = start_hooks_agent(tmp_path, shop, start_agent)
     response = call(agent, payload(tags="no-such-tag"))
-    # any answer but 200 holds the canary; 422 says nothing could verify it
-    assert response.status_code == 422, response.text
+    # any answer but 200 holds the canary; 404: no configured check could verify it
+    assert response.status_code == 404, response.text
     assert "no configured check covers service 'shop'" in response.json()["detail"]
     assert agent.runs() == []
 
@@ -117,7 +117,7 @@ def test_credentials_and_bad_payloads(tmp_path, shop: ShopThread, start_agent: S
     assert unmapped.status_code == 422
     assert "elsewhere/other" in unmapped.json()["detail"]
     unknown_env = call(agent, payload(environment="nowhere"))
-    assert unknown_env.status_code == 422
+    assert unknown_env.status_code == 404
 
     # event webhooks are acknowledged and run nothing
     event = call(agent, payload(eventMessage="New revision detected", eventType="Normal"))

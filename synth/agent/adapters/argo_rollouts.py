@@ -25,6 +25,7 @@ from synth.agent.adapters.common import (
     parse_model,
 )
 from synth.agent.adapters.rejections import route_class
+from synth.agent.deploys import NAME_PATTERN
 from synth.config import GateHook
 
 if TYPE_CHECKING:
@@ -47,12 +48,29 @@ class MeasurementRequest(BaseModel):
         return [t.strip() for t in raw if t.strip()]
 
 
+# Read from the query string (or, for POST, a JSON body with the same fields).
+QUERY_PARAMETERS = [
+    {"name": name, "in": "query", "required": False, "description": text, "schema": schema}
+    for name, text, schema in (
+        ("service", "synth service (with env)", {"type": "string", "pattern": NAME_PATTERN}),
+        ("env", "synth environment (with service)", {"type": "string", "pattern": NAME_PATTERN}),
+        ("rollout", "a key of hooks.argo_rollouts.targets", {"type": "string", "maxLength": 253}),
+        ("version", "the version rolled out", {"type": "string", "maxLength": 200}),
+        ("tags", "comma-separated: only checks with one of these tags", {"type": "string"}),
+    )
+]
+
+
 def router(agent: Agent) -> APIRouter:
     """GET and POST /v1/hooks/argo-rollouts; `hooks.argo_rollouts` is read per request,
     so a reload applies."""
     api = APIRouter(tags=["hooks"], route_class=route_class(agent))
 
-    @api.api_route("/v1/hooks/argo-rollouts", methods=["GET", "POST"])
+    @api.api_route(
+        "/v1/hooks/argo-rollouts",
+        methods=["GET", "POST"],
+        openapi_extra={"parameters": QUERY_PARAMETERS},
+    )
     async def argo_rollouts(request: Request) -> dict[str, Any]:
         """Argo Rollouts web metric: the verdict as JSON (`result.passed == true`)."""
         hook: GateHook | None = agent.settings.hooks.argo_rollouts
@@ -71,7 +89,9 @@ def router(agent: Agent) -> APIRouter:
         environment = measurement.environment or (target.environment if target else None)
         if service is None or environment is None:
             raise HTTPException(
-                422, "name service and environment, or a rollout mapped in hooks.argo_rollouts"
+                404,
+                "no target: name service and environment, or a rollout mapped in "
+                "hooks.argo_rollouts",
             )
         event = deploy_event(
             agent,

@@ -18,6 +18,7 @@ from synth.agent.adapters.common import (
     Credentials,
     deploy_event,
     deploy_to_dict,
+    json_body_doc,
     not_configured,
     parse_json,
     parse_model,
@@ -70,7 +71,7 @@ def router(agent: Agent) -> APIRouter:
     """POST /v1/hooks/argocd; `hooks.argocd` is read per request, so a reload applies."""
     api = APIRouter(tags=["hooks"], route_class=route_class(agent))
 
-    @api.post("/v1/hooks/argocd", status_code=202)
+    @api.post("/v1/hooks/argocd", status_code=202, openapi_extra=json_body_doc(ArgoCdNotification))
     async def argocd(request: Request, response: Response) -> dict[str, Any]:
         """Argo CD notification (bearer token or basic auth)."""
         hook: ArgoCdHook | None = agent.settings.hooks.argocd

@@ -83,6 +83,17 @@ class Credentials:
             raise unauthorized("missing credentials: send 'Authorization: Bearer <token>'")
 
 
+def json_body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting a hook's JSON body (hooks read their bodies themselves,
+    so FastAPI cannot see them)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
 def unauthorized(reason: str) -> HTTPException:
     return HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
 
@@ -123,7 +134,7 @@ def deploy_event(agent: Agent, **fields: Any) -> DeployEvent:
     except ValidationError as exc:
         raise HTTPException(422, describe(exc)) from None
     if event.environment not in agent.settings.environments:
-        raise HTTPException(422, f"no environment named {event.environment!r} on this agent")
+        raise HTTPException(404, f"no environment named {event.environment!r} on this agent")
     return event
 
 
@@ -138,7 +149,7 @@ async def submit(agent: Agent, event: DeployEvent) -> tuple[DeployRecord, bool]:
     try:
         return await agent.deploys.submit(event)
     except DeployRefused as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(exc.status, str(exc)) from None
 
 
 async def gate(agent: Agent, event: DeployEvent, wait_s: float) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from synth.agent.adapters.common import (
     Credentials,
     deploy_event,
     gate,
+    json_body_doc,
     not_configured,
     parse_json,
     parse_model,
@@ -52,7 +53,7 @@ def router(agent: Agent) -> APIRouter:
     """POST /v1/hooks/flagger; `hooks.flagger` is read per request, so a reload applies."""
     api = APIRouter(tags=["hooks"], route_class=route_class(agent))
 
-    @api.post("/v1/hooks/flagger")
+    @api.post("/v1/hooks/flagger", openapi_extra=json_body_doc(FlaggerPayload))
     async def flagger(request: Request) -> JSONResponse:
         """Flagger webhook gate: 200 when the checks pass, 412 when they fail, 503 on error."""
         hook: GateHook | None = agent.settings.hooks.flagger
