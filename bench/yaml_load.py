@@ -36,7 +36,7 @@ CHILD = r"""
 import gc, json, sys, time
 import synth.agent.app
 import yaml
-from synth.checks.yaml_format import parse_yaml_checks
+from synth.checks.yaml import parse_yaml_checks
 
 def status():
     fields = dict(line.split(":", 1) for line in open("/proc/self/status"))

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from synth.checks.loader import LoadProblem
+    from synth.checks.problems import LoadProblem
     from synth.model import CheckSpec, RunResult
     from synth.runner import Runner
 
@@ -311,7 +311,7 @@ class CheckLoadError(Exception):
 
 
 def _problem_name(problem: LoadProblem | str) -> str:
-    from synth.checks.loader import LoadProblem
+    from synth.checks.problems import LoadProblem
 
     if isinstance(problem, LoadProblem):
         where = f"{problem.path}:{problem.line}" if problem.line is not None else problem.path

@@ -20,7 +20,8 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 
 from synth.checks.api import CheckDefinitionError, collector
-from synth.checks.yaml_format import load_yaml_checks
+from synth.checks.problems import LoadProblem
+from synth.checks.yaml.reader import load_yaml_checks
 from synth.model import CheckSpec, SourceLocation
 
 PYTHON_SUFFIXES = frozenset({".py"})
@@ -28,19 +29,6 @@ YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 _MAX_DEPTH = 32
 # Loading swaps process-wide state (sys.path, sys.modules, the collector): one at a time.
 _LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class LoadProblem:
-    """Why a file (or part of it) did not load; `line` is 1-based, None when unknown."""
-
-    path: str
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line is not None else self.path
-        return f"{where}: {self.message}"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from synth.checks import api
-from synth.checks.loader import LoadedChecks, LoadProblem, load_checks
+from synth.checks.loader import LoadedChecks, load_checks
+from synth.checks.problems import LoadProblem
 
 
 def write(path: Path, text: str) -> Path:

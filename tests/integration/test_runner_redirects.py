@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import synth
-from synth.checks.yaml_format import parse_yaml_checks
+from synth.checks.yaml import parse_yaml_checks
 from synth.model import FailureType, RunRequest, Status
 from synth.runner import Runner
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from synth.checks.templating import TemplateSyntaxError, references, render, render_text
-from synth.checks.yaml_format import CheckModel, parse_yaml_checks
+from synth.checks.yaml import CheckModel, parse_yaml_checks
 from synth.model import CheckSpec, Schedule
 
 FILE = "checks/shop.yaml"

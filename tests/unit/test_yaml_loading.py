@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from synth.checks.yaml_format import parse_yaml_checks
+from synth.checks.yaml import parse_yaml_checks
 from synth.model import CheckSpec
 
 FILE = "checks/many.yaml"
