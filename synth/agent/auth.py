@@ -90,8 +90,7 @@ class Authenticator:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token:
                 raise AuthError("Authorization must be 'Bearer <token>'")
-            given = token.encode("utf-8", "surrogateescape")
-            if any(hmac.compare_digest(given, t.encode()) for t in self.tokens):
+            if token_matches(token, self.tokens):
                 return "bearer"
             raise AuthError("invalid bearer token")
         signature = headers.get(SIGNATURE_HEADER)
@@ -111,8 +110,7 @@ class Authenticator:
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise AuthError("/metrics needs 'Authorization: Bearer <server.metrics_tokens>'")
-        given = token.encode("utf-8", "surrogateescape")
-        if not any(hmac.compare_digest(given, t.encode()) for t in self.metrics_tokens):
+        if not token_matches(token, self.metrics_tokens):
             raise AuthError("invalid metrics token")
 
     def _verify_signature(
@@ -141,6 +139,12 @@ class Authenticator:
         if not hmac.compare_digest(digest.encode(), expected.encode()):
             raise AuthError("signature does not match the method, path and body")
         self.seen.admit(digest, timestamp + self.replay_window_s, now)
+
+
+def token_matches(token: str, tokens: Sequence[str]) -> bool:
+    """Whether `token` is one of `tokens`, compared in constant time (any characters)."""
+    given = token.encode("utf-8", "surrogateescape")
+    return any(hmac.compare_digest(given, t.encode()) for t in tokens)
 
 
 def _digest(secret: str, method: str, target: str, body: bytes, timestamp: int) -> str:

@@ -20,7 +20,9 @@ from pydantic import BaseModel, ValidationError
 
 from synth.agent import json_body
 from synth.agent.api import deploy_to_dict
+from synth.agent.auth import token_matches
 from synth.agent.deploys import FINISHED, DeployEvent, DeployRefused
+from synth.agent.openapi import describe_validation
 from synth.config import BasicAuth, SecretRef, TokenHook
 from synth.store import DeployRecord
 
@@ -52,9 +54,7 @@ class Credentials:
         return cls(tokens, pair)
 
     def token_ok(self, token: str) -> bool:
-        return bool(token) and any(
-            hmac.compare_digest(token.encode(), t.encode()) for t in self.tokens
-        )
+        return bool(token) and token_matches(token, self.tokens)
 
     def check_header(self, headers: Mapping[str, str]) -> bool:
         """True when the Authorization header is valid; False when there is none; 401 when
@@ -120,11 +120,8 @@ def parse_model(model: type[M], data: Any) -> M:
 
 
 def describe(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors():
-        path = ".".join(str(p) for p in error["loc"]) or "(body)"
-        problems.append(f"{path}: {error['msg']}")
-    return "; ".join(problems)
+    """`field: problem; …`, as the API's own validation errors read."""
+    return describe_validation(exc.errors())
 
 
 def deploy_event(agent: Agent, **fields: Any) -> DeployEvent:
