@@ -30,7 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from synth.model import Severity
+from synth.model import Sensitivity, Severity
 from synth.redact import register_process_secret
 from synth.units import parse_duration, parse_size
 
@@ -346,26 +346,42 @@ PageSeverity = Literal["critical", "error", "warning", "info"]
 
 
 class TriggerRule(_Frozen):
-    """When one location counts as failing: `consecutive` failed runs in a row, or
-    `failures` of the last `of_last` runs."""
+    """When one location counts as failing: `consecutive` failed runs in a row,
+    `failures` of the last `of_last` runs, or every run for `failing_for` (at least two)."""
 
     consecutive: int | None = Field(default=None, ge=1, le=1000)
     failures: int | None = Field(default=None, ge=1, le=1000)
     of_last: int | None = Field(default=None, ge=1, le=1000)
+    failing_for: Seconds | None = Field(default=None, gt=0, le=86_400)
 
     @model_validator(mode="after")
     def _one_rule(self) -> TriggerRule:
         window = (self.failures, self.of_last)
-        if self.consecutive is not None and window != (None, None):
-            raise ValueError("give either consecutive, or failures with of_last, not both")
-        if self.consecutive is None:
+        given = [
+            self.consecutive is not None,
+            window != (None, None),
+            self.failing_for is not None,
+        ]
+        if sum(given) != 1:
+            raise ValueError(
+                "give exactly one of: consecutive, failures with of_last, or failing_for"
+            )
+        if window != (None, None):
             if None in window:
-                raise ValueError("give consecutive, or both failures and of_last")
+                raise ValueError("give both failures and of_last")
             assert self.failures is not None
             assert self.of_last is not None
             if self.failures > self.of_last:
                 raise ValueError("failures cannot exceed of_last")
         return self
+
+
+class FlakySettings(_Frozen):
+    """A low-urgency notification when a check's transient failures over 24 h reach
+    `notify_above` (a ratio) after at least `min_runs` runs; it resolves below half that."""
+
+    notify_above: float = Field(default=0.05, gt=0, le=1)
+    min_runs: int = Field(default=20, ge=1)
 
 
 class PlaybookSettings(_Frozen):
@@ -376,13 +392,16 @@ class PlaybookSettings(_Frozen):
     runbook_url: str | None = None
     dashboard_url: str | None = None
     trace_url_template: str | None = None
-    trigger: TriggerRule = TriggerRule(consecutive=2)
+    # Unset trigger / resolve_after come from the sensitivity preset (synth.alerting.policy).
+    sensitivity: Sensitivity = Sensitivity.MEDIUM
+    trigger: TriggerRule | None = None
     min_locations: int = Field(default=1, ge=1, le=100)
-    resolve_after: int = Field(default=2, ge=1, le=1000)
+    resolve_after: int | None = Field(default=None, ge=1, le=1000)
     reopen_after: Seconds = Field(default=300.0, ge=0)
     location_stale_after: Seconds = Field(default=900.0, gt=0)
     retrigger_after: Seconds = Field(default=1800.0, ge=0)
     slack_webhook: Annotated[SecretRef, BeforeValidator(_secret_shorthand)] | None = None
+    flaky: FlakySettings | None = None
 
     @field_validator("trace_url_template")
     @classmethod

@@ -48,12 +48,25 @@ class Severity(enum.StrEnum):
     IGNORE = "ignore"
 
 
+class Sensitivity(enum.StrEnum):
+    """How readily a check pages: a preset of (retries, trigger, resolve_after); see
+    synth.alerting.policy."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
 class Status(enum.StrEnum):
     """Outcome of a run or a step."""
 
     PASSED = "passed"
     FAILED = "failed"
     SKIPPED = "skipped"
+
+
+PASSED_AFTER_RETRY = "passed_after_retry"
+"""A run's outcome (not a status) when it passed only on a retry."""
 
 
 class AlertAction(enum.StrEnum):
@@ -116,7 +129,9 @@ class CheckSpec:
     environments: tuple[str, ...] = ()
     schedule: Schedule = Schedule(every_s=60.0)
     timeout_s: float = 30.0
-    retries: int = 0
+    retries: int | None = None
+    """Extra attempts before a run counts as failed; None: from the sensitivity preset."""
+    sensitivity: Sensitivity | None = None
     follow_redirects: bool = True
     max_redirects: int = 10
     tags: tuple[str, ...] = ()
@@ -248,6 +263,17 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class FailedAttempt:
+    """An attempt of a run that failed and was retried: kept so that a run which passed on
+    retry is never mistaken for a clean pass."""
+
+    attempt: int
+    failure: Failure
+    failed_step: str | None = None
+    trace_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     """The immutable outcome of one RunRequest; every output consumes this."""
 
@@ -270,10 +296,22 @@ class RunResult:
     findings: tuple[Finding, ...] = ()
     """Differences from the baseline; the runner leaves this empty and
     `synth.baseline.compare.with_findings` returns a new result carrying them."""
+    failed_attempts: tuple[FailedAttempt, ...] = ()
+    """The attempts before the last one, each of which failed (oldest first)."""
 
     @property
     def passed(self) -> bool:
         return self.status is Status.PASSED
+
+    @property
+    def passed_after_retry(self) -> bool:
+        """Passed, but only on a retry: a transient failure, not a clean pass."""
+        return self.status is Status.PASSED and bool(self.failed_attempts)
+
+    @property
+    def outcome(self) -> str:
+        """`passed`, `passed_after_retry` or `failed`: the `result` of run metrics."""
+        return PASSED_AFTER_RETRY if self.passed_after_retry else self.status.value
 
     @property
     def failure_type(self) -> FailureType | None:

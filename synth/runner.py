@@ -10,12 +10,14 @@ import asyncio
 import random
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
+from synth.alerting.policy import retries_for
 from synth.checks.failures import FlowAborted
 from synth.checks.flow import Flow, FlowContext
 from synth.config import Environment, Settings, resolve_environment
-from synth.model import RunRequest, RunResult, Status
+from synth.model import FailedAttempt, RunRequest, RunResult, Status
 from synth.probes.http import SslContexts
 from synth.redact import redacting_run
 from synth.spans import IdTracer, RunTracer
@@ -40,14 +42,21 @@ class Runner:
         return env
 
     async def run(self, request: RunRequest) -> RunResult:
-        """Run the check, retrying a failed attempt up to `check.retries` times; the last
-        attempt is the result, with the number of attempts made."""
+        """Run the check, retrying a failed attempt up to its retries (synth.alerting.policy)
+        after a jittered `runner.retry_delay`; the last attempt is the result, carrying the
+        failed attempts before it."""
         environment = self.environment(request.environment)
+        retries = retries_for(request.check, self.settings)
+        failed: list[FailedAttempt] = []
         attempt = 1
         while True:
             result = await self._attempt(request, environment, attempt)
-            if result.passed or attempt > request.check.retries:
-                return result
+            if result.passed or attempt > retries:
+                return replace(result, failed_attempts=tuple(failed)) if failed else result
+            if result.failure is not None:
+                failed.append(
+                    FailedAttempt(attempt, result.failure, result.failed_step, result.trace_id)
+                )
             delay = self.settings.runner.retry_delay
             await asyncio.sleep(delay * (0.5 + random.random()))  # jitter
             attempt += 1

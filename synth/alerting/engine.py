@@ -26,11 +26,11 @@ from synth.alerting.playbook import (
     Decision,
     IncidentState,
     LocationState,
-    Rule,
     decide,
     failing_locations,
     observe,
 )
+from synth.alerting.policy import playbook_name, rule_for
 from synth.config import ConfigError, PlaybookSettings, Settings, resolve_environment
 from synth.model import CheckSpec, RunResult
 from synth.outputs.metrics import Metrics
@@ -41,33 +41,6 @@ log = logging.getLogger("synth.alerting")
 
 PENDING_MAX = 10_000
 RECENT_LIMIT = 10
-
-
-def playbook_name(check: CheckSpec | None, settings: Settings) -> str | None:
-    """The playbook that pages for `check`: its own, else the default; None when paging is
-    not configured."""
-    if not settings.playbooks:
-        return None
-    name = check.playbook if check is not None and check.playbook else settings.default_playbook
-    return name if name in settings.playbooks else None
-
-
-def rule_for(playbook: PlaybookSettings, check: CheckSpec | None) -> Rule:
-    """The playbook's thresholds; a location counts as stale after the configured time or
-    three check intervals, whichever is longer."""
-    trigger = playbook.trigger
-    interval = check.schedule.every_s if check is not None else None
-    stale = max(playbook.location_stale_after, 3 * (interval or 0.0))
-    return Rule(
-        consecutive=trigger.consecutive,
-        failures=trigger.failures or 0,
-        of_last=trigger.of_last or 0,
-        min_locations=playbook.min_locations,
-        resolve_after=playbook.resolve_after,
-        reopen_after_s=playbook.reopen_after,
-        stale_after_s=stale,
-        retrigger_after_s=playbook.retrigger_after,
-    )
 
 
 def playbook_problems(settings: Settings, checks: Iterable[CheckSpec]) -> list[str]:

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from synth.alerting import payloads
-from synth.alerting.engine import playbook_name, redactor_for
+from synth.alerting.engine import redactor_for
 from synth.alerting.outbox import deliver_now
 from synth.alerting.pagerduty import Delivery
+from synth.alerting.policy import playbook_name
 from synth.config import ConfigError, Settings
 from synth.model import CheckSpec, DeliveryResult, Phase, RunResult
 from synth.store import NewOutboxEvent

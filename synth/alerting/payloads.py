@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from synth.alerting.flaky import Flakiness
 from synth.config import PlaybookSettings
 from synth.model import AlertAction, CheckSpec, RunResult
 from synth.redact import Redactor
@@ -185,6 +186,52 @@ def change_event(
         event["links"] = [{"href": deploy.url, "text": "Deploy"}]
     key = change_key(deploy.environment, deploy.service)
     return NewOutboxEvent(key, AlertAction.CHANGE.value, playbook_name, redact(event, redactor))
+
+
+def flaky_key(environment: str, check: str) -> str:
+    """The key of a check's flakiness notification: apart from its incident."""
+    return dedup_key(environment, f"flaky:{check}")
+
+
+def flaky_event(
+    result: RunResult,
+    flakiness: Flakiness,
+    *,
+    playbook_name: str,
+    playbook: PlaybookSettings,
+    check: CheckSpec | None,
+    redactor: Redactor,
+) -> NewOutboxEvent:
+    """A low-urgency (`info`) PagerDuty trigger naming a flaky check, where the transient
+    failures happen and of what type; resolved when the check is no longer flaky."""
+    details = {
+        "check": result.check,
+        "environment": result.environment,
+        "service": result.service,
+        "location": result.location,
+        "flaky_ratio": round(flakiness.ratio, 4),
+        "runs_24h": flakiness.runs,
+        "transient_failures_24h": flakiness.transient,
+        "step": flakiness.step,
+        "failure_type": flakiness.failure_type.value if flakiness.failure_type else None,
+        "playbook": playbook_name,
+    }
+    payload = {
+        "summary": _clip(f"{flakiness.describe(result.check)} in {result.environment}", 1024),
+        "source": f"synth/{result.location}",
+        "severity": "info",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "component": result.service,
+        "group": result.environment,
+        "class": "flaky",
+        "custom_details": {k: v for k, v in details.items() if v is not None},
+    }
+    event: dict[str, Any] = {"payload": payload, "client": "synth"}
+    links = _links(playbook, check, "")
+    if links:
+        event["links"] = links
+    key = flaky_key(result.environment, result.check)
+    return NewOutboxEvent(key, AlertAction.TRIGGER.value, playbook_name, redact(event, redactor))
 
 
 def slack_message(event: NewOutboxEvent, *, resolved_summary: str | None = None) -> NewOutboxEvent:

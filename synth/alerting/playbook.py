@@ -1,7 +1,8 @@
 """When to page and when to resolve: a pure state machine per check × environment.
 
 Each location keeps its own counters (`LocationState`): it turns *failing* when its trigger
-rule is met (N consecutive failed runs, or N of the last M) and stops failing after K
+rule is met (N consecutive failed runs, N of the last M, or every run for a time span —
+at least two — since the first failure of the current streak) and stops failing after K
 consecutive passes (`resolve_after`). The incident (`IncidentState`, one per check ×
 environment, the PagerDuty dedup key) is open exactly while at least `min_locations`
 fresh locations are failing: it triggers when that count is reached and resolves when it
@@ -23,7 +24,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 RECENT_MAX = 100
 
@@ -35,6 +36,7 @@ class Rule:
     consecutive: int | None = 2
     failures: int = 0
     of_last: int = 0
+    failing_for_s: float | None = None
     min_locations: int = 1
     resolve_after: int = 2
     reopen_after_s: float = 300.0
@@ -43,7 +45,7 @@ class Rule:
 
     def window(self) -> int:
         """How many recent outcomes a location needs to remember."""
-        return min(max(self.of_last, self.consecutive or 0, 1), RECENT_MAX)
+        return min(max(self.of_last, self.consecutive or 0, 2), RECENT_MAX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,7 @@ class LocationState:
     consecutive_passes: int = 0
     failing: bool = False
     updated_at: datetime | None = None
+    failing_since: datetime | None = None  # the first failed run of the current streak
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +90,9 @@ def observe(
     recent = (*current.recent, failed)[-rule.window() :]
     failures = current.consecutive_failures + 1 if failed else 0
     passes = 0 if failed else current.consecutive_passes + 1
+    since = (current.failing_since or now) if failed else None
     failing = current.failing
-    if not failing and _threshold_met(recent, failures, rule):
+    if not failing and _threshold_met(recent, failures, now - since if since else None, rule):
         failing = True
     elif failing and passes >= rule.resolve_after:
         failing = False
@@ -99,10 +103,15 @@ def observe(
         consecutive_passes=passes,
         failing=failing,
         updated_at=now,
+        failing_since=since,
     )
 
 
-def _threshold_met(recent: tuple[bool, ...], failures: int, rule: Rule) -> bool:
+def _threshold_met(
+    recent: tuple[bool, ...], failures: int, streak: timedelta | None, rule: Rule
+) -> bool:
+    if rule.failing_for_s is not None:
+        return failures >= 2 and streak is not None and streak.total_seconds() >= rule.failing_for_s
     if rule.consecutive is not None:
         return failures >= rule.consecutive
     return sum(recent[-rule.of_last :]) >= rule.failures

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from synth.model import CheckFunc, CheckSpec, Schedule, SourceLocation
+from synth.model import CheckFunc, CheckSpec, Schedule, Sensitivity, SourceLocation
 from synth.units import parse_duration
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
@@ -39,7 +39,8 @@ def check(
     every: str | float | None = None,
     cron: str | None = None,
     timeout: str | float = "30s",
-    retries: int = 0,
+    retries: int | None = None,
+    sensitivity: str | None = None,
     tags: Iterable[str] = (),
     playbook: str | None = None,
     description: str | None = None,
@@ -57,7 +58,10 @@ def check(
         every: run interval ("30s", "5m"); default 60s unless `cron` is given.
         cron: a crontab expression ("*/5 * * * *") instead of an interval.
         timeout: the whole check's time limit.
-        retries: extra attempts after a failed run before the run counts as failed.
+        retries: extra attempts after a failed run before the run counts as failed
+            (default: from the sensitivity, 1 at `medium`).
+        sensitivity: `low`, `medium` or `high`: the (retries, trigger, resolve) preset this
+            check pages with (default: its playbook's).
         tags: labels to select checks by (`--tag`, deploy events, pytest markers).
         playbook: the incident playbook that pages for it (default playbook otherwise).
         description: one line on what the flow proves; shown in reports and pages.
@@ -88,6 +92,7 @@ def check(
             cron=cron,
             timeout=timeout,
             retries=retries,
+            sensitivity=sensitivity,
             tags=tags,
             playbook=playbook,
             description=description if description is not None else inspect.getdoc(func) or "",
@@ -114,7 +119,7 @@ def build_spec(
     every: str | float | None,
     cron: str | None,
     timeout: str | float,
-    retries: int,
+    retries: int | None,
     tags: Iterable[str],
     playbook: str | None,
     description: str,
@@ -124,6 +129,7 @@ def build_spec(
     bounded: bool = False,
     follow_redirects: bool = True,
     max_redirects: int = 10,
+    sensitivity: str | None = None,
 ) -> CheckSpec:
     """Validate check metadata into a CheckSpec; shared by the Python and YAML forms."""
 
@@ -143,8 +149,13 @@ def build_spec(
         raise bad(str(exc)) from None
     if timeout_s <= 0:
         raise bad("timeout must be positive")
-    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
+    if retries is not None and (
+        not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10
+    ):
         raise bad("retries must be a whole number from 0 to 10")
+    known = ", ".join(s.value for s in Sensitivity)
+    if sensitivity is not None and sensitivity not in known.split(", "):
+        raise bad(f"sensitivity must be one of {known}, got {sensitivity!r}")
     if not isinstance(max_redirects, int) or isinstance(max_redirects, bool) or max_redirects < 0:
         raise bad("max_redirects must be a whole number, 0 or more")
     envs_tuple = tuple(envs) if not isinstance(envs, str) else (envs,)
@@ -157,6 +168,7 @@ def build_spec(
         schedule=schedule,
         timeout_s=timeout_s,
         retries=retries,
+        sensitivity=Sensitivity(sensitivity) if sensitivity is not None else None,
         tags=tags_tuple,
         playbook=playbook,
         description=description,

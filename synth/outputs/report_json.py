@@ -18,7 +18,9 @@ from typing import Any
 
 from synth import __version__
 from synth.model import (
+    PASSED_AFTER_RETRY,
     DeployContext,
+    FailedAttempt,
     Failure,
     FailureType,
     Finding,
@@ -98,6 +100,8 @@ def run_to_dict(result: RunResult) -> dict[str, Any]:
         "failure_type": result.failure_type.value if result.failure_type else None,
         "failed_step": result.failed_step,
         "attempts": result.attempts,
+        "outcome": result.outcome,
+        "failed_attempts": [_attempt_to_dict(a) for a in result.failed_attempts],
         "trace_id": result.trace_id,
         "started_at": format_time(result.started_at),
         "duration_s": result.duration_s,
@@ -106,6 +110,15 @@ def run_to_dict(result: RunResult) -> dict[str, Any]:
         "failure": failure_to_dict(result.failure) if result.failure else None,
         "steps": [_step_to_dict(step) for step in result.steps],
         "findings": [finding_to_dict(f) for f in result.findings],
+    }
+
+
+def _attempt_to_dict(attempt: FailedAttempt) -> dict[str, Any]:
+    return {
+        "attempt": attempt.attempt,
+        "failed_step": attempt.failed_step,
+        "trace_id": attempt.trace_id,
+        "failure": failure_to_dict(attempt.failure),
     }
 
 
@@ -226,6 +239,17 @@ def _run(d: Mapping[str, Any]) -> RunResult:
         deploy=_deploy(deploy) if deploy is not None else None,
         tags=tuple(_as_str(t, "tags[]") for t in _list(d, "tags", [])),
         findings=tuple(_finding(f) for f in _list(d, "findings", [])),
+        failed_attempts=tuple(_failed_attempt(a) for a in _list(d, "failed_attempts", [])),
+    )
+
+
+def _failed_attempt(value: Any) -> FailedAttempt:
+    d = _as_mapping(value, "failed_attempts[]")
+    return FailedAttempt(
+        attempt=_int(d, "attempt"),
+        failure=_failure(_as_mapping(_get(d, "failure", None), "failure")),
+        failed_step=_opt_str(d, "failed_step"),
+        trace_id=_str(d, "trace_id", ""),
     )
 
 
@@ -474,6 +498,20 @@ _RUN = {
         "failure_type": {"enum": [None, *(t.value for t in FailureType)]},
         "failed_step": _NULLABLE_STR,
         "attempts": {"type": "integer", "minimum": 1},
+        "outcome": {"enum": ["passed", PASSED_AFTER_RETRY, "failed"]},
+        "failed_attempts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["attempt", "failed_step", "trace_id", "failure"],
+                "properties": {
+                    "attempt": {"type": "integer", "minimum": 1},
+                    "failed_step": _NULLABLE_STR,
+                    "trace_id": {"type": "string"},
+                    "failure": _FAILURE,
+                },
+            },
+        },
         "trace_id": {"type": "string"},
         "started_at": {"type": "string", "format": "date-time"},
         "duration_s": {"type": "number"},

@@ -165,9 +165,18 @@ def render_run(
         printable(result.environment),
         format_duration(result.duration_s),
     ]
-    if result.attempts > 1:
+    if result.passed_after_retry:
+        header.append(style(f"(passed on attempt {result.attempts})", "yellow"))
+    elif result.attempts > 1:
         header.append(f"({result.attempts} attempts)")
     lines = [header[0] + " " + "  ".join(header[1:])]
+    for attempt in result.failed_attempts:
+        where = f" at step {attempt.failed_step!r}" if attempt.failed_step else ""
+        text = f"attempt {attempt.attempt} failed{where}: {attempt.failure.type}: "
+        text += attempt.failure.message
+        if attempt.trace_id:
+            text += f"  (trace {attempt.trace_id})"
+        lines.append(_INDENT + style(printable(text), "yellow"))
     steps = result.steps
     if verbosity <= QUIET:
         steps = tuple(s for s in steps if s.status is Status.FAILED)

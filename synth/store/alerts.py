@@ -57,6 +57,7 @@ async def read_alert(
                     consecutive_passes=m["consecutive_passes"],
                     failing=bool(m["failing"]),
                     updated_at=m["updated_at"],
+                    failing_since=m["failing_since"],
                 )
             )
     return incident, locations
@@ -80,6 +81,7 @@ def location_row(
         "last_transition_at": None,
         "triggered_at": None,
         "updated_at": state.updated_at or now,
+        "failing_since": state.failing_since,
     }
 
 
@@ -101,6 +103,7 @@ def incident_row(
         "last_transition_at": state.last_transition_at,
         "triggered_at": state.triggered_at,
         "updated_at": now,
+        "failing_since": None,
     }
 
 

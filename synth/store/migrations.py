@@ -146,7 +146,18 @@ def _v3_baselines(connection: sa.Connection) -> None:
     md.create_all(connection)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_alerting, _v3_baselines)
+def _v4_failing_since(connection: sa.Connection) -> None:
+    # For `trigger: {failing_for: ...}`: when the location's current failure streak began.
+    column_type = UTCDateTime().compile(dialect=connection.dialect)
+    connection.execute(sa.text(f"ALTER TABLE alert_state ADD COLUMN failing_since {column_type}"))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1_initial,
+    _v2_alerting,
+    _v3_baselines,
+    _v4_failing_since,
+)
 LATEST_VERSION = len(MIGRATIONS)
 
 

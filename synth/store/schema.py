@@ -176,4 +176,5 @@ alert_state = sa.Table(
     sa.Column("last_transition_at", UTCDateTime, nullable=True),
     sa.Column("triggered_at", UTCDateTime, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("failing_since", UTCDateTime, nullable=True),
 )

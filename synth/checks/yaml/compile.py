@@ -44,6 +44,7 @@ def compile_check(model: CheckModel, source: SourceLocation | None) -> CheckSpec
         cron=model.cron,
         timeout=model.timeout,
         retries=model.retries,
+        sensitivity=model.sensitivity,
         tags=model.tags,
         playbook=model.playbook,
         description=model.description,

@@ -400,7 +400,8 @@ class CheckModel(_Strict):
     every: Duration | None = None
     cron: str | None = None
     timeout: Duration = 30.0
-    retries: Annotated[int, Field(ge=0, le=10)] = 0
+    retries: Annotated[int, Field(ge=0, le=10)] | None = None
+    sensitivity: Literal["low", "medium", "high"] | None = None
     follow_redirects: bool = True
     max_redirects: Annotated[int, Field(ge=0, le=100)] = 10
     tags: Names = Field(default_factory=list)
