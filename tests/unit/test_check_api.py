@@ -66,7 +66,8 @@ def test_defaults() -> None:
     )
     assert spec.schedule == Schedule(every_s=60.0)
     assert spec.timeout_s == 30.0
-    assert spec.retries == 0
+    assert spec.retries is None  # from the sensitivity preset
+    assert spec.sensitivity is None
     assert spec.environments == ()
     assert spec.tags == ()
     assert spec.playbook is None
@@ -216,7 +217,7 @@ BUILD_DEFAULTS: dict[str, Any] = {
     "every": None,
     "cron": None,
     "timeout": "10s",
-    "retries": 0,
+    "retries": None,
     "tags": (),
     "playbook": None,
     "description": "",

@@ -425,7 +425,8 @@ def test_json_report_fields_and_schema() -> None:
     browse = report["runs"][1]
     assert list(browse) == [
         "run_id", "check", "service", "environment", "phase", "location", "status",
-        "failure_type", "failed_step", "attempts", "trace_id", "started_at", "duration_s",
+        "failure_type", "failed_step", "attempts", "outcome",
+        "failed_attempts", "trace_id", "started_at", "duration_s",
         "tags", "deploy", "failure", "steps", "findings",
     ]  # fmt: skip
     assert browse["status"] == "failed"

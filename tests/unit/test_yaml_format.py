@@ -110,7 +110,7 @@ def test_defaults_match_the_python_decorator() -> None:
     assert problems == []
     assert spec.schedule == Schedule(every_s=60.0)
     assert spec.timeout_s == 30.0
-    assert (spec.retries, spec.tags, spec.environments, spec.playbook) == (0, (), (), None)
+    assert (spec.retries, spec.tags, spec.environments, spec.playbook) == (None, (), (), None)
 
 
 def test_cron_schedule_and_single_string_envs_and_tags() -> None:
