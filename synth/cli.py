@@ -408,6 +408,7 @@ def _push(args: argparse.Namespace, metrics: Metrics, location: str) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from synth.alerting.policy import noisy_playbook_warnings
     from synth.startup import startup_problems
 
     settings, loaded = _load(args)
@@ -416,6 +417,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     found += startup_problems(settings, loaded.checks, environment=args.env)
     for problem in found[len(loaded.problems) :]:
         print(f"error: {problem}", file=sys.stdout)
+    for warning in noisy_playbook_warnings(settings, list(loaded.checks)):
+        print(f"warning: {warning}", file=sys.stdout)
     envs = args.env or ", ".join(sorted(settings.environments)) or "none"
     print(f"{len(loaded.checks)} check(s) loaded, environments: {envs}; {len(found)} problem(s)")
     return EXIT_USAGE if found else EXIT_OK

@@ -22,6 +22,7 @@ from synth import __version__
 from synth.agent import json_body, openapi
 from synth.agent.auth import AuthError, request_target
 from synth.agent.deploys import DeployEvent, DeployRefused
+from synth.alerting.policy import retries_for
 from synth.baseline.record import StepBaseline
 from synth.baseline.sketch import DEFAULT_ACCURACY
 from synth.model import Phase, RunRequest
@@ -152,7 +153,20 @@ def build_api(agent: Agent) -> ASGIApp:
                     "environments": list(c.environments),
                     "schedule": c.schedule.describe(),
                     "timeout_s": c.timeout_s,
-                    "retries": c.retries,
+                    "retries": retries_for(c, agent.settings),
+                    "sensitivity": c.sensitivity.value if c.sensitivity else None,
+                    "flaky": {
+                        env: {
+                            "ratio": round(f.ratio, 4),
+                            "runs_24h": f.runs,
+                            "transient_failures_24h": f.transient,
+                            "step": f.step,
+                            "failure_type": f.failure_type.value if f.failure_type else None,
+                        }
+                        for env in agent.settings.environments
+                        if c.applies_to(env)
+                        and (f := agent.alerts.flaky.flakiness(c.name, env)).runs
+                    },
                     "tags": list(c.tags),
                     "playbook": c.playbook,
                     "description": c.description,

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from synth.alerting import payloads
+from synth.alerting.flaky import FlakyTracker
 from synth.alerting.playbook import (
     Decision,
     IncidentState,
@@ -32,7 +33,7 @@ from synth.alerting.playbook import (
 )
 from synth.alerting.policy import playbook_name, rule_for
 from synth.config import ConfigError, PlaybookSettings, Settings, resolve_environment
-from synth.model import CheckSpec, RunResult
+from synth.model import AlertAction, CheckSpec, RunResult
 from synth.outputs.metrics import Metrics
 from synth.redact import Redactor
 from synth.store import AlertUpdate, DeployRecord, NewOutboxEvent, RunSummary, Store, StoreError
@@ -125,6 +126,9 @@ class AlertEngine:
         # of these changes nothing and skips the store (until the stale window passes, so
         # a dead replica's failing state is still noticed).
         self._quiet: dict[tuple[str, str], datetime] = {}
+        self.flaky = FlakyTracker()
+        self._flaky_notified: set[tuple[str, str]] = set()
+        self._notices: deque[NewOutboxEvent] = deque(maxlen=PENDING_MAX)
 
     def redactor(self) -> Redactor:
         settings = self._settings()
@@ -136,6 +140,7 @@ class AlertEngine:
         """Apply one run result to its playbook; queued in memory while the store is down.
         While another call is applying results, this one only queues: that call applies
         it, in order (so one slow store update does not hold up every run behind it)."""
+        self._count_flaky(result)
         self._pending.append(result)
         if not self._flushing.locked():
             await self.flush()
@@ -143,6 +148,8 @@ class AlertEngine:
     async def flush(self) -> None:
         """Apply queued results in order, each once; stop at the first store failure."""
         async with self._flushing:
+            if not await self._send_notices():
+                return
             while self._pending:
                 # Taken off first: a full queue drops from the left while this awaits.
                 result = self._pending.popleft()
@@ -230,6 +237,61 @@ class AlertEngine:
             # result twice. The gauge catches up at the next transition.
             with contextlib.suppress(StoreError):
                 await self.refresh_incidents(store)
+
+    def _count_flaky(self, result: RunResult) -> None:
+        """Count the run's transient failures; queue the flaky notification on crossing
+        the playbook's threshold (once) and its resolve below half of it."""
+        flakiness = self.flaky.observe(result)
+        labels = (result.check, result.environment, result.location)
+        self._metrics.flaky_ratio.set(labels, flakiness.ratio)
+        settings = self._settings()
+        check = self._check(result.check)
+        name = playbook_name(check, settings)
+        playbook = settings.playbooks[name] if name is not None else None
+        if name is None or playbook is None or playbook.flaky is None:
+            return
+        pair = (result.check, result.environment)
+        limits = playbook.flaky
+        if pair not in self._flaky_notified:
+            if flakiness.runs >= limits.min_runs and flakiness.ratio >= limits.notify_above:
+                self._flaky_notified.add(pair)
+                event = payloads.flaky_event(
+                    result,
+                    flakiness,
+                    playbook_name=name,
+                    playbook=playbook,
+                    check=check,
+                    redactor=self.redactor(),
+                )
+                self._notices.append(event)
+                log.warning(
+                    "flaky check: %s",
+                    flakiness.describe(result.check),
+                    extra={"check": result.check, "env": result.environment, "playbook": name},
+                )
+        elif flakiness.ratio < limits.notify_above / 2:
+            self._flaky_notified.discard(pair)
+            key = payloads.flaky_key(result.environment, result.check)
+            self._notices.append(NewOutboxEvent(key, AlertAction.RESOLVE.value, name, {}))
+
+    async def _send_notices(self) -> bool:
+        """Store queued notifications in the outbox; False when the store failed."""
+        if not self._notices:
+            return True
+        store = self._store()
+        if store is None:
+            return False
+        events = list(self._notices)
+        try:
+            await store.add_outbox(events, origin=self._origin)
+        except StoreError as exc:
+            self._metrics.store_errors.labels("add_outbox").inc()
+            log.warning("flaky-check notification not stored (will retry): %s", exc)
+            return False
+        for _ in events:
+            self._notices.popleft()
+        self._wake()
+        return True
 
     def _events(
         self,

@@ -175,6 +175,14 @@ class Metrics:
             kind="gauge",
             registry=lean,
         )
+        self.flaky_ratio = LeanScalars(
+            "synth_check_flaky_ratio",
+            "Share of the last 24 h's runs that failed transiently (passed on retry, or one "
+            "failed run between passes).",
+            ("check", "env", "location"),
+            kind="gauge",
+            registry=lean,
+        )
         self.deploy_verdicts = Counter(
             "synth_deploy_verdicts",
             "Deploy verifications by verdict.",
@@ -341,8 +349,11 @@ class Metrics:
     def observe_run(self, result: RunResult) -> None:
         """Record one finished run."""
         labels = (result.check, result.environment, result.phase.value, result.location)
-        failure = result.failure_type.value if result.failure_type else ""
-        self.runs.inc((*labels, result.status.value, failure))
+        failure_type = result.failure_type
+        if result.passed_after_retry:  # which failure the retry hid
+            failure_type = result.failed_attempts[0].failure.type
+        failure = failure_type.value if failure_type else ""
+        self.runs.inc((*labels, result.outcome, failure))
         exemplar = {"trace_id": result.trace_id} if result.trace_id else None
         self.run_duration.observe(labels, result.duration_s, exemplar)
         for step in result.steps:
@@ -368,6 +379,7 @@ class Metrics:
         wanted = {(check, env, location): s for (check, env), s in intervals.items()}
         for gone in self._scheduled - wanted.keys():
             self.check_interval.remove(gone)
+            self.flaky_ratio.remove(gone)
             self.skipped_overlaps.remove(gone[:2])
         checks = {check for check, _, _ in wanted}
         for gone_check in {check for check, _, _ in self._scheduled} - checks:
