@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -177,3 +178,19 @@ def test_flakiness_counts_retries_and_single_failures_between_passes() -> None:
     )
     clock[0] += 86_400 + 3_600  # a day later the window is empty
     assert tracker.flakiness("checkout", "production").runs == 0
+
+
+def test_the_readme_table_is_the_arithmetic() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    columns = ((0.01, 60), (0.05, 60), (0.05, 10), (0.10, 60))
+    for sensitivity, preset in PRESETS.items():
+        rule = Rule(consecutive=preset.trigger.consecutive, resolve_after=preset.resolve_after)
+        monthly = [
+            false_pages(
+                failure_rate=p, interval_s=i, retries=preset.retries, rule=rule, period_s=MONTH_S
+            )
+            for p, i in columns
+        ]
+        cells = [f"{value:.2g}" for value in monthly]
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{sensitivity}`"))
+        assert row.split(" | ")[2:] == [*cells[:-1], cells[-1] + " |"], row
