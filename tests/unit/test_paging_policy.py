@@ -4,6 +4,7 @@ flakiness."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from synth.alerting.policy import (
     retries_for,
     rule_for,
 )
+from synth.baseline.record import fragments
 from synth.config import PlaybookSettings, Settings, TriggerRule
 from synth.model import (
     CheckSpec,
@@ -33,6 +35,7 @@ from synth.model import (
     Schedule,
     Sensitivity,
     Status,
+    StepResult,
 )
 from synth.outputs.report_json import run_from_dict, run_to_dict
 from synth.outputs.report_terminal import render_run
@@ -194,3 +197,10 @@ def test_the_readme_table_is_the_arithmetic() -> None:
         cells = [f"{value:.2g}" for value in monthly]
         row = next(line for line in readme.splitlines() if line.startswith(f"| `{sensitivity}`"))
         assert row.split(" | ")[2:] == [*cells[:-1], cells[-1] + " |"], row
+
+
+def test_the_baseline_learns_only_from_the_passing_attempt() -> None:
+    step = StepResult("pay", Status.PASSED, 0.01)
+    retried = dataclasses.replace(result(Status.PASSED, retried=True), steps=(step,))
+    [fragment] = fragments([retried], "v1")
+    assert (fragment.runs, fragment.passed) == (1, 1)
