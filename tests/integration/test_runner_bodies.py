@@ -55,7 +55,7 @@ async def test_endless_body_is_capped_in_bounded_memory(
     seen: dict[str, Any] = {}
     process = psutil.Process()
 
-    @synth.check(service="web", timeout="10s")
+    @synth.check(service="web", timeout="10s", retries=0)
     async def download(flow: synth.Flow) -> None:
         async with flow.step("download export"):
             response = (await flow.get("/export")).expect_status(200)
@@ -95,7 +95,7 @@ async def test_trickling_body_times_out_on_the_request_deadline(
             if not ex.write(b" ") or not ex.pause(1.0):
                 return
 
-    @synth.check(service="web", timeout="10s")
+    @synth.check(service="web", timeout="10s", retries=0)
     async def slow_feed(flow: synth.Flow) -> None:
         async with flow.step("read feed"):
             (await flow.get("/feed")).expect_status(200)
@@ -120,7 +120,7 @@ async def test_trickling_body_times_out_on_the_request_deadline(
 async def test_capped_body_fails_json_as_schema(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="10s")
+    @synth.check(service="web", timeout="10s", retries=0)
     async def catalogue(flow: synth.Flow) -> None:
         async with flow.step("read catalogue"):
             (await flow.get("/catalogue")).expect_status(200).json()

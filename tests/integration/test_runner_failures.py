@@ -48,7 +48,7 @@ def slow_route(delay_s: float, body: Any = None) -> Any:
     return route
 
 
-@synth.check(service="web", timeout="5s")
+@synth.check(service="web", timeout="5s", retries=0)
 async def get_home(flow: synth.Flow) -> None:
     async with flow.step("open home"):
         (await flow.get("/")).expect_status(200)
@@ -168,7 +168,7 @@ async def test_timeout_server_slower_than_request_timeout(
 async def test_timeout_given_on_the_call(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def report(flow: synth.Flow) -> None:
         async with flow.step("fetch report"):
             await flow.get("/report", timeout="200ms")
@@ -185,7 +185,7 @@ async def test_timeout_given_on_the_call(
 async def test_check_timeout_names_step_and_in_flight_request(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="500ms")
+    @synth.check(service="web", timeout="500ms", retries=0)
     async def export(flow: synth.Flow) -> None:
         async with flow.step("log in"):
             (await flow.get("/login")).expect_status(200)
@@ -226,7 +226,7 @@ async def test_http_status_with_json_excerpt(
 async def test_reported_url_keeps_query_written_in_path(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def search(flow: synth.Flow) -> None:
         async with flow.step("search"):
             (await flow.get("/search?q=shoes&page=2")).expect_status(200)
@@ -258,7 +258,7 @@ async def test_auth_status(
 async def test_schema_body_not_json(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def products(flow: synth.Flow) -> None:
         async with flow.step("list products"):
             (await flow.get("/products")).expect_status(200).json()
@@ -285,7 +285,7 @@ class Product(pydantic.BaseModel):
 async def test_schema_pydantic_model_mismatch(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def product(flow: synth.Flow) -> None:
         async with flow.step("get product"):
             (await flow.get("/product")).expect_schema(Product)
@@ -312,7 +312,7 @@ async def test_schema_json_schema_mismatch(
         "properties": {"id": {"type": "string"}, "total": {"type": "number"}},
     }
 
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def order(flow: synth.Flow) -> None:
         async with flow.step("get order"):
             (await flow.get("/order")).expect_schema(schema)
@@ -331,7 +331,7 @@ async def test_schema_json_schema_mismatch(
 async def test_schema_expect_json_type(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def price(flow: synth.Flow) -> None:
         async with flow.step("read price"):
             (await flow.get("/product")).expect_json("$.price", type="number")
@@ -350,7 +350,7 @@ async def test_schema_expect_json_type(
 async def test_assertion_expect_json_value(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def order(flow: synth.Flow) -> None:
         async with flow.step("order confirmed"):
             (await flow.get("/order")).expect_json("$.order.status", "confirmed")
@@ -379,7 +379,7 @@ async def test_assertion_expect_header(
     settings_for: SettingsFor,
     run_check: RunCheck,
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def caching(flow: synth.Flow) -> None:
         async with flow.step("no caching"):
             (await flow.get("/")).expect_header("Cache-Control", "no-store")
@@ -395,7 +395,7 @@ async def test_assertion_expect_header(
 async def test_assertion_expect_body_contains(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def welcome(flow: synth.Flow) -> None:
         async with flow.step("welcome page"):
             (await flow.get("/")).expect_body_contains("Welcome back")
@@ -411,7 +411,7 @@ async def test_assertion_expect_body_contains(
 async def test_assertion_expect_latency(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def fast(flow: synth.Flow) -> None:
         async with flow.step("search is fast"):
             (await flow.get("/search")).expect_status(200).expect_latency("50ms")
@@ -430,7 +430,7 @@ async def test_assertion_expect_latency(
 async def test_assertion_plain_assert_shows_expression_and_values(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def cart(flow: synth.Flow) -> None:
         async with flow.step("cart total"):
             total = (await flow.get("/cart")).json()["total"]
@@ -452,7 +452,7 @@ async def test_assertion_plain_assert_shows_expression_and_values(
 async def test_script_error_exception_in_check(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def buggy(flow: synth.Flow) -> None:
         async with flow.step("read cart"):
             body = (await flow.get("/cart")).json()
@@ -473,7 +473,7 @@ async def test_script_error_exception_in_check(
 async def test_script_error_missing_secret(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def login(flow: synth.Flow) -> None:
         async with flow.step("log in"):
             await flow.post("/login", json={"password": flow.secret("password")})
@@ -494,7 +494,7 @@ async def test_script_error_missing_secret(
 async def test_script_error_nested_steps(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def nested(flow: synth.Flow) -> None:
         async with flow.step("outer"):
             await flow.get("/")
@@ -558,7 +558,7 @@ async def test_retries_exhausted(
 async def test_phase_timings_fresh_then_reused_connection(
     tls_server: StartTlsServer, ca_file: Path, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def two_pages(flow: synth.Flow) -> None:
         async with flow.step("first"):
             (await flow.get("/page")).expect_status(200)
@@ -591,7 +591,7 @@ async def test_phase_timings_fresh_then_reused_connection(
 async def test_traceparent_matches_run_and_request_span(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def traced(flow: synth.Flow) -> None:
         async with flow.step("one"):
             await flow.get("/")

@@ -38,7 +38,7 @@ def chain(n: int) -> dict[str, Route]:
 async def test_redirect_chain_is_followed_and_every_hop_recorded(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def follow(flow: synth.Flow) -> None:
         async with flow.step("open"):
             (await flow.get("/redirect/3")).expect_status(200)
@@ -64,7 +64,7 @@ async def test_redirect_chain_is_followed_and_every_hop_recorded(
 async def test_redirect_loop_fails_naming_the_loop(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def loop(flow: synth.Flow) -> None:
         async with flow.step("open"):
             (await flow.get("/a")).expect_status(200)
@@ -85,7 +85,7 @@ async def test_redirect_loop_fails_naming_the_loop(
 async def test_max_redirects_bounds_a_chain(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def short_leash(flow: synth.Flow) -> None:
         async with flow.step("open"):
             (await flow.get("/redirect/3", max_redirects=2)).expect_status(200)
@@ -101,13 +101,13 @@ async def test_max_redirects_bounds_a_chain(
 async def test_following_off_per_request_and_per_check_lets_302_be_expected(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def per_request(flow: synth.Flow) -> None:
         async with flow.step("login redirects"):
             r = await flow.get("/redirect/1", follow_redirects=False)
             r.expect_status(302).expect_header("Location", "/get")
 
-    @synth.check(service="web", timeout="5s", follow_redirects=False)
+    @synth.check(service="web", timeout="5s", follow_redirects=False, retries=0)
     async def per_check(flow: synth.Flow) -> None:
         async with flow.step("login redirects"):
             (await flow.get("/redirect/1")).expect_status(302)
@@ -126,7 +126,7 @@ async def test_post_becomes_get_on_303_and_stays_post_on_307(
 ) -> None:
     seen: dict[str, object] = {}
 
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def submit(flow: synth.Flow) -> None:
         async with flow.step("submit 303"):
             seen["303"] = (await flow.post("/see-other", json={"a": 1})).expect_status(200).json()
@@ -148,7 +148,7 @@ async def test_credentials_are_not_sent_to_another_origin(
 ) -> None:
     other = http_server({"/landing": ok})
 
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def cross(flow: synth.Flow) -> None:
         async with flow.step("open"):
             headers = {"Authorization": "Bearer same-origin-only-token"}
@@ -167,7 +167,7 @@ async def test_secret_in_a_location_header_is_redacted_in_every_hop(
 ) -> None:
     secret = "s3cr3t-redirect-token"
 
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def login(flow: synth.Flow) -> None:
         flow.secret("token")
         async with flow.step("open"):
@@ -238,14 +238,14 @@ async def test_cookies_carry_through_a_run_and_its_redirects_but_not_to_the_next
         signed_in = "sid=abc123" in ex.request.headers.get("cookie", "")
         ex.respond(200 if signed_in else 401, {"signed_in": signed_in})
 
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def session(flow: synth.Flow) -> None:
         async with flow.step("log in"):
             (await flow.post("/login", data={"user": "demo"})).expect_status(200)
         async with flow.step("account again"):
             (await flow.get("/account")).expect_status(200)
 
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def fresh(flow: synth.Flow) -> None:
         async with flow.step("account"):
             (await flow.get("/account")).expect_status(401)

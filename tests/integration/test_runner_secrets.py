@@ -69,7 +69,7 @@ def assert_absent(result: RunResult, *values: str) -> None:
 async def test_configured_secret_is_redacted_everywhere(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def call_api(flow: synth.Flow) -> None:
         key = flow.secret("api_key")
         async with flow.step("call api"):
@@ -112,7 +112,7 @@ async def test_secret_straddling_the_excerpt_cut_is_not_partly_shown(
     def reflect(ex: Exchange) -> None:
         ex.respond(500, "x" * (cut - 6) + ex.request.body.decode())
 
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def send_key(flow: synth.Flow) -> None:
         async with flow.step("send key"):
             (await flow.post("/reflect", content=flow.secret("api_key"))).expect_status(200)
@@ -130,7 +130,7 @@ async def test_secret_straddling_the_excerpt_cut_is_not_partly_shown(
 async def test_runtime_token_marked_secret_is_redacted(
     http_server: StartServer, settings_for: SettingsFor, run_check: RunCheck
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def session(flow: synth.Flow) -> None:
         async with flow.step("log in"):
             login = (await flow.post("/login")).expect_status(200)
@@ -172,7 +172,7 @@ async def test_url_userinfo_password_is_redacted(
     settings_for: SettingsFor,
     run_check: RunCheck,
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def basic(flow: synth.Flow) -> None:
         async with flow.step("basic auth"):
             (await flow.get(f"http://admin:{written}@127.0.0.1:{port}/echo")).expect_status(200)
@@ -207,7 +207,7 @@ async def test_secret_in_check_code_failures_is_redacted(
     settings_for: SettingsFor,
     run_check: RunCheck,
 ) -> None:
-    @synth.check(service="web", timeout="5s")
+    @synth.check(service="web", timeout="5s", retries=0)
     async def careless(flow: synth.Flow) -> None:
         async with flow.step("careless"):
             key = flow.secret("api_key")

@@ -35,13 +35,13 @@ CHECKS = """
 
     log = logging.getLogger("checks.tick")
 
-    @synth.check(service="shop", every="1s", timeout="5s")
+    @synth.check(service="shop", every="1s", timeout="5s", retries=0)
     async def tick(flow):
         async with flow.step("health"):
             log.warning("probing health")
             (await flow.get("/health")).expect_status(200)
 
-    @synth.check(service="shop", every="1s", timeout="5s")
+    @synth.check(service="shop", every="1s", timeout="5s", retries=0)
     async def broken(flow):
         async with flow.step("missing page"):
             (await flow.get("/no-such-page")).expect_status(200)

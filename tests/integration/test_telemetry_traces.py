@@ -34,7 +34,7 @@ SECRET = "tr4ce-s3cret-token-42"
 TEST_ENV = "test"
 
 
-@synth.check(service="web", timeout="10s")
+@synth.check(service="web", timeout="10s", retries=0)
 async def traced(flow: synth.Flow) -> None:
     async with flow.step("login"):
         token = flow.secret("token")
@@ -269,7 +269,7 @@ async def test_off_without_endpoint_uses_id_tracer(http_server: StartServer) -> 
     assert sent == f"00-{result.trace_id}-{cart.span_id}-01"
 
 
-@synth.check(service="web", timeout="0.5s")
+@synth.check(service="web", timeout="0.5s", retries=0)
 async def stalls(flow: synth.Flow) -> None:
     async with flow.step("slow page"):
         await flow.get("/slow")
