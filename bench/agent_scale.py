@@ -68,7 +68,7 @@ from workload import percentile
 
 SYNTH = str(Path(sys.executable).with_name("synth"))
 BLACKBOX = shutil.which("prometheus-blackbox-exporter") or "/usr/bin/prometheus-blackbox-exporter"
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789abcdef"  # the agent refuses tokens under 16 bytes
 ENV = "bench"
 SUITE_SIZE = 20
 DEPLOYS = 3
