@@ -21,7 +21,9 @@ async def run_checks(
     deploy: DeployContext | None = None,
     on_result: ResultCallback | None = None,
 ) -> list[RunResult]:
-    """Run every check once against `environment`; results come back in check order."""
+    """Run every check once against `environment` (the runner warmed up first); results
+    come back in check order."""
+    await runner.warm_up()
     gate = asyncio.Semaphore(concurrency)
     location = runner.settings.location
 

@@ -27,7 +27,7 @@ import pytest
 
 if TYPE_CHECKING:
     from synth.checks.problems import LoadProblem
-    from synth.model import CheckSpec, RunResult
+    from synth.model import CheckSpec, RunRequest, RunResult
     from synth.runner import Runner
 
 _STATE = pytest.StashKey["SynthSession"]()
@@ -110,6 +110,7 @@ class SynthSession:
         self.recorded: str | None = None
         self.notes: list[str] = []
         self._collector: SynthChecks | None = None
+        self._event_loop: asyncio.Runner | None = None
 
     def collector(self, session: pytest.Session) -> SynthChecks:
         """The parent node of every synth item."""
@@ -126,10 +127,21 @@ class SynthSession:
             phase=Phase.PREPROD,
             location=self.settings.location,
         )
-        result = asyncio.run(self.runner.run(request))
+        result = self._loop().run(self._warm_run(request))
         self.results.append(result)
         self.metrics.observe_run(result)
         return result
+
+    def _loop(self) -> asyncio.Runner:
+        # One event loop for the session, as in the agent: a loop (and its resolver
+        # thread) per check would be start-up cost inside every pre-prod measurement.
+        if self._event_loop is None:
+            self._event_loop = asyncio.Runner()
+        return self._event_loop
+
+    async def _warm_run(self, request: RunRequest) -> RunResult:
+        await self.runner.warm_up()
+        return await self.runner.run(request)
 
     def finish(self) -> list[str]:
         """Flush traces, push metrics and page failures; warnings for the summary (none
@@ -137,6 +149,9 @@ class SynthSession:
         from synth.outputs.push import PushError, push_metrics
 
         warnings: list[str] = []
+        if self._event_loop is not None:
+            self._event_loop.close()
+            self._event_loop = None
         self.tracing.shutdown(TRACE_FLUSH_S)
         if self.push_url and self.results:
             try:

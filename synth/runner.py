@@ -21,6 +21,7 @@ from synth.model import FailedAttempt, RunRequest, RunResult, Status
 from synth.probes.http import SslContexts
 from synth.redact import redacting_run
 from synth.spans import IdTracer, RunTracer
+from synth.warmup import prepare_tls, tls_settings, warm_http
 
 
 class Runner:
@@ -32,6 +33,7 @@ class Runner:
         self.tracer: RunTracer = tracer or IdTracer()
         self._ssl_contexts = SslContexts()
         self._environments: dict[str, Environment] = {}
+        self._warm = False
 
     def environment(self, name: str) -> Environment:
         """The resolved environment (secrets read once); ConfigError when unusable."""
@@ -40,6 +42,16 @@ class Runner:
             env = resolve_environment(self.settings, name)
             self._environments[name] = env
         return env
+
+    async def warm_up(self) -> None:
+        """Pay this process's one-off costs (SSL contexts, resolver, HTTP code paths) before
+        the first run, so no run's latency holds them (synth.warmup). Once per runner;
+        never raises."""
+        if self._warm:
+            return
+        self._warm = True
+        prepare_tls(self._ssl_contexts, tls_settings(self.settings))
+        await warm_http(self._ssl_contexts, user_agent=self.settings.runner.user_agent)
 
     async def run(self, request: RunRequest) -> RunResult:
         """Run the check, retrying a failed attempt up to its retries (synth.alerting.policy)

@@ -186,6 +186,7 @@ class Agent:
         if self.store is not None:
             with contextlib.suppress(StoreError):
                 await self.alerts.refresh_incidents()
+        await self.runner.warm_up()
         self._apply(self.state)
         if processes_started is not None:
             try:
@@ -275,11 +276,13 @@ class Agent:
                 # Run processes load the new checks while they keep running the old ones;
                 # everything switches together below.
                 generation = await self.processes.prepare_reload() if self.processes else None
+                runner = Runner(state.settings, tracer=self.tracing.tracer)
+                await runner.warm_up()  # before the switch: no await between it and runs
                 self.state = state
                 # Rotated API tokens and HMAC secrets take effect on reload, like the hooks
                 # (read per request from `settings`).
                 self.authenticator = _authenticator(state.settings, self._signatures_seen)
-                self.runner = Runner(state.settings, tracer=self.tracing.tracer)
+                self.runner = runner
                 self.baselines.reconfigure(state.settings.baseline)
                 self._apply(state)
                 if self.processes is not None and generation is not None:

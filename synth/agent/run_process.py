@@ -140,6 +140,7 @@ class RunProcess:
         except Exception:  # a bug, not a bad file (load reports those): keep the old set
             loaded, problems = None, [traceback.format_exc(limit=5)]
         if loaded is not None:
+            await loaded.runner.warm_up()
             self.keep(generation, loaded)
             gc_tuning.freeze(full=True)
         self.reloading_to = None
@@ -184,6 +185,7 @@ class RunProcess:
         malloc_tuning.fix_mmap_threshold()
         loaded, problems = self.load()
         if loaded is not None:
+            await loaded.runner.warm_up()
             self.keep(generation, loaded)
         gc_tuning.tune()
         gc_tuning.freeze(full=True)

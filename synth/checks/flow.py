@@ -120,11 +120,16 @@ class FlowContext:
         self._clients: dict[int, httpx2.AsyncClient] = {}
 
     def client_for(self, tls: TlsSettings) -> httpx2.AsyncClient:
+        """The run's client for `tls`. Building it (and an SSL context not built yet) is
+        this process's work, not the target's: left out of the current step's duration."""
+        started = time.perf_counter()
         context = self.ssl_contexts.get(tls)
         client = self._clients.get(id(context))
         if client is None:
             client = new_client(context, user_agent=self.runner.user_agent)
             self._clients[id(context)] = client
+        if self.current is not None:
+            self.current.local_wait_s += time.perf_counter() - started
         return client
 
     async def aclose(self) -> None:
