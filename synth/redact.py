@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import contextvars
+import functools
 import io
 import re
 import sys
@@ -75,6 +76,13 @@ def _encoded_pattern(secret: str) -> str:
     return "".join(_char_pattern(c) for c in secret)
 
 
+@functools.lru_cache(maxsize=256)
+def _secret_pattern(secret: str) -> re.Pattern[str]:
+    """The compiled pattern of every encoding of `secret` (configured secrets compile once
+    per process, not once per run)."""
+    return re.compile(_encoded_pattern(secret))
+
+
 def _base64_forms(secret: bytes) -> set[str]:
     """The base64 text (standard and URL-safe) of `secret` alone, and of the characters
     that only its bytes determine when it sits at any offset inside a longer encoded
@@ -107,8 +115,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
         self._literals: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
-        self._dirty = False
+        self._order: list[tuple[str, bool]] | None = None
         for value in secrets:
             self.add(value)
 
@@ -119,30 +126,36 @@ class Redactor:
             return
         self._secrets.add(value)
         self._literals |= _base64_forms(value.encode())
-        self._dirty = True
+        self._order = None
 
     def add_basic_auth(self, user: str, password: str) -> None:
         """Register a Basic credential (`base64(user:password)`) and its password."""
         self.add(password)
         self._literals.add(base64.b64encode(f"{user}:{password}".encode()).decode())
-        self._dirty = True
+        self._order = None
 
-    def _compiled(self) -> re.Pattern[str] | None:
-        if self._dirty:
-            # Longest first so a secret containing another is masked whole.
-            alternatives = [
-                _encoded_pattern(s) for s in sorted(self._secrets, key=len, reverse=True)
-            ]
-            alternatives += [re.escape(s) for s in sorted(self._literals, key=len, reverse=True)]
-            self._pattern = re.compile("|".join(alternatives)) if alternatives else None
-            self._dirty = False
-        return self._pattern
+    def _forms(self) -> list[tuple[str, bool]]:
+        """(value, is_secret) longest first, so a secret containing another is masked
+        whole; literals are the base64 forms."""
+        if self._order is None:
+            forms = [(s, True) for s in self._secrets]
+            forms += [(lit, False) for lit in self._literals if lit not in self._secrets]
+            self._order = sorted(forms, key=lambda form: len(form[0]), reverse=True)
+        return self._order
 
     def text(self, value: str) -> str:
         """Mask known secrets and credential-looking JSON fields in free text."""
-        pattern = self._compiled()
-        if pattern is not None:
-            value = pattern.sub(MASK, value)
+        forms = self._forms()
+        if forms:
+            # Without `%`, `\` or `+` no encoded form can be there: a plain replace finds
+            # exactly what the pattern would, without compiling it (a run's new session
+            # token would otherwise cost ~1 ms of every run).
+            encoded = "%" in value or "\\" in value or "+" in value
+            for form, is_secret in forms:
+                if is_secret and encoded:
+                    value = _secret_pattern(form).sub(MASK, value)
+                elif form in value:
+                    value = value.replace(form, MASK)
         return _SENSITIVE_JSON_FIELD.sub(lambda m: f'{m.group(1)}"{MASK}"', value)
 
     def url(self, url: str) -> str:

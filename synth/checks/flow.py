@@ -58,9 +58,11 @@ class StepRecorder:
     requests: list[RequestRecord] = field(default_factory=list)
     failure: Failure | None = None
     details: dict[str, Any] = field(default_factory=dict)
-    # Time the step's requests spent waiting on this process rather than on the network
-    # (see HttpTimings.total_s); left out of the step's duration.
+    # Time the step's requests spent on this process rather than on the network: building
+    # and redacting them, waiting for the loop, reading their JSON (see HttpTimings.total_s).
+    # Left out of the step's duration, so that it is the target's latency in any process.
     local_wait_s: float = 0.0
+    wire_s: float = 0.0  # the requests' own time: on the wire, or until they failed
 
     def result(self, run_end: float) -> StepResult:
         end = self.ended if self.ended is not None else run_end
@@ -120,16 +122,11 @@ class FlowContext:
         self._clients: dict[int, httpx2.AsyncClient] = {}
 
     def client_for(self, tls: TlsSettings) -> httpx2.AsyncClient:
-        """The run's client for `tls`. Building it (and an SSL context not built yet) is
-        this process's work, not the target's: left out of the current step's duration."""
-        started = time.perf_counter()
         context = self.ssl_contexts.get(tls)
         client = self._clients.get(id(context))
         if client is None:
             client = new_client(context, user_agent=self.runner.user_agent)
             self._clients[id(context)] = client
-        if self.current is not None:
-            self.current.local_wait_s += time.perf_counter() - started
         return client
 
     async def aclose(self) -> None:
@@ -338,8 +335,20 @@ class Flow:
             name = route_name(options.method, path, ctx.redactor)
             async with self.step(name) as recorder:
                 recorder.implicit = True
-                return await self._send(options)
-        return await self._send(options)
+                return await self._send_timed(recorder, options)
+        return await self._send_timed(ctx.current, options)
+
+    async def _send_timed(self, step: StepRecorder, options: Sending) -> Response:
+        """`_send`, with what it cost this process (all but its requests' own time)
+        counted as the step's local wait. A request the deadline cuts off keeps its time."""
+        started, wire_before = time.perf_counter(), step.wire_s
+        try:
+            response = await self._send(options)
+        except CheckFailure:
+            step.local_wait_s += _local_time(started, step.wire_s - wire_before)
+            raise
+        step.local_wait_s += _local_time(started, step.wire_s - wire_before)
+        return response
 
     async def _send(self, options: Sending) -> Response:
         ctx = self._ctx
@@ -431,6 +440,7 @@ class Flow:
         ctx.in_flight = InFlight(method, shown_url)
         with ctx.tracer.http_span(method, shown_url, attributes) as span:
             sent = {**headers, "traceparent": span.traceparent()}
+            sending = time.perf_counter()
             try:
                 result = await exchange(
                     client,
@@ -443,6 +453,7 @@ class Flow:
                     budget_s=budget_s,
                 )
             except ProbeError as error:
+                step.wire_s += time.perf_counter() - sending
                 failure = Failure(
                     type=error.failure_type,
                     message=ctx.redactor.text(error.message),
@@ -467,7 +478,7 @@ class Flow:
                 if not _cancelling():
                     ctx.in_flight = None
             span.set_attributes({"http.response.status_code": result.status_code})
-        step.local_wait_s += max(result.wall_s - result.timings.total_s, 0.0)
+        step.wire_s += result.timings.total_s
         step.requests.append(
             RequestRecord(
                 method=method,
@@ -593,6 +604,10 @@ class Flow:
             check_hostname=check_hostname,
             timeout=timeout,
         )
+
+
+def _local_time(started: float, wire_s: float) -> float:
+    return max(time.perf_counter() - started - wire_s, 0.0)
 
 
 def _cancelling() -> bool:
