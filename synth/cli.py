@@ -131,6 +131,14 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("--from", dest="source", required=True, metavar="ENV")
     diff.add_argument("--to", dest="target", required=True, metavar="ENV")
     diff.add_argument("--check", help="only this check")
+    diff.add_argument(
+        "--window",
+        type=_positive_int,
+        default=20,
+        metavar="N",
+        help="without a recorded baseline for --to: its newest N stored runs per check "
+        "(default 20)",
+    )
     diff.add_argument("--config", metavar="FILE", help="config file (for the store URL)")
     _add_baseline_target(diff)
     diff.set_defaults(handler=_cmd_baseline_diff)
@@ -348,6 +356,19 @@ def _baseline_source(args: argparse.Namespace) -> tuple[str | None, str | None]:
     return load_settings(find_config_file(args.config)).store.url, None
 
 
+def _min_samples(args: argparse.Namespace) -> int:
+    """The check's `baseline.min_samples` in the config (given or found), else the default."""
+    from synth.config import BaselineSettings
+
+    path = find_config_file(args.config)
+    if path is None or not path.exists():
+        return BaselineSettings().min_samples
+    try:
+        return load_settings(path).baseline.for_check(args.check).min_samples
+    except ConfigError:
+        return BaselineSettings().min_samples
+
+
 def _cmd_baseline_show(args: argparse.Namespace) -> int:
     from synth.baseline import client
     from synth.baseline.table import show_table
@@ -364,7 +385,7 @@ def _cmd_baseline_show(args: argparse.Namespace) -> int:
         print(f"no baseline recorded for check {args.check!r}{where}")
         return EXIT_FAILED
     print(f"baseline of {args.check}")
-    sys.stdout.write(show_table(rows))
+    sys.stdout.write(show_table(rows, _min_samples(args)))
     return EXIT_OK
 
 
@@ -380,14 +401,25 @@ def _cmd_baseline_diff(args: argparse.Namespace) -> int:
         target = client.fetch(
             check=args.check, env=args.target, store_url=store_url, agent_url=agent_url
         )
+        window = None
         if not target and store_url is not None:
-            target = client.recent_runs(store_url, env=args.target, check=args.check)
+            window = client.recent_runs(
+                store_url, env=args.target, check=args.check, window=args.window
+            )
+            target = window.baselines
     except (client.BaselineError, StoreError) as exc:
         raise UsageError(str(exc)) from None
     if not source and not target:
         print(f"nothing recorded for {args.source!r} or {args.target!r}")
         return EXIT_FAILED
     print(f"{args.source} → {args.target}")
+    if window is not None and window.oldest is not None and window.newest is not None:
+        span = f"{window.oldest:%Y-%m-%d %H:%M:%S} to {window.newest:%H:%M:%S} UTC"
+        print(
+            f"{args.target}: the newest {args.window} stored runs of each check "
+            f"({window.runs} runs, {span}); each step's contract from its newest runs "
+            "since its response shape last changed"
+        )
     sys.stdout.write(diff_table(source, target))
     return EXIT_OK
 

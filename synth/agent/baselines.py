@@ -64,21 +64,23 @@ class BaselineComparator:
             return result
         self.recent.add(result)
         baselines = await self._baselines(result.check, source, settings.min_samples)
-        if not baselines:
-            return result
         comparison = compare(
             result,
             baselines,
             lambda step: self.recent.stats(result.check, result.environment, step),
             settings,
         )
-        for step, ratio in comparison.ratios.items():
-            self._metrics.baseline_latency_ratio.labels(
+        for step, samples in comparison.samples.items():
+            labels = (
                 result.check,
                 result.environment,
                 result.location,
                 self._metrics.step_label(result.check, step),
-            ).set(ratio)
+            )
+            self._metrics.baseline_samples.labels(*labels).set(samples)
+            ratio = comparison.ratios.get(step)
+            if ratio is not None:
+                self._metrics.baseline_latency_ratio.labels(*labels).set(ratio)
         return with_findings(result, comparison.findings)
 
     async def _baselines(self, check: str, env: str, min_samples: int) -> dict[str, StepBaseline]:

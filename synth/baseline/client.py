@@ -14,8 +14,9 @@ from collections.abc import Sequence
 import httpx2
 
 from synth.agent.auth import credentials_from_env
-from synth.baseline.record import StepBaseline
+from synth.baseline.record import RecentWindow, StepBaseline, newest_window
 from synth.store import Store
+from synth.store.store import MAX_LIST_LIMIT
 
 VERSION_ENV = "SYNTH_VERSION"
 CHUNK_BYTES = 48 * 1024
@@ -148,22 +149,32 @@ def _body(encoded: list[str]) -> bytes:
     return ('{"fragments":[' + ",".join(encoded) + "]}").encode()
 
 
-RECENT_RUNS = 200
+DEFAULT_WINDOW = 20
+MAX_RUNS_READ = MAX_LIST_LIMIT
+"""Stored runs read for a diff of every check (each check's newest window comes from them)."""
 
 
-def recent_runs(store_url: str, *, env: str, check: str | None) -> list[StepBaseline]:
-    """Baselines made on the fly from the newest RECENT_RUNS stored runs of `env` (what
-    production looks like now, for `synth baseline diff`)."""
-    return asyncio.run(_recent(store_url, env, check))
+def recent_runs(
+    store_url: str, *, env: str, check: str | None, window: int = DEFAULT_WINDOW
+) -> RecentWindow:
+    """What `env` looks like now, for `synth baseline diff`: per check, baselines made on
+    the fly from its newest `window` stored runs (see `synth.baseline.record.newest_window`)."""
+    return asyncio.run(_recent(store_url, env, check, window))
 
 
-async def _recent(url: str, env: str, check: str | None) -> list[StepBaseline]:
-    from synth.baseline.record import fragments
-
+async def _recent(url: str, env: str, check: str | None, window: int) -> RecentWindow:
     store = await Store.open(url)
     try:
-        summaries = await store.list_runs(check=check, env=env, limit=RECENT_RUNS)
-        results = [await store.get_run(s.run_id) for s in summaries]
+        summaries = await store.list_runs(
+            check=check, env=env, limit=min(window, MAX_RUNS_READ) if check else MAX_RUNS_READ
+        )
+        per_check: dict[str, int] = {}
+        chosen = []
+        for summary in summaries:  # newest first
+            if per_check.get(summary.check, 0) < window:
+                per_check[summary.check] = per_check.get(summary.check, 0) + 1
+                chosen.append(summary)
+        results = [await store.get_run(s.run_id) for s in chosen]
     finally:
         await store.close()
-    return fragments([r for r in results if r is not None], version="recent runs")
+    return newest_window([r for r in results if r is not None])

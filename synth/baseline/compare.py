@@ -17,6 +17,10 @@ from synth.config import BaselineSettings
 from synth.model import Failure, FailureType, Finding, RunResult, Severity, Status
 
 MAX_FINDINGS_PER_STEP = 10
+FAIL_ABOVE = 2
+"""Runs above the per-run limit, of the newest RECENT_RUNS, that fail a small window."""
+NOT_JUDGED = "not_judged"
+UNCONFIRMED = "latency_unconfirmed"
 
 RecentStats = Callable[[str], WindowStats | None]
 """The production window of a step (by step name)."""
@@ -24,10 +28,13 @@ RecentStats = Callable[[str], WindowStats | None]
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """The findings of one run and the p95 latency ratio to baseline of each step judged."""
+    """The findings of one run, the p95 latency ratio to baseline of each step judged and
+    the size of each step's baseline."""
 
     findings: tuple[Finding, ...] = ()
     ratios: Mapping[str, float] = field(default_factory=dict)
+    samples: Mapping[str, int] = field(default_factory=dict)
+    """The baseline's latency samples per passed step (0 without a baseline)."""
 
 
 def compare(
@@ -36,56 +43,174 @@ def compare(
     recent: RecentStats,
     settings: BaselineSettings,
 ) -> Comparison:
-    """Judge each passed step of `result` against its baseline (skipped below
-    `min_samples` baseline samples; latency also needs `window_min_samples` recent runs)."""
+    """Judge each passed step of `result` against its baseline. A baseline below
+    `min_samples` is not judged, and the run says so (a `not_judged` warning)."""
     findings: list[Finding] = []
     ratios: dict[str, float] = {}
+    samples: dict[str, int] = {}
     for step in result.steps:
-        base = baselines.get(step.name)
-        if step.status is not Status.PASSED or base is None:
+        if step.status is not Status.PASSED:
             continue
-        if base.latency.count < settings.min_samples:
+        base = baselines.get(step.name)
+        samples[step.name] = base.latency.count if base is not None else 0
+        if base is None or base.latency.count < settings.min_samples:
+            findings.append(_not_judged(step.name, base, settings))
             continue
         window = recent(step.name)
-        latency = _latency(step.name, base, window, settings)
-        if latency is not None:
-            ratio, finding = latency
+        judged = judge_latency(step.name, base, window, settings, deploy=result.deploy is not None)
+        if judged is not None:
+            ratio, finding = judged
             ratios[step.name] = ratio
             if finding is not None:
                 findings.append(finding)
         drift = _contract(step.name, base, step_shape(step), settings)
         findings.extend(drift[:MAX_FINDINGS_PER_STEP])
-    return Comparison(tuple(findings), ratios)
+    return Comparison(tuple(findings), ratios, samples)
 
 
-def _latency(
-    step: str, base: StepBaseline, window: WindowStats | None, settings: BaselineSettings
+def _not_judged(step: str, base: StepBaseline | None, settings: BaselineSettings) -> Finding:
+    count = base.latency.count if base is not None else 0
+    return Finding(
+        step=step,
+        kind=NOT_JUDGED,
+        type=FailureType.REGRESSION,
+        severity=Severity.WARN,
+        message=(
+            f"step `{step}`: baseline has {count} of {settings.min_samples} samples: not judged"
+        ),
+        baseline=f"{count} samples" + (f" (version {base.version})" if base else ""),
+        actual=f"needs {settings.min_samples}",
+    )
+
+
+def judge_latency(
+    step: str,
+    base: StepBaseline,
+    window: WindowStats | None,
+    settings: BaselineSettings,
+    *,
+    deploy: bool = False,
 ) -> tuple[float, Finding | None] | None:
+    """(p95 ratio to baseline, finding or None) for a step's recent window.
+
+    A window of `window_min_samples` runs or more is judged on its p95. A smaller one (the
+    agent just started, or a deploy's first runs) is judged run by run: a run is *above*
+    when it exceeds the baseline's p99, `latency_factor` × its p95 and its p95 +
+    `min_increase` all at once; 2 of the newest 3 above fail. One above is a warning of
+    kind `latency_unconfirmed`, on which a deploy verification runs the check again. Under
+    an unchanged service a run is above with probability p ≤ 1 %, so a run fails with
+    probability ≈ 3p² ≤ 3·10⁻⁴. While the window is small, a regression the previous
+    version's window showed still stands on scheduled runs (a warning on deploy runs).
+    """
     baseline_p95 = base.latency.quantile(0.95)
-    if baseline_p95 is None or window is None or window.samples < settings.window_min_samples:
+    if baseline_p95 is None or window is None:
         return None
     ratio = window.p95_s / baseline_p95 if baseline_p95 > 0 else float("inf")
+    if window.samples >= settings.window_min_samples:
+        return (ratio, _p95_finding(step, base, baseline_p95, window, settings))
+    finding = _small_window_finding(step, base, baseline_p95, window, settings)
+    if finding is None and window.previous is not None:
+        previous = window.previous
+        if previous.samples >= settings.window_min_samples:
+            carried = _p95_finding(step, base, baseline_p95, previous, settings)
+            if carried is not None:
+                finding = replace(
+                    carried,
+                    severity=Severity.WARN if deploy else Severity.FAIL,
+                    message=carried.message + f"; found before the latest deploy, it stands until "
+                    f"{settings.window_min_samples} runs since ({window.samples} so far)",
+                )
+    return (ratio, finding)
+
+
+def _p95_finding(
+    step: str,
+    base: StepBaseline,
+    baseline_p95: float,
+    window: WindowStats,
+    settings: BaselineSettings,
+) -> Finding | None:
     limit = baseline_p95 * settings.latency_factor
     if window.p95_s <= limit or window.p95_s - baseline_p95 < settings.min_increase:
-        return (ratio, None)
+        return None
+    ratio = window.p95_s / baseline_p95 if baseline_p95 > 0 else float("inf")
     shown_ratio = f"{ratio:.1f}x" if ratio != float("inf") else "∞x"
-    return (
-        ratio,
-        Finding(
+    return Finding(
+        step=step,
+        kind="latency",
+        type=FailureType.REGRESSION,
+        severity=Severity.FAIL,
+        message=(
+            f"step `{step}`: p95 {_ms(window.p95_s)} vs baseline {_ms(baseline_p95)} "
+            f"({shown_ratio})"
+        ),
+        baseline=f"p95 {_ms(baseline_p95)} ({base.latency.count} samples, version {base.version})",
+        actual=f"p95 {_ms(window.p95_s)} (last {window.samples} runs)",
+        ratio=ratio,
+    )
+
+
+def run_limit(base: StepBaseline, settings: BaselineSettings) -> float | None:
+    """The duration above which one run counts against the baseline (small windows)."""
+    p95 = base.latency.quantile(0.95)
+    p99 = base.latency.quantile(0.99)
+    if p95 is None or p99 is None:
+        return None
+    return max(p99, p95 * settings.latency_factor, p95 + settings.min_increase)
+
+
+def _small_window_finding(
+    step: str,
+    base: StepBaseline,
+    baseline_p95: float,
+    window: WindowStats,
+    settings: BaselineSettings,
+) -> Finding | None:
+    limit = run_limit(base, settings)
+    if limit is None or not window.recent or window.recent[-1] <= limit:
+        # Only the newest run can change the judgement; an older run above was judged
+        # (and confirmed or not) when it arrived.
+        return None
+    above = [d for d in window.recent if d > limit]
+    shown = ", ".join(_ms(d) for d in above)
+    baseline = (
+        f"p95 {_ms(baseline_p95)}, limit per run {_ms(limit)} "
+        f"({base.latency.count} samples, version {base.version})"
+    )
+    ratio = window.recent[-1] / baseline_p95 if baseline_p95 > 0 else float("inf")
+    if len(above) >= FAIL_ABOVE:
+        return Finding(
             step=step,
             kind="latency",
             type=FailureType.REGRESSION,
             severity=Severity.FAIL,
             message=(
-                f"step `{step}`: p95 {_ms(window.p95_s)} vs baseline {_ms(baseline_p95)} "
-                f"({shown_ratio})"
+                f"step `{step}`: {len(above)} of the last {len(window.recent)} runs above "
+                f"{_ms(limit)} ({shown}; baseline p95 {_ms(baseline_p95)})"
             ),
-            baseline=f"p95 {_ms(baseline_p95)} ({base.latency.count} samples, "
-            f"version {base.version})",
-            actual=f"p95 {_ms(window.p95_s)} (last {window.samples} runs)",
+            baseline=baseline,
+            actual=f"{shown} (last {len(window.recent)} runs)",
             ratio=ratio,
+        )
+    return Finding(
+        step=step,
+        kind=UNCONFIRMED,
+        type=FailureType.REGRESSION,
+        severity=Severity.WARN,
+        message=(
+            f"step `{step}`: {_ms(window.recent[-1])}, above {_ms(limit)} "
+            f"(baseline p95 {_ms(baseline_p95)}): one run, not yet a regression"
         ),
+        baseline=baseline,
+        actual=_ms(window.recent[-1]),
+        ratio=ratio,
     )
+
+
+def unconfirmed(result: RunResult) -> bool:
+    """Whether a passed run has a step that one more run would judge (a deploy
+    verification runs the check again before its verdict)."""
+    return result.passed and any(f.kind == UNCONFIRMED for f in result.findings)
 
 
 def _contract(

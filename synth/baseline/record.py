@@ -6,7 +6,7 @@ the same key merge (`StepBaseline.merge`), in the store or anywhere else, in any
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -131,6 +131,57 @@ def fragments(results: Iterable[RunResult], version: str) -> list[StepBaseline]:
                 )
             baseline.add(step)
     return list(found.values())
+
+
+@dataclass(frozen=True, slots=True)
+class RecentWindow:
+    """Baselines made from an environment's newest runs, and which runs those were."""
+
+    baselines: list[StepBaseline]
+    runs: int
+    oldest: datetime | None
+    newest: datetime | None
+
+
+def newest_window(results: Sequence[RunResult]) -> RecentWindow:
+    """Per check × step, a baseline of `results` (newest first): latency from all of them,
+    the contract only from the newest runs since the step's response shape last changed.
+    A field removed five runs ago then reads `-path` and a type change `number→string`,
+    where a summary of every run would still hold the old shape."""
+    found: dict[tuple[str, str, str], StepBaseline] = {}
+    newest_shape: dict[tuple[str, str, str], frozenset[tuple[str, str]]] = {}
+    settled: set[tuple[str, str, str]] = set()
+    per_check: dict[str, int] = {}
+    for result in results:
+        per_check[result.check] = per_check.get(result.check, 0) + 1
+    for result in results:
+        for step in result.steps:
+            key = (result.check, result.environment, step.name)
+            baseline = found.get(key)
+            if baseline is None:
+                baseline = found[key] = StepBaseline(
+                    result.check,
+                    result.environment,
+                    step.name,
+                    f"newest {per_check[result.check]} runs",
+                    updated_at=result.started_at,
+                )
+            baseline.runs += 1
+            if step.status is not Status.PASSED:
+                continue
+            baseline.passed += 1
+            baseline.latency.add(max(step.duration_s, 0.0))
+            shape = frozenset(step_shape(step))
+            if key in settled:
+                continue
+            if newest_shape.setdefault(key, shape) != shape:
+                settled.add(key)  # older runs had another contract
+                continue
+            baseline.contract.add(shape)
+    times = [r.started_at for r in results]
+    return RecentWindow(
+        list(found.values()), len(results), min(times, default=None), max(times, default=None)
+    )
 
 
 def effective(rows: Iterable[StepBaseline], min_samples: int) -> dict[str, StepBaseline]:

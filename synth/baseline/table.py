@@ -10,9 +10,25 @@ from synth.baseline.record import StepBaseline, effective
 MAX_CONTRACT_TEXT = 120
 
 
-def show_table(rows: Sequence[StepBaseline]) -> str:
-    """One line per environment × step × version: samples, p50/p95/p99, success, fields."""
-    lines = [("ENV", "STEP", "VERSION", "N", "P50", "P95", "P99", "SUCCESS", "FIELDS", "UPDATED")]
+def show_table(rows: Sequence[StepBaseline], min_samples: int) -> str:
+    """One line per environment × step × version: samples, p50/p95/p99, success, fields,
+    and whether the agent judges runs on it (`min_samples`); a note below when some
+    cannot be."""
+    lines = [
+        (
+            "ENV",
+            "STEP",
+            "VERSION",
+            "N",
+            "P50",
+            "P95",
+            "P99",
+            "SUCCESS",
+            "FIELDS",
+            "UPDATED",
+            "JUDGED",
+        )
+    ]
     ordered = sorted(rows, key=lambda r: (r.environment, r.check, r.step))
     for row in ordered:
         ratio = row.success_ratio
@@ -28,9 +44,19 @@ def show_table(rows: Sequence[StepBaseline]) -> str:
                 f"{ratio * 100:.1f}%" if ratio is not None else "-",
                 str(len(row.contract.fields)),
                 row.updated_at.strftime("%Y-%m-%d %H:%M") if row.updated_at else "-",
+                "yes"
+                if row.latency.count >= min_samples
+                else f"no: {row.latency.count} of {min_samples} samples",
             )
         )
-    return align(lines)
+    table = align(lines)
+    if any(row.latency.count < min_samples for row in rows):
+        table += (
+            f"A baseline with fewer than {min_samples} samples (baseline.min_samples) is "
+            "not judged: production runs of the step say so, and "
+            "synth_step_baseline_samples shows it. Record more pre-prod runs.\n"
+        )
+    return table
 
 
 def diff_table(

@@ -1,5 +1,11 @@
 """Recent production latency per check × environment × step: a bounded window of the
-last N passed-step durations, so a p95 is judged on many runs, not one sample."""
+last N passed-step durations, so a p95 is judged on many runs, not one sample.
+
+A new deploy of a check starts its window afresh (the old version's latency says nothing
+about the new one), but the old window's figures are kept as `previous` until the new one
+is large enough to judge: a regression found before the deploy stays found until the new
+version's runs show otherwise.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,28 @@ from dataclasses import dataclass
 from synth.model import RunResult, Status
 
 MAX_SERIES = 10_000
+RECENT_RUNS = 3
+"""How many of the newest durations a small window is judged on (synth.baseline.compare)."""
 
 
 @dataclass(frozen=True, slots=True)
 class WindowStats:
+    """A window's quantiles and size; `recent` holds its newest durations, oldest first."""
+
     p50_s: float
     p95_s: float
     samples: int
+    recent: tuple[float, ...] = ()
+    previous: WindowStats | None = None
+    """The window of the version before the current deploy, while this one is young."""
+
+
+class _Series:
+    __slots__ = ("previous", "values")
+
+    def __init__(self, size: int) -> None:
+        self.values: deque[float] = deque(maxlen=size)
+        self.previous: WindowStats | None = None
 
 
 class RecentLatency:
@@ -26,40 +47,56 @@ class RecentLatency:
         if size < 1:
             raise ValueError("window size must be at least 1")
         self.size = size
-        self._series: OrderedDict[tuple[str, str, str], deque[float]] = OrderedDict()
+        self._series: OrderedDict[tuple[str, str, str], _Series] = OrderedDict()
         self._deploys: dict[tuple[str, str], str] = {}
 
     def add(self, result: RunResult) -> None:
         """Record a run's passed steps. The first run of a new deploy of the check starts
-        the window afresh: the old version's latency says nothing about the new one."""
+        the window afresh, keeping the old one's figures as `previous`."""
         if result.deploy is not None:
             key = (result.check, result.environment)
             if self._deploys.get(key) != result.deploy.deploy_id:
                 self._deploys[key] = result.deploy.deploy_id
-                self.reset(result.check, result.environment)
+                self.restart(result.check, result.environment)
         for step in result.steps:
             if step.status is not Status.PASSED:
                 continue
             series_key = (result.check, result.environment, step.name)
             series = self._series.get(series_key)
             if series is None:
-                series = self._series[series_key] = deque(maxlen=self.size)
+                series = self._series[series_key] = _Series(self.size)
                 while len(self._series) > MAX_SERIES:
                     self._series.popitem(last=False)
             else:
                 self._series.move_to_end(series_key)
-            series.append(step.duration_s)
+            series.values.append(step.duration_s)
 
-    def reset(self, check: str, environment: str) -> None:
-        for key in [k for k in self._series if k[0] == check and k[1] == environment]:
-            del self._series[key]
+    def restart(self, check: str, environment: str) -> None:
+        """Start the check's windows afresh; the current figures become `previous` (a
+        window too young to judge keeps the older `previous` instead)."""
+        for key, series in self._series.items():
+            if key[0] != check or key[1] != environment:
+                continue
+            current = _stats(series.values, None)
+            if current is not None and (
+                series.previous is None or current.samples >= series.previous.samples
+            ):
+                series.previous = current
+            series.values.clear()
 
     def stats(self, check: str, environment: str, step: str) -> WindowStats | None:
         series = self._series.get((check, environment, step))
-        if not series:
+        if series is None:
             return None
-        ordered = sorted(series)
-        return WindowStats(_rank(ordered, 0.5), _rank(ordered, 0.95), len(ordered))
+        return _stats(series.values, series.previous)
+
+
+def _stats(values: deque[float], previous: WindowStats | None) -> WindowStats | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    recent = tuple(values)[-RECENT_RUNS:]
+    return WindowStats(_rank(ordered, 0.5), _rank(ordered, 0.95), len(ordered), recent, previous)
 
 
 def _rank(ordered: list[float], q: float) -> float:

@@ -264,6 +264,13 @@ class Metrics:
             ("check", "env", "location", "step"),
             registry=r,
         )
+        self.baseline_samples = Gauge(
+            "synth_step_baseline_samples",
+            "Latency samples in the pre-prod baseline a step is compared with; below "
+            "baseline.min_samples (default 20) the step is not judged.",
+            ("check", "env", "location", "step"),
+            registry=r,
+        )
 
         self.http_phase_duration = LeanHistogram(
             "synth_http_phase_duration_seconds",

@@ -14,7 +14,9 @@ from agent_harness import EXAMPLE_CHECKS, SHOP_PASSWORD, SYNTH, clean_env, shop_
 from synth.cli import main
 from synth.demo import ShopThread
 
-HEADER = ["ENV", "STEP", "VERSION", "N", "P50", "P95", "P99", "SUCCESS", "FIELDS", "UPDATED"]
+HEADER = [
+    "ENV", "STEP", "VERSION", "N", "P50", "P95", "P99", "SUCCESS", "FIELDS", "UPDATED", "JUDGED",
+]  # fmt: skip
 STEPS = ["add to cart", "check out", "list products", "log in", "order status"]
 
 
@@ -62,9 +64,13 @@ def test_run_records_a_baseline_that_show_prints(
     lines = out.splitlines()
     assert lines[0] == "baseline of checkout"
     assert lines[1].split() == HEADER
-    assert sorted(re.split(r"\s{2,}", line)[1] for line in lines[2:]) == STEPS
-    assert all(re.search(r"\sv9\s+2\s+[\d.]+ ms", line) for line in lines[2:]), out
-    assert all("100.0%" in line for line in lines[2:])
+    rows, note = lines[2:-1], lines[-1]
+    assert sorted(re.split(r"\s{2,}", line)[1] for line in rows) == STEPS
+    assert all(re.search(r"\sv9\s+2\s+[\d.]+ ms", line) for line in rows), out
+    assert all("100.0%" in line for line in rows)
+    # Two samples are too few to judge on (min_samples 20 by default): it says so.
+    assert all(line.endswith("no: 2 of 20 samples") for line in rows), out
+    assert note.startswith("A baseline with fewer than 20 samples (baseline.min_samples)")
 
     code, out, _ = in_process(capsys, "baseline", "show", "nope", "--store", db)
     assert code == 1

@@ -215,16 +215,23 @@ def test_production_is_compared_with_the_pytest_baseline(
         capture_output=True, text=True, timeout=30, check=False, env=clean_env(),
     )  # fmt: skip
     assert show.returncode == 0, show.stderr
-    assert re.search(r"staging\s+order status\s+v1\s+2\s", show.stdout), show.stdout
+    assert re.search(r"staging\s+order status\s+v1\s+2\s.*no: 2 of 20 samples", show.stdout), (
+        show.stdout
+    )
+    assert "fewer than 20 samples (baseline.min_samples) is not judged" in show.stdout
     diff = subprocess.run(
         [SYNTH, "baseline", "diff", "--from", "staging", "--to", "production", "--store", db],
         capture_output=True, text=True, timeout=30, check=False, env=clean_env(),
     )  # fmt: skip
     assert diff.returncode == 0, diff.stderr
     line = next(x for x in diff.stdout.splitlines() if "order status" in x)
-    # Recent production mixes runs from before the fault (number) and after it (string).
-    assert "order.total: number→number|string" in line, diff.stdout
-    header = diff.stdout.splitlines()[1]
+    # The newest window holds runs from before the fault (number) and after it (string);
+    # the contract shown is the newest one.
+    assert "order.total: number→string" in line, diff.stdout
+    assert diff.stdout.splitlines()[1].startswith(
+        "production: the newest 20 stored runs of each check ("
+    ), diff.stdout
+    header = diff.stdout.splitlines()[2]
     assert header.split() == [
         "CHECK", "STEP", "FROM", "P50", "FROM", "P95", "TO", "P50", "TO", "P95",
         "RATIO", "CONTRACT",

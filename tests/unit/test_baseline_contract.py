@@ -189,9 +189,20 @@ def test_latency_regression_needs_factor_and_absolute_increase() -> None:
     assert judge(run(step("list", 0.006, {"items": []})), tiny, p95=0.006).findings == ()
 
 
-def test_too_few_samples_means_no_judgement() -> None:
+def test_too_few_samples_means_no_judgement_and_the_run_says_so() -> None:
     result = run(step("list", 5.0, {"items": "x"}), env="production")
-    assert judge(result, baseline(runs=5)).findings == ()
+    comparison = judge(result, baseline(runs=5))
+    assert [(f.kind, f.severity, f.message) for f in comparison.findings] == [
+        ("not_judged", Severity.WARN, "step `list`: baseline has 5 of 20 samples: not judged")
+    ]
+    assert comparison.samples == {"list": 5}
+    assert comparison.ratios == {}
+    assert with_findings(result, comparison.findings).passed
+    # A step the baseline never saw is not judged either, and says so.
+    other = run(step("search", 5.0, {}), env="production")
+    assert [f.message for f in judge(other, baseline()).findings] == [
+        "step `search`: baseline has 0 of 20 samples: not judged"
+    ]
 
 
 def test_with_findings_returns_a_new_failed_result_and_keeps_the_original() -> None:
@@ -230,3 +241,7 @@ def test_window_keeps_the_last_runs_and_restarts_on_a_new_deploy() -> None:
     stats = window.stats("checkout", "production", "list")
     assert stats is not None
     assert stats.samples == 1
+    assert stats.recent == (0.9,)
+    # The old version's window is kept, for a regression it showed to stand.
+    assert stats.previous is not None
+    assert (stats.previous.samples, stats.previous.p95_s) == (3, 0.4)
