@@ -14,8 +14,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from synth.alerting.policy import retries_for
+from synth.checks.context import FlowContext
 from synth.checks.failures import FlowAborted
-from synth.checks.flow import Flow, FlowContext
+from synth.checks.flow import Flow
 from synth.config import Environment, Settings, resolve_environment
 from synth.model import FailedAttempt, RunRequest, RunResult, Status
 from synth.probes.http import SslContexts

@@ -1,23 +1,22 @@
 """`Flow`: what a check function receives — named steps, HTTP calls relative to the
-environment's services, values carried between steps, secrets, and protocol probes."""
+environment's services, values carried between steps, secrets, and protocol probes. The
+run's state it works on is a `FlowContext` (synth.checks.context)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx2
 
 from synth.checks import probe_steps
+from synth.checks.context import FlowContext, InFlight, StepRecorder
 from synth.checks.failures import (
     CheckFailure,
-    FlowAborted,
-    assertion_failure,
-    script_error,
 )
 from synth.checks.request_parts import (
     Sending,
@@ -28,7 +27,7 @@ from synth.checks.request_parts import (
 )
 from synth.checks.response import MISSING, Response
 from synth.checks.step_names import route_name
-from synth.config import Environment, RunnerSettings, ServiceTarget, TlsSettings
+from synth.config import ServiceTarget
 from synth.model import (
     DeployContext,
     Failure,
@@ -36,142 +35,11 @@ from synth.model import (
     HttpTimings,
     Phase,
     RequestRecord,
-    Status,
-    StepResult,
 )
-from synth.probes.http import Exchange, ProbeError, SslContexts, exchange, new_client
-from synth.probes.redirects import DEFAULT_MAX_REDIRECTS, next_hop, too_many_message
-from synth.redact import SENSITIVE_HEADERS, Redactor
-from synth.spans import RunTracer
+from synth.probes.http import Exchange, ProbeError, exchange
+from synth.probes.redirects import next_hop, too_many_message
+from synth.redact import SENSITIVE_HEADERS
 from synth.units import parse_duration
-
-
-@dataclass(slots=True)
-class StepRecorder:
-    """Mutable record of a step while the run is in progress; frozen at the end."""
-
-    name: str
-    started: float
-    offset_s: float
-    implicit: bool = False
-    ended: float | None = None
-    requests: list[RequestRecord] = field(default_factory=list)
-    failure: Failure | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    # Time the step's requests spent on this process rather than on the network: building
-    # and redacting them, waiting for the loop, reading their JSON (see HttpTimings.total_s).
-    # Left out of the step's duration, so that it is the target's latency in any process.
-    local_wait_s: float = 0.0
-    wire_s: float = 0.0  # the requests' own time: on the wire, or until they failed
-
-    def result(self, run_end: float) -> StepResult:
-        end = self.ended if self.ended is not None else run_end
-        return StepResult(
-            name=self.name,
-            status=Status.FAILED if self.failure else Status.PASSED,
-            duration_s=max(end - self.started - self.local_wait_s, 0.0),
-            started_offset_s=self.offset_s,
-            requests=tuple(self.requests),
-            failure=self.failure,
-            details=dict(self.details),
-        )
-
-
-@dataclass(slots=True)
-class InFlight:
-    method: str
-    url: str
-
-
-class FlowContext:
-    """The runner's side of a flow: records steps, owns the run's HTTP clients."""
-
-    def __init__(
-        self,
-        *,
-        check_name: str,
-        service: str,
-        check_file: str | None,
-        environment: Environment,
-        runner: RunnerSettings,
-        tracer: RunTracer,
-        ssl_contexts: SslContexts,
-        phase: Phase,
-        location: str,
-        deploy: DeployContext | None,
-        follow_redirects: bool = True,
-        max_redirects: int = DEFAULT_MAX_REDIRECTS,
-    ) -> None:
-        self.check_name = check_name
-        self.follow_redirects = follow_redirects
-        self.max_redirects = max_redirects
-        self.service = service
-        self.check_file = check_file
-        self.environment = environment
-        self.runner = runner
-        self.tracer = tracer
-        self.ssl_contexts = ssl_contexts
-        self.phase = phase
-        self.location = location
-        self.deploy = deploy
-        self.redactor = Redactor(s.get_secret_value() for s in environment.secrets.values())
-        self.started = time.perf_counter()
-        self.steps: list[StepRecorder] = []
-        self.current: StepRecorder | None = None
-        self.in_flight: InFlight | None = None
-        self._clients: dict[int, httpx2.AsyncClient] = {}
-
-    def client_for(self, tls: TlsSettings) -> httpx2.AsyncClient:
-        context = self.ssl_contexts.get(tls)
-        client = self._clients.get(id(context))
-        if client is None:
-            client = new_client(context, user_agent=self.runner.user_agent)
-            self._clients[id(context)] = client
-        return client
-
-    async def aclose(self) -> None:
-        for client in self._clients.values():
-            await client.aclose()
-        self._clients.clear()
-
-    def record_outside_step(self, failure: Failure, step: str | None) -> None:
-        """A failure raised outside any `flow.step()` block: attach it to the implicit step
-        of the response it concerns, or to a step named after the check."""
-        for recorder in reversed(self.steps):
-            if recorder.name == step and recorder.implicit and recorder.failure is None:
-                recorder.failure = failure
-                return
-        now = time.perf_counter()
-        recorder = StepRecorder(
-            name=step or self.check_name, started=now, offset_s=now - self.started, ended=now
-        )
-        recorder.failure = failure
-        self.steps.append(recorder)
-
-    def mark_timeout(self, timeout_s: float) -> None:
-        """The check's time ran out: the step in progress failed with `timeout`."""
-        recorder = self.current
-        if recorder is None:
-            now = time.perf_counter()
-            recorder = StepRecorder(name=self.check_name, started=now, offset_s=now - self.started)
-            self.steps.append(recorder)
-        recorder.ended = time.perf_counter()
-        flight = self.in_flight
-        recorder.failure = Failure(
-            type=FailureType.TIMEOUT,
-            message=f"check timed out after {timeout_s:g}s during step '{recorder.name}'",
-            expected=f"whole check within {timeout_s:g}s",
-            actual="still running" + (f": {flight.method} {flight.url}" if flight else ""),
-            method=flight.method if flight else None,
-            url=flight.url if flight else None,
-        )
-
-    def failure_for(self, error: BaseException) -> Failure:
-        if isinstance(error, CheckFailure):
-            return error.failure
-        if isinstance(error, AssertionError):
-            return assertion_failure(error, self.redactor, self.check_file)
-        return script_error(error, self.redactor)
 
 
 class Flow:
@@ -205,38 +73,10 @@ class Flow:
 
     # -- steps ------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def step(self, name: str) -> AsyncIterator[StepRecorder]:
+    def step(self, name: str) -> contextlib.AbstractAsyncContextManager[StepRecorder]:
         """A named step; its name appears in reports, metrics and spans. A failure inside
         it fails the step and stops the flow."""
-        ctx = self._ctx
-        name = ctx.redactor.text(name)  # a name is shown everywhere: never a secret in it
-        if ctx.current is not None:
-            raise RuntimeError(f"step {name!r} is nested inside step {ctx.current.name!r}")
-        now = time.perf_counter()
-        recorder = StepRecorder(name=name, started=now, offset_s=now - ctx.started)
-        ctx.steps.append(recorder)
-        ctx.current = recorder
-        interrupted = False
-        with ctx.tracer.step_span(name) as span:
-            try:
-                yield recorder
-            except FlowAborted:
-                raise
-            except Exception as error:  # every exception of check code becomes a failure
-                recorder.failure = ctx.failure_for(error)
-                span.record_failure(recorder.failure)
-                raise FlowAborted from error
-            except BaseException:
-                # Cancelled by the check's deadline: stay current so the runner can say
-                # which step timed out.
-                interrupted = True
-                raise
-            finally:
-                if recorder.ended is None:
-                    recorder.ended = time.perf_counter()
-                if not interrupted and ctx.current is recorder:
-                    ctx.current = None
+        return self._ctx.step(name)
 
     def fail(
         self,
@@ -247,15 +87,7 @@ class Flow:
         actual: str | None = None,
     ) -> CheckFailure:
         """Build a failure to raise from check code: `raise flow.fail("cart is empty")`."""
-        redact = self._ctx.redactor.text
-        return CheckFailure(
-            Failure(
-                type=type,
-                message=redact(message),
-                expected=redact(expected) if expected is not None else None,
-                actual=redact(actual) if actual is not None else None,
-            )
-        )
+        return self._ctx.fail(message, type=type, expected=expected, actual=actual)
 
     # -- secrets ----------------------------------------------------------------------
 
@@ -286,15 +118,7 @@ class Flow:
         return target.base_url + ("" if path.startswith("/") else "/") + path
 
     def _target(self, service: str | None) -> ServiceTarget:
-        name = service or self._ctx.service
-        target = self._ctx.environment.services.get(name)
-        if target is None:
-            raise self.fail(
-                f"service {name!r} has no base URL in environment {self.env!r}; "
-                f"add environments.{self.env}.services.{name}.base_url",
-                type=FailureType.SCRIPT_ERROR,
-            )
-        return target
+        return self._ctx.target(service)
 
     async def request(
         self,
@@ -551,7 +375,7 @@ class Flow:
     ) -> probe_steps.TcpResult:
         """Connect to `host:port` (default: the service's base URL host and port). Outside a
         `flow.step()` it is a step of its own, "tcp host:port"."""
-        return await probe_steps.tcp(self, host, port, service=service, timeout=timeout)
+        return await probe_steps.tcp(self._ctx, host, port, service=service, timeout=timeout)
 
     async def dns(
         self,
@@ -568,7 +392,7 @@ class Flow:
         `expect_contains` some of them, e.g. `await flow.dns("example.com", record_type="MX",
         expect_contains=["10 mail.example.com."])`. Fails as `dns`."""
         return await probe_steps.dns(
-            self,
+            self._ctx,
             name,
             record_type=record_type,
             expect=expect,
@@ -594,7 +418,7 @@ class Flow:
         least `min_days` left, trusted chain, valid for the name. Fails as `tls`; the
         certificate's facts (days_left, not_after, issuer, ...) go into the step details."""
         return await probe_steps.tls(
-            self,
+            self._ctx,
             host,
             port,
             service=service,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 from synth.checks.api import CheckDefinitionError, build_spec, collector
+from synth.checks.context import FlowContext, InFlight, StepRecorder
 from synth.checks.failures import CheckFailure
 from synth.config import TlsSettings
 from synth.model import CheckFunc, CheckSpec, Failure, FailureType, SourceLocation
@@ -30,7 +31,7 @@ from synth.probes.tls import TlsResult, probe_tls
 from synth.units import parse_duration
 
 if TYPE_CHECKING:
-    from synth.checks.flow import Flow, StepRecorder
+    from synth.checks.flow import Flow
 
 __all__ = [
     "Answers",
@@ -59,7 +60,7 @@ Answers = Iterable[str]
 
 
 async def tcp(
-    flow: Flow,
+    ctx: FlowContext,
     host: str | None = None,
     port: int | None = None,
     *,
@@ -68,14 +69,14 @@ async def tcp(
 ) -> TcpResult:
     """Connect to `host:port` (default: the service's base URL host and port); fails the step
     as `dns`, `connect` or `timeout`."""
-    endpoint = _endpoint(flow, host, port, service, protocol="tcp")
-    timeout_s = _timeout(flow, timeout)
-    async with _probe_step(flow, f"tcp {endpoint.label}") as recorder:
-        _record(flow, recorder, {"target": endpoint.label})
-        with _probing(flow, recorder, "TCP", f"tcp://{endpoint.label}"):
+    endpoint = _endpoint(ctx, host, port, service, protocol="tcp")
+    timeout_s = _timeout(ctx, timeout)
+    async with _probe_step(ctx, f"tcp {endpoint.label}") as recorder:
+        _record(ctx, recorder, {"target": endpoint.label})
+        with _probing(ctx, recorder, "TCP", f"tcp://{endpoint.label}"):
             result = await probe_tcp(endpoint.host, endpoint.port, timeout_s=timeout_s)
         _record(
-            flow,
+            ctx,
             recorder,
             {"address": result.address, "dns_s": result.dns_s, "connect_s": result.connect_s},
         )
@@ -83,7 +84,7 @@ async def tcp(
 
 
 async def dns(
-    flow: Flow,
+    ctx: FlowContext,
     name: str | None = None,
     *,
     record_type: str = "A",
@@ -97,23 +98,23 @@ async def dns(
     must be exactly these; `expect_contains`: they must include these. Answers compare
     regardless of order, case and a name's trailing dot. Fails the step as `dns`."""
     if name is None:
-        name = _service_host(flow, None)
+        name = _service_host(ctx, None)
         if _is_ip(name):
-            raise flow.fail(
-                f"flow.dns() needs a name: service {flow.service!r} is addressed by IP {name}",
+            raise ctx.fail(
+                f"flow.dns() needs a name: service {ctx.service!r} is addressed by IP {name}",
                 type=FailureType.SCRIPT_ERROR,
             )
     rdtype = record_type.upper()
-    timeout_s = _timeout(flow, timeout)
+    timeout_s = _timeout(ctx, timeout)
     where = f"{nameserver}:{port}" if nameserver else ""
-    async with _probe_step(flow, f"dns {rdtype} {name}") as recorder:
-        _record(flow, recorder, {"name": name, "record_type": rdtype})
-        with _probing(flow, recorder, "DNS", f"dns://{where}/{name}?type={rdtype}"):
+    async with _probe_step(ctx, f"dns {rdtype} {name}") as recorder:
+        _record(ctx, recorder, {"name": name, "record_type": rdtype})
+        with _probing(ctx, recorder, "DNS", f"dns://{where}/{name}?type={rdtype}"):
             result = await probe_dns(
                 name, record_type=rdtype, nameserver=nameserver, port=port, timeout_s=timeout_s
             )
         facts = {"answers": list(result.answers), "nameserver": result.nameserver}
-        _record(flow, recorder, {**facts, "dns_s": result.duration_s})
+        _record(ctx, recorder, {**facts, "dns_s": result.duration_s})
         mismatch = answer_mismatch(
             rdtype, result.answers, expect=expect, expect_contains=expect_contains
         )
@@ -124,12 +125,12 @@ async def dns(
                 mismatch.expected,
                 mismatch.actual,
             )
-            raise _failure(flow, recorder, FailureType.DNS, [mismatch])
+            raise _failure(ctx, recorder, FailureType.DNS, [mismatch])
     return result
 
 
 async def tls(
-    flow: Flow,
+    ctx: FlowContext,
     host: str | None = None,
     port: int | None = None,
     *,
@@ -144,12 +145,12 @@ async def tls(
     and fail the step as `tls` if it has expired, has fewer than `min_days` left, does not
     chain to a trusted CA (the environment's `tls.ca_file`, else the system CAs) or is
     not valid for the name. The certificate's facts go into the step's details."""
-    endpoint = _endpoint(flow, host, port, service, protocol="tls")
-    timeout_s = _timeout(flow, timeout)
+    endpoint = _endpoint(ctx, host, port, service, protocol="tls")
+    timeout_s = _timeout(ctx, timeout)
     ca_file = str(endpoint.tls.ca_file) if endpoint.tls.ca_file else None
-    async with _probe_step(flow, f"tls {endpoint.label}") as recorder:
-        _record(flow, recorder, {"target": endpoint.label})
-        with _probing(flow, recorder, "TLS", f"tls://{endpoint.label}"):
+    async with _probe_step(ctx, f"tls {endpoint.label}") as recorder:
+        _record(ctx, recorder, {"target": endpoint.label})
+        with _probing(ctx, recorder, "TLS", f"tls://{endpoint.label}"):
             result = await probe_tls(
                 endpoint.host,
                 endpoint.port,
@@ -157,12 +158,12 @@ async def tls(
                 ca_file=ca_file,
                 timeout_s=timeout_s,
             )
-        _record(flow, recorder, _tls_details(result))
+        _record(ctx, recorder, _tls_details(result))
         problems = tls_problems(
             result, min_days=min_days, check_chain=check_chain, check_hostname=check_hostname
         )
         if problems:
-            raise _failure(flow, recorder, FailureType.TLS, problems)
+            raise _failure(ctx, recorder, FailureType.TLS, problems)
     return result
 
 
@@ -460,16 +461,16 @@ class _Endpoint:
 
 
 def _endpoint(
-    flow: Flow, host: str | None, port: int | None, service: str | None, *, protocol: str
+    ctx: FlowContext, host: str | None, port: int | None, service: str | None, *, protocol: str
 ) -> _Endpoint:
     """`host`/`port`, defaulting to those of the service's base URL; TLS settings are
     the service's when the service is the target, else the environment's."""
-    environment = flow._ctx.environment
+    environment = ctx.environment
     if host is not None and service is None:
         if port is None and protocol == "tcp":
-            raise flow.fail(f"flow.tcp({host!r}) needs a port", type=FailureType.SCRIPT_ERROR)
+            raise ctx.fail(f"flow.tcp({host!r}) needs a port", type=FailureType.SCRIPT_ERROR)
         return _Endpoint(host, port or 443, environment.tls)
-    target = flow._target(service)
+    target = ctx.target(service)
     parts = urlsplit(target.base_url)
     assert parts.hostname is not None  # validated with the configuration
     if protocol == "tls":
@@ -483,37 +484,34 @@ def _endpoint(
     )
 
 
-def _service_host(flow: Flow, service: str | None) -> str:
-    hostname = urlsplit(flow._target(service).base_url).hostname
+def _service_host(ctx: FlowContext, service: str | None) -> str:
+    hostname = urlsplit(ctx.target(service).base_url).hostname
     assert hostname is not None  # validated with the configuration
     return hostname
 
 
-def _timeout(flow: Flow, timeout: str | float | None) -> float:
+def _timeout(ctx: FlowContext, timeout: str | float | None) -> float:
     if timeout is None:
-        return flow._ctx.runner.request_timeout
+        return ctx.runner.request_timeout
     return parse_duration(timeout)
 
 
 @contextlib.asynccontextmanager
-async def _probe_step(flow: Flow, name: str) -> AsyncIterator[StepRecorder]:
+async def _probe_step(ctx: FlowContext, name: str) -> AsyncIterator[StepRecorder]:
     """The step in progress, or an implicit step named after the probe."""
-    current = flow._ctx.current
+    current = ctx.current
     if current is not None:
         yield current
         return
-    async with flow.step(name) as recorder:
+    async with ctx.step(name) as recorder:
         recorder.implicit = True
         yield recorder
 
 
 @contextlib.contextmanager
-def _probing(flow: Flow, recorder: StepRecorder, kind: str, uri: str) -> Iterator[None]:
+def _probing(ctx: FlowContext, recorder: StepRecorder, kind: str, uri: str) -> Iterator[None]:
     """Mark the probe as in flight (a check timeout names it) and turn a network failure
     into the step's failure."""
-    from synth.checks.flow import InFlight  # flow imports this module
-
-    ctx = flow._ctx
     shown = ctx.redactor.text(uri)
     ctx.in_flight = InFlight(kind, shown)
     cancelled = False
@@ -532,9 +530,9 @@ def _probing(flow: Flow, recorder: StepRecorder, kind: str, uri: str) -> Iterato
             ctx.in_flight = None
 
 
-def _record(flow: Flow, recorder: StepRecorder, facts: dict[str, Any]) -> None:
+def _record(ctx: FlowContext, recorder: StepRecorder, facts: dict[str, Any]) -> None:
     """Add facts to the step's details, with secrets masked (a TXT record can hold one)."""
-    redact = flow._ctx.redactor.text
+    redact = ctx.redactor.text
     for key, value in facts.items():
         if isinstance(value, str):
             value = redact(value)
@@ -544,9 +542,9 @@ def _record(flow: Flow, recorder: StepRecorder, facts: dict[str, Any]) -> None:
 
 
 def _failure(
-    flow: Flow, recorder: StepRecorder, type: FailureType, problems: list[Problem]
+    ctx: FlowContext, recorder: StepRecorder, type: FailureType, problems: list[Problem]
 ) -> CheckFailure:
-    redact = flow._ctx.redactor.text
+    redact = ctx.redactor.text
     return CheckFailure(
         Failure(
             type=type,
