@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from synth import __version__
 from synth.agent import json_body, openapi
+from synth.agent.adapters import hooks_router
 from synth.agent.auth import AuthError, request_target
 from synth.agent.deploys import DeployEvent, DeployRefused
 from synth.alerting.policy import retries_for
@@ -27,7 +28,8 @@ from synth.baseline.record import StepBaseline
 from synth.baseline.sketch import DEFAULT_ACCURACY
 from synth.model import Phase, RunRequest
 from synth.outputs.report import run_to_dict
-from synth.store import DeployRecord, StoreError, StoreRefused
+from synth.store import StoreError, StoreRefused
+from synth.store.records import deploy_to_dict
 
 if TYPE_CHECKING:
     from synth.agent.app import Agent
@@ -311,8 +313,6 @@ def build_api(agent: Agent) -> ASGIApp:
             )
         return JSONResponse(body, status_code=200 if outcome.ok else 422)
 
-    from synth.agent.adapters import hooks_router  # here: the adapters import this module
-
     app.include_router(hooks_router(agent))
     openapi.install(app)
     return WriteGuard(app, agent)
@@ -332,28 +332,6 @@ def _summary(summary: Any) -> dict[str, Any]:
         elif hasattr(value, "value"):
             data[key] = value.value
     return data
-
-
-def deploy_to_dict(record: DeployRecord) -> dict[str, Any]:
-    """The API shape of a deploy record."""
-    return {
-        "id": record.id,
-        "idempotency_key": record.idempotency_key,
-        "service": record.service,
-        "environment": record.environment,
-        "version": record.version,
-        "commit": record.commit,
-        "url": record.url,
-        "labels": dict(record.labels),
-        "tags": list(record.tags),
-        "status": record.status.value,
-        "verdict": record.verdict,
-        "created_at": record.created_at.isoformat(),
-        "updated_at": record.updated_at.isoformat(),
-        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
-        "run_ids": list(record.run_ids),
-        "links": {"self": f"/v1/deploys/{record.id}"},
-    }
 
 
 class WriteGuard:

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from synth.store.records import StoreError
@@ -121,3 +121,18 @@ def describe_error(error: BaseException, password: str | None) -> str:
     if password:
         text = text.replace(password, "***")
     return text[:500]
+
+
+def refuses_the_data(error: BaseException) -> bool:
+    """Whether the database (or its driver) refused the values themselves: text it cannot
+    encode (ValueError), or SQLSTATE class 22 "data exception" (PostgreSQL and NUL)."""
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, DataError | ValueError):
+            return True
+        if str(getattr(seen, "sqlstate", "") or "").startswith("22"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -81,6 +81,28 @@ class DeployRecord:
     run_ids: tuple[str, ...] = ()
 
 
+def deploy_to_dict(record: DeployRecord) -> dict[str, Any]:
+    """The API shape of a deploy record (`GET /v1/deploys/{id}`, the CD hooks)."""
+    return {
+        "id": record.id,
+        "idempotency_key": record.idempotency_key,
+        "service": record.service,
+        "environment": record.environment,
+        "version": record.version,
+        "commit": record.commit,
+        "url": record.url,
+        "labels": dict(record.labels),
+        "tags": list(record.tags),
+        "status": record.status.value,
+        "verdict": record.verdict,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
+        "run_ids": list(record.run_ids),
+        "links": {"self": f"/v1/deploys/{record.id}"},
+    }
+
+
 class OutboxStatus(enum.StrEnum):
     """Where an outbox event stands."""
 

@@ -17,15 +17,23 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+import synth.store.alerts as alerts
+import synth.store.rows as table_rows
 from synth.alerting.playbook import IncidentState, LocationState
 from synth.baseline.record import StepBaseline
-from synth.model import FailureType, Phase, RunResult, Status
-from synth.outputs.report_json import run_from_dict, run_to_dict
-from synth.store import alerts
-from synth.store.engine import create_engine, describe_error, display_url, parse_url, transaction
+from synth.model import Phase, RunResult
+from synth.outputs.report_json import run_from_dict
+from synth.store.engine import (
+    create_engine,
+    describe_error,
+    display_url,
+    parse_url,
+    refuses_the_data,
+    transaction,
+)
 from synth.store.migrations import migrate
 from synth.store.records import (
     AlertUpdate,
@@ -39,34 +47,16 @@ from synth.store.records import (
     StoreError,
     StoreRefused,
 )
+from synth.store.retention import Pruner
 from synth.store.schema import alert_state, as_utc, baselines, deploys, outbox, runs
 
 log = logging.getLogger("synth.store")
 
 PING_TIMEOUT_S = 2.0
 MAX_LIST_LIMIT = 1000
-# One prune call deletes at most this many batches; anything left goes at the next call.
-MAX_PRUNE_BATCHES = 2000
 # Versions of one check × environment × step kept; older ones are dropped as new arrive.
 MAX_BASELINE_VERSIONS = 10
 MAX_BASELINE_ROWS = 2000
-
-_SUMMARY_COLUMNS = (
-    runs.c.run_id,
-    runs.c.check_name,
-    runs.c.service,
-    runs.c.environment,
-    runs.c.phase,
-    runs.c.location,
-    runs.c.status,
-    runs.c.failure_type,
-    runs.c.failed_step,
-    runs.c.started_at,
-    runs.c.duration_s,
-    runs.c.attempts,
-    runs.c.trace_id,
-    runs.c.deploy_id,
-)
 
 
 class Store:
@@ -162,7 +152,7 @@ class Store:
         if not results:
             return
         statement = self._insert(runs).on_conflict_do_nothing()
-        rows = [_run_row(result) for result in results]
+        rows = [table_rows.run_row(result) for result in results]
         async with self._transaction("save runs", write=True) as connection:
             await connection.execute(statement, rows)
 
@@ -193,7 +183,7 @@ class Store:
         """Runs matching every filter given, newest first; `before` (exclusive) pages back."""
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}, not {limit}")
-        query = sa.select(*_SUMMARY_COLUMNS)
+        query = sa.select(*table_rows.SUMMARY_COLUMNS)
         if check is not None:
             query = query.where(runs.c.check_name == check)
         if env is not None:
@@ -207,7 +197,7 @@ class Store:
         query = query.order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(limit)
         async with self._transaction("list runs", write=False) as connection:
             rows = (await connection.execute(query)).all()
-        return [_summary(row._mapping) for row in rows]
+        return [table_rows.summary(row._mapping) for row in rows]
 
     # -- deploys ---------------------------------------------------------------------------
 
@@ -245,7 +235,7 @@ class Store:
                 raise IdempotencyKeyConflict(
                     f"deploy {deploy.id}: idempotency key is already used by another deploy"
                 ) from None
-            stored = await _get_deploy(connection, deploys.c.id == deploy.id)
+            stored = await table_rows.get_deploy(connection, deploys.c.id == deploy.id)
         if stored is None:  # pragma: no cover - the row was written in this transaction
             raise StoreError(f"deploy {deploy.id} vanished while it was being saved")
         return stored
@@ -266,12 +256,12 @@ class Store:
     async def get_deploy(self, deploy_id: str) -> DeployRecord | None:
         """One deploy by id, or None."""
         async with self._transaction("read a deploy", write=False) as connection:
-            return await _get_deploy(connection, deploys.c.id == deploy_id)
+            return await table_rows.get_deploy(connection, deploys.c.id == deploy_id)
 
     async def find_deploy_by_idempotency_key(self, key: str) -> DeployRecord | None:
         """The deploy saved with this idempotency key, or None."""
         async with self._transaction("find a deploy", write=False) as connection:
-            return await _get_deploy(connection, deploys.c.idempotency_key == key)
+            return await table_rows.get_deploy(connection, deploys.c.idempotency_key == key)
 
     # -- baselines -------------------------------------------------------------------------
 
@@ -489,80 +479,14 @@ class Store:
     # -- retention -------------------------------------------------------------------------
 
     async def prune(self, *, now: datetime | None = None) -> int:
-        """Apply retention and return the number of rows deleted: runs that started before
-        `now - max_age_s`, runs beyond the newest `max_runs_per_check` of each
-        check × environment, and deploys created before the same age cutoff. Deletes in
-        bounded batches, each its own transaction, so writers are never held up for long."""
-        cutoff = as_utc(now or datetime.now(UTC)) - self._max_age
-        budget = _Budget(MAX_PRUNE_BATCHES)
-        deleted = await self._delete_batches(
-            runs, runs.c.run_id, runs.c.started_at < cutoff, runs.c.started_at, budget
+        """Apply retention and return the number of rows deleted (see `Pruner.prune`)."""
+        pruner = Pruner(
+            self._transaction,
+            max_age=self._max_age,
+            max_runs=self._max_runs,
+            batch=self._batch,
         )
-        deleted += await self._prune_by_count(budget)
-        deleted += await self._delete_batches(
-            deploys, deploys.c.id, deploys.c.created_at < cutoff, deploys.c.created_at, budget
-        )
-        delivered = sa.and_(
-            outbox.c.status != OutboxStatus.PENDING.value, outbox.c.created_at < cutoff
-        )
-        deleted += await self._delete_batches(
-            outbox, outbox.c.id, delivered, outbox.c.created_at, budget
-        )
-        if budget.left <= 0:
-            log.warning("store prune stopped after %d rows; the rest goes next time", deleted)
-        elif deleted:
-            log.info("store prune deleted %d rows", deleted)
-        return deleted
-
-    async def _prune_by_count(self, budget: _Budget) -> int:
-        over_limit = (
-            sa.select(runs.c.check_name, runs.c.environment)
-            .group_by(runs.c.check_name, runs.c.environment)
-            .having(sa.func.count() > self._max_runs)
-        )
-        async with self._transaction("prune runs", write=False) as connection:
-            groups = (await connection.execute(over_limit)).all()
-        deleted = 0
-        for check, environment in groups:
-            in_group = sa.and_(runs.c.check_name == check, runs.c.environment == environment)
-            # The oldest run that is kept: everything older than it goes.
-            oldest_kept = (
-                sa.select(runs.c.started_at, runs.c.run_id)
-                .where(in_group)
-                .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
-                .offset(self._max_runs - 1)
-                .limit(1)
-            )
-            async with self._transaction("prune runs", write=False) as connection:
-                edge = (await connection.execute(oldest_kept)).first()
-            if edge is None:
-                continue
-            older = sa.or_(
-                runs.c.started_at < edge.started_at,
-                sa.and_(runs.c.started_at == edge.started_at, runs.c.run_id < edge.run_id),
-            )
-            deleted += await self._delete_batches(
-                runs, runs.c.run_id, sa.and_(in_group, older), runs.c.started_at, budget
-            )
-        return deleted
-
-    async def _delete_batches(
-        self,
-        table: sa.Table,
-        key: sa.Column[Any],
-        condition: sa.ColumnElement[bool],
-        oldest_first: sa.Column[Any],
-        budget: _Budget,
-    ) -> int:
-        deleted = 0
-        while budget.take():
-            batch = sa.select(key).where(condition).order_by(oldest_first).limit(self._batch)
-            async with self._transaction("prune", write=True) as connection:
-                result = await connection.execute(sa.delete(table).where(key.in_(batch)))
-            deleted += result.rowcount
-            if result.rowcount < self._batch:
-                break
-        return deleted
+        return await pruner.prune(now=now)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -593,7 +517,7 @@ class Store:
                 f"cannot {action} at {self.url}: no answer within {self._op_timeout_s:g}s"
             ) from None
         except (SQLAlchemyError, ValueError, OSError) as error:
-            if _refuses_the_data(error):
+            if refuses_the_data(error):
                 raise self._refused(action, error) from error
             detail = describe_error(error, self._password)
             raise StoreError(f"cannot {action} at {self.url}: {detail}") from error
@@ -602,94 +526,3 @@ class Store:
         detail = describe_error(error, self._password)
         printable = detail.encode("utf-8", "backslashreplace").decode("utf-8")
         return StoreRefused(f"cannot {action}: the store refused the data: {printable}")
-
-
-def _refuses_the_data(error: BaseException) -> bool:
-    """Whether the database (or its driver) refused the values themselves: text it cannot
-    encode (ValueError), or SQLSTATE class 22 "data exception" (PostgreSQL and NUL)."""
-    seen: BaseException | None = error
-    for _ in range(8):
-        if seen is None:
-            return False
-        if isinstance(seen, DataError | ValueError):
-            return True
-        if str(getattr(seen, "sqlstate", "") or "").startswith("22"):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-class _Budget:
-    """How many more delete batches this prune may run."""
-
-    def __init__(self, batches: int) -> None:
-        self.left = batches
-
-    def take(self) -> bool:
-        self.left -= 1
-        return self.left >= 0
-
-
-async def _get_deploy(
-    connection: AsyncConnection, condition: sa.ColumnElement[bool]
-) -> DeployRecord | None:
-    row = (await connection.execute(sa.select(deploys).where(condition))).first()
-    if row is None:
-        return None
-    m = row._mapping
-    return DeployRecord(
-        id=m["id"],
-        idempotency_key=m["idempotency_key"],
-        service=m["service"],
-        environment=m["environment"],
-        version=m["version"],
-        commit=m["commit_sha"],
-        url=m["url"],
-        labels={str(k): str(v) for k, v in m["labels"].items()},
-        tags=tuple(m["tags"]),
-        status=DeployStatus(m["status"]),
-        verdict=m["verdict"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        finished_at=m["finished_at"],
-        run_ids=tuple(m["run_ids"]),
-    )
-
-
-def _summary(m: sa.RowMapping) -> RunSummary:
-    return RunSummary(
-        run_id=m["run_id"],
-        check=m["check_name"],
-        service=m["service"],
-        environment=m["environment"],
-        phase=Phase(m["phase"]),
-        location=m["location"],
-        status=Status(m["status"]),
-        failure_type=FailureType(m["failure_type"]) if m["failure_type"] else None,
-        failed_step=m["failed_step"],
-        started_at=m["started_at"],
-        duration_s=m["duration_s"],
-        attempts=m["attempts"],
-        trace_id=m["trace_id"],
-        deploy_id=m["deploy_id"],
-    )
-
-
-def _run_row(result: RunResult) -> dict[str, Any]:
-    return {
-        "run_id": result.run_id,
-        "check_name": result.check,
-        "service": result.service,
-        "environment": result.environment,
-        "phase": result.phase.value,
-        "location": result.location,
-        "status": result.status.value,
-        "failure_type": result.failure_type.value if result.failure_type else None,
-        "failed_step": result.failed_step,
-        "started_at": result.started_at,
-        "duration_s": result.duration_s,
-        "attempts": result.attempts,
-        "trace_id": result.trace_id,
-        "deploy_id": result.deploy.deploy_id if result.deploy else None,
-        "result": run_to_dict(result),
-    }

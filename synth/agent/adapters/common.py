@@ -19,12 +19,12 @@ from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
 
 from synth.agent import json_body
-from synth.agent.api import deploy_to_dict
 from synth.agent.auth import token_matches
 from synth.agent.deploys import FINISHED, DeployEvent, DeployRefused
 from synth.agent.openapi import describe_validation
 from synth.config import BasicAuth, SecretRef, TokenHook
 from synth.store import DeployRecord
+from synth.store.records import deploy_to_dict
 
 if TYPE_CHECKING:
     from synth.agent.app import Agent
