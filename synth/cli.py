@@ -19,6 +19,7 @@ from synth import __version__
 from synth.batch import run_checks
 from synth.checks.loader import LoadedChecks, load_checks
 from synth.config import ConfigError, Settings, find_config_file, load_settings
+from synth.errors import SynthError
 from synth.model import CheckSpec, Phase, RunResult
 from synth.outputs.report import TerminalReporter, write_json_report, write_junit_report
 from synth.runner import Runner
@@ -34,7 +35,7 @@ EXIT_USAGE = 2
 TRACE_FLUSH_S = 5.0
 
 
-class UsageError(Exception):
+class UsageError(SynthError):
     """Bad configuration, arguments or check files: exit 2 with the message."""
 
 

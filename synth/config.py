@@ -30,6 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from synth.errors import SynthError
 from synth.model import Sensitivity, Severity
 from synth.redact import register_process_secret
 from synth.units import parse_duration, parse_size
@@ -38,7 +39,7 @@ DEFAULT_CONFIG_FILE = "synth.yaml"
 CONFIG_ENV_VAR = "SYNTH_CONFIG"
 
 
-class ConfigError(Exception):
+class ConfigError(SynthError):
     """The configuration cannot be used; the message names the field path and the reason."""
 
     def __init__(self, problems: list[str], source: str | None = None) -> None:

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from synth.errors import SynthError
+
 if TYPE_CHECKING:
     from synth.checks.problems import LoadProblem
     from synth.model import CheckSpec, RunRequest, RunResult
@@ -269,7 +271,7 @@ class SynthChecks(pytest.Collector):
         return iter(())
 
 
-class CheckFailed(Exception):
+class CheckFailed(SynthError):
     """A check run failed; carries the result for the report."""
 
     def __init__(self, result: RunResult) -> None:
@@ -321,7 +323,7 @@ class LoadProblemItem(pytest.Item):
         return self.path, None, f"synth load problem: {self.problem}"
 
 
-class CheckLoadError(Exception):
+class CheckLoadError(SynthError):
     """A problem found while loading the checks."""
 
 

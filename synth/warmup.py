@@ -19,7 +19,8 @@ import ssl
 from collections.abc import Iterable
 
 from synth.config import Settings, TlsSettings
-from synth.probes.http import ProbeError, SslContexts, exchange, new_client
+from synth.probes.errors import ProbeError
+from synth.probes.http import SslContexts, exchange, new_client
 
 log = logging.getLogger("synth.warmup")
 

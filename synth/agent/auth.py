@@ -19,13 +19,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from synth.errors import SynthError
+
 SIGNATURE_HEADER = "x-synth-signature"
 SCHEME = "v2"
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
-class AuthError(Exception):
+class AuthError(SynthError):
     """The request is not authenticated; the message says why (never echoing secrets)."""
 
 

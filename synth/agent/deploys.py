@@ -20,6 +20,7 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
 from synth.baseline.compare import unconfirmed
 from synth.config import DeploySettings
+from synth.errors import SynthError
 from synth.model import CheckSpec, DeployContext, Phase, RunRequest, RunResult
 from synth.outputs.metrics import Metrics
 from synth.store import (
@@ -67,7 +68,7 @@ MAX_CONFIRMATIONS = 2
 FOREIGN_POLL_S = 0.5
 
 
-class DeployRefused(ValueError):
+class DeployRefused(SynthError, ValueError):
     """Nothing will verify this deploy; the message says why and `status` is the API's
     answer: 404 when no configured check covers it, 422 when the store refused its record.
     Nothing of it is kept."""

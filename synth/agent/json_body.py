@@ -16,6 +16,8 @@ import math
 import re
 from typing import Any
 
+from synth.errors import SynthError
+
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 30
 
@@ -25,7 +27,7 @@ _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 _OPENING = frozenset(b"[{")
 
 
-class BadJson(ValueError):
+class BadJson(SynthError, ValueError):
     """The body cannot be accepted; `status` is 400 (not JSON) or 422 (unacceptable value)."""
 
     def __init__(self, status: int, reason: str) -> None:

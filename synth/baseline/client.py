@@ -15,6 +15,7 @@ import httpx2
 
 from synth.agent.auth import credentials_from_env
 from synth.baseline.record import RecentWindow, StepBaseline, newest_window
+from synth.errors import SynthError
 from synth.store import Store
 from synth.store.store import MAX_LIST_LIMIT
 
@@ -24,7 +25,7 @@ CHUNK_BYTES = 48 * 1024
 HTTP_TIMEOUT_S = 30.0
 
 
-class BaselineError(Exception):
+class BaselineError(SynthError):
     """Baselines could not be sent or read; the message says where and why."""
 
 

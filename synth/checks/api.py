@@ -6,13 +6,14 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from synth.errors import SynthError
 from synth.model import CheckFunc, CheckSpec, Schedule, Sensitivity, SourceLocation
 from synth.units import parse_duration
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
 
 
-class CheckDefinitionError(ValueError):
+class CheckDefinitionError(SynthError, ValueError):
     """A check's declaration is invalid; carries where it was declared."""
 
     def __init__(self, message: str, source: SourceLocation | None) -> None:

@@ -7,13 +7,14 @@ import linecache
 import traceback
 from types import TracebackType
 
+from synth.errors import SynthError
 from synth.model import Failure, FailureType
 from synth.redact import Redactor
 
 _VALUE_CHARS = 120
 
 
-class CheckFailure(Exception):
+class CheckFailure(SynthError):
     """Raised by expectations and `flow.fail()`; carries the (redacted) failure."""
 
     def __init__(self, failure: Failure, step: str | None = None) -> None:

@@ -36,7 +36,8 @@ from synth.model import (
     Phase,
     RequestRecord,
 )
-from synth.probes.http import Exchange, ProbeError, exchange
+from synth.probes.errors import ProbeError
+from synth.probes.http import Exchange, exchange
 from synth.probes.redirects import next_hop, too_many_message
 from synth.redact import SENSITIVE_HEADERS
 from synth.units import parse_duration

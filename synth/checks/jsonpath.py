@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from synth.errors import SynthError
+
 _TOKEN = re.compile(
     r"""\.?([A-Za-z_][\w\-]*)|\[(\d+|-\d+)\]|\[["']([^"']*)["']\]|\.(\d+)(?![\w\-])"""
 )
 
 
-class PathNotFound(LookupError):
+class PathNotFound(SynthError, LookupError):
     """The path does not exist in the document; says where it stopped."""
 
 

@@ -25,7 +25,7 @@ from synth.checks.failures import CheckFailure
 from synth.config import TlsSettings
 from synth.model import CheckFunc, CheckSpec, Failure, FailureType, SourceLocation
 from synth.probes.dns import DnsResult, probe_dns
-from synth.probes.http import ProbeError
+from synth.probes.errors import ProbeError
 from synth.probes.tcp import TcpResult, probe_tcp
 from synth.probes.tls import TlsResult, probe_tls
 from synth.units import parse_duration

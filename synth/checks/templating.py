@@ -8,6 +8,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from synth.errors import SynthError
+
 _TOKEN = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET = re.compile(r"secrets\.([A-Za-z0-9_.\-]+)")
@@ -19,7 +21,7 @@ Lookup = Callable[[str], Any]
 caller wants for an undefined one."""
 
 
-class TemplateSyntaxError(ValueError):
+class TemplateSyntaxError(SynthError, ValueError):
     """A string holds a malformed `${...}` reference."""
 
 

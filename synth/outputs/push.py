@@ -14,6 +14,7 @@ from prometheus_client.exposition import (
     push_to_gateway,
 )
 
+from synth.errors import SynthError
 from synth.outputs.metrics import Metrics
 from synth.redact import Redactor
 
@@ -21,7 +22,7 @@ JOB = "synth"
 PUSH_TIMEOUT_S = 10.0
 
 
-class PushError(Exception):
+class PushError(SynthError):
     """The Pushgateway could not be reached or refused the metrics; the message says why
     (credentials masked)."""
 

@@ -1,5 +1,5 @@
 """Protocol probes: one module per protocol, each raising `ProbeError` with a failure type."""
 
-from synth.probes.http import ProbeError
+from synth.probes.errors import ProbeError
 
 __all__ = ["ProbeError"]

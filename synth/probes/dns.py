@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from synth.model import FailureType
-from synth.probes.http import ProbeError
+from synth.probes.errors import ProbeError
 
 if TYPE_CHECKING:
     import dns.asyncresolver

@@ -30,23 +30,16 @@ import httpx2
 from httpcore2._backends.anyio import AnyIOBackend
 
 from synth.config import TlsSettings
+from synth.errors import SynthError
 from synth.model import FailureType, HttpTimings
+from synth.probes.errors import ProbeError
 from synth.probes.netstream import TimestampedStream, handshake_time, open_tcp
 
 # anyio imports its asyncio backend on the first connection; importing it here keeps that
 # one-off cost out of the first run's measured timings.
 
 
-class ProbeError(Exception):
-    """A network-level failure, already classified."""
-
-    def __init__(self, failure_type: FailureType, message: str) -> None:
-        super().__init__(message)
-        self.failure_type = failure_type
-        self.message = message
-
-
-class DnsResolutionError(httpcore2.ConnectError):
+class DnsResolutionError(httpcore2.ConnectError, SynthError):
     """The target's name did not resolve."""
 
 

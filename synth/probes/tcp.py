@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from synth.model import FailureType
-from synth.probes.http import ProbeError
+from synth.probes.errors import ProbeError
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from synth.model import FailureType
-from synth.probes.http import ProbeError
+from synth.probes.errors import ProbeError
 from synth.probes.tcp import Stage, close, connect
 
 if TYPE_CHECKING:

@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from synth.alerting.playbook import IncidentState, LocationState
+from synth.errors import SynthError
 from synth.model import FailureType, Phase, Status
 
 
-class StoreError(Exception):
+class StoreError(SynthError):
     """The store could not do what was asked (database unreachable, locked, corrupt, or
     from a newer synth). The message never contains the database password."""
 

@@ -30,7 +30,7 @@ from synth.checks.probe_steps import dns_check, tcp_check, tls_check
 from synth.config import Settings
 from synth.model import CheckSpec, FailureType, RunRequest, RunResult, Status
 from synth.probes.dns import probe_dns
-from synth.probes.http import ProbeError
+from synth.probes.errors import ProbeError
 from synth.probes.tcp import probe_tcp
 from synth.probes.tls import probe_tls, verifying_context
 from synth.redact import MASK

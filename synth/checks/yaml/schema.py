@@ -27,6 +27,7 @@ from synth.checks.templating import (
     references,
     strings_in,
 )
+from synth.errors import SynthError
 from synth.redact import is_sensitive_name
 from synth.units import parse_duration
 
@@ -37,7 +38,7 @@ _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"
 _STATUS_CLASS = re.compile(r"[1-5]xx")
 
 
-class KeyProblem(ValueError):
+class KeyProblem(SynthError, ValueError):
     """Raised by a model validator to blame one key (a location below the model)."""
 
     def __init__(self, loc: Loc, message: str) -> None:
