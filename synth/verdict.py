@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from synth.codec import finding_to_dict
 from synth.model import FailureType, RunResult
-from synth.outputs.report_json import finding_to_dict
 
 
 class VerdictResult(enum.StrEnum):

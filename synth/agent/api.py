@@ -26,8 +26,8 @@ from synth.agent.deploys import DeployEvent, DeployRefused
 from synth.alerting.policy import retries_for
 from synth.baseline.record import StepBaseline
 from synth.baseline.sketch import DEFAULT_ACCURACY
+from synth.codec import run_to_dict
 from synth.model import Phase, RunRequest
-from synth.outputs.report import run_to_dict
 from synth.store import StoreError, StoreRefused
 from synth.store.records import deploy_to_dict
 

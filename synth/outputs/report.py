@@ -1,20 +1,20 @@
 """The reports `synth run` prints and writes, one module per format:
 
 - `report_terminal`: `TerminalReporter`, a block per check as it completes and a summary;
-- `report_json`: `json_report`, the versioned JSON report, and `run_to_dict` /
-  `run_from_dict`, the one JSON form of a run (also used by the store and the API);
+- `report_json`: `json_report`, the versioned JSON report, its runs in the one JSON form
+  of a run (`run_to_dict` / `run_from_dict` from synth.codec, also used by the store,
+  the API and the verdict);
 - `report_junit`: `junit_report`, JUnit XML for CI test views.
 
 Every report renders only the fields of a `RunResult`, which the runner has already
 redacted; none ever sees a request's headers, or its body beyond `Failure.response_excerpt`.
 """
 
+from synth.codec import run_from_dict, run_to_dict
 from synth.outputs.report_json import (
     JSON_SCHEMA,
     SCHEMA_VERSION,
     json_report,
-    run_from_dict,
-    run_to_dict,
     write_json_report,
 )
 from synth.outputs.report_junit import junit_report, write_junit_report

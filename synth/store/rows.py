@@ -7,8 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from synth.codec import run_to_dict
 from synth.model import FailureType, Phase, RunResult, Status
-from synth.outputs.report_json import run_to_dict
 from synth.store.records import DeployRecord, DeployStatus, RunSummary
 from synth.store.schema import deploys, runs
 

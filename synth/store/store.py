@@ -24,8 +24,8 @@ import synth.store.alerts as alerts
 import synth.store.rows as table_rows
 from synth.alerting.playbook import IncidentState, LocationState
 from synth.baseline.record import StepBaseline
+from synth.codec import run_from_dict
 from synth.model import Phase, RunResult
-from synth.outputs.report_json import run_from_dict
 from synth.store.engine import (
     create_engine,
     describe_error,

@@ -24,6 +24,7 @@ from synth.alerting.policy import (
     rule_for,
 )
 from synth.baseline.record import fragments
+from synth.codec import run_from_dict, run_to_dict
 from synth.config import PlaybookSettings, Settings, TriggerRule
 from synth.model import (
     CheckSpec,
@@ -37,7 +38,6 @@ from synth.model import (
     Status,
     StepResult,
 )
-from synth.outputs.report_json import run_from_dict, run_to_dict
 from synth.outputs.report_terminal import render_run
 
 KEY = "0123456789abcdef0123456789abcdef"

@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 
 from synth import __version__
+from synth.codec import run_from_dict, run_to_dict
 from synth.model import (
     DeployContext,
     Failure,
@@ -32,8 +33,6 @@ from synth.outputs.report_json import (
     JSON_SCHEMA,
     SCHEMA_VERSION,
     json_report,
-    run_from_dict,
-    run_to_dict,
     write_json_report,
 )
 from synth.outputs.report_junit import junit_report, write_junit_report
