@@ -99,7 +99,7 @@ class Agent:
         self.store_ok = False
         self.workers = RunWorkers(
             state.settings.scheduler.concurrency,
-            on_blocked=lambda check, seconds: self.metrics.loop_blocked.inc((check,), seconds),
+            on_blocked=lambda check, seconds: self.metrics.loop_was_blocked(check, seconds),
         )
         self.processes: RunProcesses | None = None  # scheduler.processes > 0, from start()
         self._in_flight: set[asyncio.Task[RunResult]] = set()
@@ -112,7 +112,7 @@ class Agent:
             max_pending=PENDING_RESULTS_MAX,
             retry_s=STORE_RETRY_S,
         )
-        self.metrics.results_pending.set_function(lambda: self.writer.pending)  # at scrape
+        self.metrics.watch_results_pending(lambda: self.writer.pending)  # at scrape
         self._writer_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._reloading = asyncio.Lock()
@@ -212,9 +212,9 @@ class Agent:
             check_paths=self.check_paths,
             spans=processor.submit if processor is not None else None,
             log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
-            on_restart=self.metrics.run_process_restarts.inc,
+            on_restart=self.metrics.run_process_restarted,
         )
-        self.metrics.run_processes_ready.set_function(self.processes.ready_count)
+        self.metrics.watch_run_processes(self.processes.ready_count)
         return asyncio.create_task(self.processes.start())
 
     async def stop(self) -> None:
@@ -290,7 +290,7 @@ class Agent:
                 self._settle_heap()
                 outcome = ReloadOutcome(True, len(state.checks))
         self.last_reload = outcome
-        self.metrics.reloads.labels("ok" if outcome.ok else "error").inc()
+        self.metrics.reloaded(outcome.ok)
         if outcome.ok:
             log.info("reloaded", extra={"checks": outcome.checks})
         else:
@@ -306,7 +306,7 @@ class Agent:
         self._by_name = {check.name: check for check in state.checks}
         pairs = scheduled_pairs(state.checks, state.settings)
         self.scheduler.replace(pairs)
-        self.metrics.checks_loaded.set(len(state.checks))
+        self.metrics.checks_in_set(len(state.checks))
         scheduled = state.settings.scheduler.enabled
         intervals = {(c.name, env): interval_s(c) for c, env in pairs} if scheduled else {}
         self.metrics.set_schedule(intervals, state.settings.location)
@@ -357,8 +357,7 @@ class Agent:
         if result is None:
             sources = frozenset({check.source.path}) if check.source else frozenset()
             run = self.runner.run(request) if due is None else self._lagged(request, due)
-            self.metrics.in_flight.inc()
-            try:
+            with self.metrics.running():
                 result = await self.workers.run(
                     run,
                     label=check.name,
@@ -366,8 +365,6 @@ class Agent:
                     urgent=due is None,
                     inline=self._inline(check),
                 )
-            finally:
-                self.metrics.in_flight.dec()
         result = await self.baselines.apply(result)
         if due is not None and len(self._publishing) < PENDING_RESULTS_MAX:
             # A scheduled run ends here; storing and alerting go on in the background, so a
@@ -399,20 +396,17 @@ class Agent:
         """A scheduled run of a declarative check made by a run process, within the same
         concurrency bound; None if no run process could take it."""
         async with self.workers.slot():
-            self.metrics.in_flight.inc()
-            try:
+            with self.metrics.running():
                 made = await processes.run(
                     request.check.name, request.environment, request.location, due
                 )
-            finally:
-                self.metrics.in_flight.dec()
         if made is None:
             return None
         self._note_lag(made.lag_s)
         return made.result
 
     def _note_lag(self, lag_s: float) -> None:
-        self.metrics.schedule_lag.observe(lag_s)
+        self.metrics.scheduled_late(lag_s)
         self.lags.add(lag_s)
 
     async def _lagged(self, request: RunRequest, due: float) -> RunResult:
@@ -469,7 +463,7 @@ class Agent:
 
     def _store_failed(self, operation: str, exc: Exception) -> None:
         self.store_ok = False
-        self.metrics.store_errors.labels(operation).inc()
+        self.metrics.store_error(operation)
         log.warning("store unavailable: %s", exc, extra={"operation": operation})
 
     def _store_recovered(self) -> None:

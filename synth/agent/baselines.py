@@ -77,10 +77,7 @@ class BaselineComparator:
                 result.location,
                 self._metrics.step_label(result.check, step),
             )
-            self._metrics.baseline_samples.labels(*labels).set(samples)
-            ratio = comparison.ratios.get(step)
-            if ratio is not None:
-                self._metrics.baseline_latency_ratio.labels(*labels).set(ratio)
+            self._metrics.baseline_compared(labels, samples, comparison.ratios.get(step))
         return with_findings(result, comparison.findings)
 
     async def _baselines(self, check: str, env: str, min_samples: int) -> dict[str, StepBaseline]:
@@ -95,7 +92,7 @@ class BaselineComparator:
         try:
             rows = await store.list_baselines(check=check, env=env)
         except StoreError as exc:
-            self._metrics.store_errors.labels("list_baselines").inc()
+            self._metrics.store_error("list_baselines")
             log.warning("cannot read baselines: %s", exc)
             return cached[1] if cached else {}
         chosen = effective(rows, min_samples)

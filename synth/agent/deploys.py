@@ -265,7 +265,7 @@ class DeployManager:
             try:
                 await self.store.touch_deploys(ids, datetime.now(UTC))
             except StoreError as exc:
-                self._metrics.store_errors.labels("touch_deploys").inc()
+                self._metrics.store_error("touch_deploys")
                 log.warning("could not refresh deploy heartbeats: %s", exc)
 
     async def _find_by_key(self, key: str) -> DeployRecord | None:
@@ -401,9 +401,7 @@ class DeployManager:
             finished_at=now,
             run_ids=tuple(r.run_id for r in results),
         )
-        self._metrics.deploy_verdicts.labels(
-            record.service, record.environment, verdict.result.value
-        ).inc()
+        self._metrics.deploy_verdict(record.service, record.environment, verdict.result.value)
         key = (record.service, record.environment)
         active = self._active.get(key)
         if active is not None and active[0] == record.id:
@@ -447,15 +445,15 @@ class DeployManager:
             except IdempotencyKeyConflict:
                 if strict:
                     raise
-                self._metrics.store_errors.labels("save_deploy").inc()
+                self._metrics.store_error("save_deploy")
                 log.warning("could not store deploy record %s: key conflict", record.id)
             except StoreRefused:
                 if strict:
                     raise
-                self._metrics.store_errors.labels("save_deploy").inc()
+                self._metrics.store_error("save_deploy")
                 log.warning("the store refused deploy record %s", record.id)
             except StoreError as exc:
-                self._metrics.store_errors.labels("save_deploy").inc()
+                self._metrics.store_error("save_deploy")
                 log.warning("could not store deploy record: %s", exc)
 
     def _trim_memory(self, keep: int = 1000) -> None:

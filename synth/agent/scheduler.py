@@ -173,7 +173,7 @@ class CheckScheduler:
         if spec is None:
             return
         check, env = spec
-        self._metrics.skipped_overlaps.inc((check.name, env))
+        self._metrics.overlap_skipped(check.name, env)
         log.info(
             "skipped run: previous run still going",
             extra={"check": check.name, "env": env, "event": "overlap_skipped"},

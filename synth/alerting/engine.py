@@ -157,7 +157,7 @@ class AlertEngine:
                     await self._apply(result)
                 except StoreError as exc:
                     self._pending.appendleft(result)
-                    self._metrics.store_errors.labels("update_alert").inc()
+                    self._metrics.store_error("update_alert")
                     log.warning("alert state not updated (will retry): %s", exc)
                     return
                 except Exception:  # a bug must not stop the runs or block later results
@@ -243,7 +243,7 @@ class AlertEngine:
         the playbook's threshold (once) and its resolve below half of it."""
         flakiness = self.flaky.observe(result)
         labels = (result.check, result.environment, result.location)
-        self._metrics.flaky_ratio.set(labels, flakiness.ratio)
+        self._metrics.flakiness(labels, flakiness.ratio)
         settings = self._settings()
         check = self._check(result.check)
         name = playbook_name(check, settings)
@@ -285,7 +285,7 @@ class AlertEngine:
         try:
             await store.add_outbox(events, origin=self._origin)
         except StoreError as exc:
-            self._metrics.store_errors.labels("add_outbox").inc()
+            self._metrics.store_error("add_outbox")
             log.warning("flaky-check notification not stored (will retry): %s", exc)
             return False
         for _ in events:
@@ -330,7 +330,7 @@ class AlertEngine:
             return
         counts = await store.open_incidents()
         for name in set(self._settings().playbooks) | set(counts):
-            self._metrics.incidents_open.labels(name).set(counts.get(name, 0))
+            self._metrics.incidents(name, counts.get(name, 0))
 
     async def announce_deploy(self, record: DeployRecord) -> None:
         """Send a change event for a deploy to every playbook of the service's checks."""
@@ -353,7 +353,7 @@ class AlertEngine:
         try:
             await store.add_outbox(events, origin=self._origin)
         except StoreError as exc:
-            self._metrics.store_errors.labels("add_outbox").inc()
+            self._metrics.store_error("add_outbox")
             log.warning("deploy change event not stored: %s", exc)
             return
         self._wake()

@@ -114,7 +114,7 @@ class OutboxSender:
             try:
                 await self.deliver_due()
             except StoreError as exc:
-                self._metrics.store_errors.labels("outbox").inc()
+                self._metrics.store_error("outbox")
                 log.warning("outbox: store unavailable: %s", exc)
             except Exception:  # never let a bug stop paging for good
                 log.exception("outbox: delivery loop failed; retrying")
@@ -163,7 +163,7 @@ class OutboxSender:
         started = time.monotonic()
         delivery = await loop.run_in_executor(self._executor, self._send, settings, event)
         attempts = event.attempts + 1
-        self._metrics.pages.labels(event.playbook, event.kind, delivery.result.value).inc()
+        self._metrics.page_delivery(event.playbook, event.kind, delivery.result.value)
         context = {
             "playbook": event.playbook,
             "action": event.kind,
@@ -209,9 +209,8 @@ class OutboxSender:
 
     async def _refresh_gauges(self, store: Store) -> None:
         depth, oldest = await store.outbox_backlog(origin=self._origin)
-        self._metrics.outbox_depth.set(depth)
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
-        self._metrics.outbox_oldest_age.set(max(age, 0.0))
+        self._metrics.outbox_state(depth, age)
 
 
 def deliver_now(

@@ -13,6 +13,7 @@ has `_created` samples (the lean families cannot have them; the rule is one for 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -440,6 +441,77 @@ class Metrics:
             result.location,
             self.step_label(result.check, step.name),
         ).set(expiry)
+
+    # -- named updates: the only way other modules change a family ------------------------
+
+    def store_error(self, operation: str) -> None:
+        """A store operation failed (one of STORE_OPERATIONS)."""
+        self.store_errors.labels(operation).inc()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Count a run as in flight while the block runs."""
+        self.in_flight.inc()
+        try:
+            yield
+        finally:
+            self.in_flight.dec()
+
+    def scheduled_late(self, lag_s: float) -> None:
+        """A scheduled run started `lag_s` after its due time."""
+        self.schedule_lag.observe(lag_s)
+
+    def overlap_skipped(self, check: str, env: str) -> None:
+        self.skipped_overlaps.inc((check, env))
+
+    def loop_was_blocked(self, check: str, seconds: float) -> None:
+        self.loop_blocked.inc((check,), seconds)
+
+    def reloaded(self, ok: bool) -> None:
+        self.reloads.labels("ok" if ok else "error").inc()
+
+    def checks_in_set(self, count: int) -> None:
+        self.checks_loaded.set(count)
+
+    def watch_results_pending(self, pending: Callable[[], float]) -> None:
+        """Read the results not yet stored at each scrape."""
+        self.results_pending.set_function(pending)
+
+    def watch_run_processes(self, ready: Callable[[], float]) -> None:
+        """Read the run processes up at each scrape."""
+        self.run_processes_ready.set_function(ready)
+
+    def run_process_restarted(self) -> None:
+        self.run_process_restarts.inc()
+
+    def hook_rejected(self, hook: str, code: str) -> None:
+        self.hook_rejections.labels(hook, code).inc()
+
+    def deploy_verdict(self, service: str, env: str, result: str) -> None:
+        self.deploy_verdicts.labels(service, env, result).inc()
+
+    def baseline_compared(
+        self, labels: tuple[str, str, str, str], samples: int, ratio: float | None
+    ) -> None:
+        """A step (check, env, location, step label) compared with a baseline of
+        `samples` samples; `ratio` when its latency was judged."""
+        self.baseline_samples.labels(*labels).set(samples)
+        if ratio is not None:
+            self.baseline_latency_ratio.labels(*labels).set(ratio)
+
+    def flakiness(self, labels: tuple[str, str, str], ratio: float) -> None:
+        """The transient-failure ratio of a check (check, env, location) over 24 h."""
+        self.flaky_ratio.set(labels, ratio)
+
+    def incidents(self, playbook: str, count: int) -> None:
+        self.incidents_open.labels(playbook).set(count)
+
+    def page_delivery(self, playbook: str, action: str, result: str) -> None:
+        self.pages.labels(playbook, action, result).inc()
+
+    def outbox_state(self, depth: int, oldest_age_s: float) -> None:
+        self.outbox_depth.set(depth)
+        self.outbox_oldest_age.set(max(oldest_age_s, 0.0))
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -124,3 +124,34 @@ def test_no_module_is_over_the_line_limit() -> None:
     }
     assert len(sizes) > 50
     assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def metric_families() -> set[str]:
+    """The attributes of a `Metrics` that are metric families."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from synth.outputs.lean_histogram import LeanHistogram
+    from synth.outputs.lean_scalars import LeanScalars
+    from synth.outputs.metrics import Metrics
+
+    families = (MetricWrapperBase, LeanHistogram, LeanScalars)
+    metrics = Metrics()
+    return {name for name, value in vars(metrics).items() if isinstance(value, families)}
+
+
+def test_metric_families_change_only_through_named_metrics_methods() -> None:
+    """Callers say what happened (`metrics.store_error("open")`), never which family and
+    labels it updates: only synth.outputs.metrics knows that (and which are lean)."""
+    families = metric_families()
+    assert {"store_errors", "in_flight", "http_phase_duration"} <= families
+    reached: list[str] = []
+    for path in ROOT.rglob("*.py"):
+        if path.name == "metrics.py" and path.parent.name == "outputs":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Attribute) and node.attr in families):
+                continue
+            owner = ast.unparse(node.value)
+            if owner.split(".")[-1] in ("metrics", "_metrics"):
+                reached.append(f"{module_name(path)}:{node.lineno}: {owner}.{node.attr}")
+    assert reached == []

@@ -29,7 +29,7 @@ def hook_of(path: str) -> str:
 def note_rejection(agent: Agent, hook: str, status: int, reason: str) -> None:
     """Log and count one refused webhook call."""
     code = str(status) if str(status) in HOOK_REJECTION_CODES else "other"
-    agent.metrics.hook_rejections.labels(hook, code).inc()
+    agent.metrics.hook_rejected(hook, code)
     log.warning(
         "%s hook call refused (%d): %s",
         hook,
