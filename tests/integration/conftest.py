@@ -4,13 +4,16 @@ A test declares routes (path → handler); each handler gets an `Exchange` with 
 request and byte-level control of the reply, so it can answer normally, stall, trickle,
 stream without end or reset the connection. Every server records the requests it saw and
 stops (unblocking every handler) when the test ends.
+
+The fixtures every integration test shares (shop, start_agent, agent_store, otlp_http,
+otlp_grpc, pagerduty, pushgateway) are defined in their helper modules and registered
+here, once. Certificates come from `certs.write_self_signed`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import ipaddress
 import json
 import socket
 import ssl
@@ -26,10 +29,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from agent_harness import agent_store_fixture, shop_fixture, start_agent_fixture  # noqa: F401
+from certs import write_self_signed
+from otlp_receiver import otlp_grpc_fixture, otlp_http_fixture  # noqa: F401
+from pagerduty_standin import pagerduty_fixture  # noqa: F401
+from pushgateway import pushgateway_fixture  # noqa: F401
 
 LOOPBACK = "127.0.0.1"
 IDLE_TIMEOUT_S = 5.0  # a handler blocked on a silent client gives up after this
@@ -330,40 +334,6 @@ def tls_server(test_ca: trustme.CA, tmp_path: Path) -> Iterator[StartTlsServer]:
     yield start
     for server in servers:
         server.stop()
-
-
-def write_self_signed(directory: Path, hostname: str) -> tuple[Path, Path]:
-    """A self-signed certificate for `hostname` and 127.0.0.1, valid now; (cert, key)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address(LOOPBACK))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_file = directory / "self-signed.pem"
-    key_file = directory / "self-signed.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
 
 
 @pytest.fixture

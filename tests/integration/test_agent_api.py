@@ -8,16 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     ENV,
     SERVICE,
     AgentProcess,
     StartAgent,
-    agent_store_fixture,
     bearer,
     copy_example_checks,
-    shop_fixture,
-    start_agent_fixture,
     write_config,
 )
 from postgres import postgres_server  # noqa: F401

@@ -12,15 +12,13 @@ from typing import Any
 
 import httpx2
 import pytest
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     ENV,
     SERVICE,
     AgentProcess,
     StartAgent,
     bearer,
-    shop_fixture,
     signature,
-    start_agent_fixture,
     wait_for,
 )
 from hooks_support import ARGOCD_APP, ARGOCD_TOKEN, FLAGGER_CANARY, start_hooks_agent

@@ -10,19 +10,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     ENV,
     SERVICE,
     SYNTH,
     TOKEN,
     AgentProcess,
     StartAgent,
-    agent_store_fixture,
     clean_env,
     copy_example_checks,
-    shop_fixture,
     signed,
-    start_agent_fixture,
     wait_for,
     write_config,
 )

@@ -12,14 +12,12 @@ import sys
 from pathlib import Path
 
 import yaml
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     REPO,
     TOKEN,
     AgentProcess,
     StartAgent,
     copy_example_checks,
-    shop_fixture,
-    start_agent_fixture,
     write_config,
 )
 

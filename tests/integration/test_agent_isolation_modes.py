@@ -11,10 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     StartAgent,
-    shop_fixture,
-    start_agent_fixture,
     wait_for,
     write_check,
     write_config,

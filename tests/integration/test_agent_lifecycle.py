@@ -13,11 +13,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     ENV,
     StartAgent,
-    shop_fixture,
-    start_agent_fixture,
     store_url,
     wait_for,
     write_check,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from agent_harness import ENV, StartAgent, start_agent_fixture, write_check, write_config  # noqa: F401
+from agent_harness import ENV, StartAgent, write_check, write_config
 from prometheus_client.parser import text_string_to_metric_families
 
 from synth.model import DeliveryResult, FailureType

@@ -7,15 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     ENV,
     AgentProcess,
     StartAgent,
     bearer,
     copy_example_checks,
-    shop_fixture,
     signature,
-    start_agent_fixture,
     write_config,
 )
 

@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     ENV,
     SERVICE,
     AgentProcess,
     StartAgent,
     copy_example_checks,
-    shop_fixture,
-    start_agent_fixture,
     wait_for,
     write_check,
     write_config,

@@ -12,16 +12,14 @@ from datetime import datetime
 from pathlib import Path
 
 import psutil
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     AgentProcess,
     StartAgent,
-    shop_fixture,
-    start_agent_fixture,
     wait_for,
     write_check,
     write_config,
 )
-from otlp_receiver import OtlpHttpReceiver, otel_env, otlp_http_fixture  # noqa: F401
+from otlp_receiver import OtlpHttpReceiver, otel_env
 
 from synth.demo import ShopThread
 

@@ -16,12 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     AgentProcess,
     StartAgent,
     copy_example_checks,
-    shop_fixture,
-    start_agent_fixture,
     write_config,
 )
 

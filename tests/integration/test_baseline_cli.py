@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from agent_harness import EXAMPLE_CHECKS, SHOP_PASSWORD, SYNTH, clean_env, shop_fixture  # noqa: F401
+from agent_harness import EXAMPLE_CHECKS, SHOP_PASSWORD, SYNTH, clean_env
 
 from synth.cli import main
 from synth.demo import ShopThread

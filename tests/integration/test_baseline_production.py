@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     EXAMPLE_CHECKS,
     HMAC_SECRET,
     SHOP_PASSWORD,
@@ -22,8 +22,6 @@ from agent_harness import (  # noqa: F401
     AgentProcess,
     StartAgent,
     clean_env,
-    shop_fixture,
-    start_agent_fixture,
     store_url,
     wait_for,
 )

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import yaml
-from agent_harness import EXAMPLE_CHECKS, SHOP_PASSWORD, clean_env, shop_fixture  # noqa: F401
+from agent_harness import EXAMPLE_CHECKS, SHOP_PASSWORD, clean_env
 
 from synth.demo import ShopThread
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx2
 import pytest
 import yaml
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     EXAMPLE_CHECKS,
     HMAC_SECRET,
     SHOP_PASSWORD,
@@ -26,7 +26,6 @@ from agent_harness import (  # noqa: F401
     AgentProcess,
     StartAgent,
     clean_env,
-    start_agent_fixture,
     store_url,
     wait_for,
 )

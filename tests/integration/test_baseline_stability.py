@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent_harness import EXAMPLE_CHECKS, SHOP_PASSWORD, shop_fixture  # noqa: F401
+from agent_harness import EXAMPLE_CHECKS, SHOP_PASSWORD
 from prometheus_client.parser import text_string_to_metric_families
 
 from synth.agent.baselines import BaselineComparator

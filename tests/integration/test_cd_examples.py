@@ -14,13 +14,11 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pytest
 import yaml
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     SHOP_PASSWORD,
     AgentProcess,
     StartAgent,
     copy_example_checks,
-    shop_fixture,
-    start_agent_fixture,
     store_url,
 )
 from hooks_support import EXAMPLE_CHECKS, checkout_fails

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from agent_harness import EXAMPLE_CHECKS, SHOP_PASSWORD, SYNTH, clean_env, shop_fixture  # noqa: F401
+from agent_harness import EXAMPLE_CHECKS, SHOP_PASSWORD, SYNTH, clean_env
 
 from synth.demo import ShopThread
 

@@ -4,14 +4,12 @@ query parameters or POST with a JSON body, a bearer header, and a JSON verdict t
 
 from __future__ import annotations
 
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     ENV,
     SERVICE,
     TOKEN,
     StartAgent,
     bearer,
-    shop_fixture,
-    start_agent_fixture,
 )
 from hooks_support import EXAMPLE_CHECKS, checkout_fails, start_hooks_agent
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from agent_harness import ENV, SERVICE, StartAgent, shop_fixture, start_agent_fixture  # noqa: F401
+from agent_harness import ENV, SERVICE, StartAgent
 from hooks_support import (
     ARGOCD_APP,
     ARGOCD_PASSWORD,

@@ -9,15 +9,13 @@ from typing import Any
 
 import httpx2
 import yaml
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     ENV,
     SERVICE,
     TOKEN,
     AgentProcess,
     StartAgent,
     bearer,
-    shop_fixture,
-    start_agent_fixture,
 )
 from hooks_support import (
     EXAMPLE_CHECKS,

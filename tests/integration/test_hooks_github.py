@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 import httpx2
-from agent_harness import ENV, SERVICE, AgentProcess, StartAgent, shop_fixture, start_agent_fixture  # noqa: F401
+from agent_harness import ENV, SERVICE, AgentProcess, StartAgent
 from hooks_support import (
     EXAMPLE_CHECKS,
     GITHUB_ENV,

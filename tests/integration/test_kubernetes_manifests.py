@@ -20,7 +20,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from agent_harness import SYNTH, AgentProcess, StartAgent, start_agent_fixture  # noqa: F401
+from agent_harness import SYNTH, AgentProcess, StartAgent
 from cloudcoil.models.prometheus_operator.v1 import PrometheusRule, ServiceMonitor
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     ENV,
     HMAC_SECRET,
     SERVICE,
@@ -23,18 +23,15 @@ from agent_harness import (  # noqa: F401
     AgentProcess,
     StartAgent,
     clean_env,
-    shop_fixture,
-    start_agent_fixture,
     store_url,
     wait_for,
     write_check,
     write_config,
 )
-from pagerduty_standin import (  # noqa: F401
+from pagerduty_standin import (
     ROUTING_KEY,
     Event,
     PagerDutyStandIn,
-    pagerduty_fixture,
 )
 
 from synth.demo import ShopThread

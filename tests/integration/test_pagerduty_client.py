@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pagerduty_standin import ROUTING_KEY, PagerDutyStandIn, pagerduty_fixture  # noqa: F401
+from pagerduty_standin import ROUTING_KEY, PagerDutyStandIn
 
 from synth.alerting.pagerduty import PagerDutySender
 from synth.config import PagerDutySettings

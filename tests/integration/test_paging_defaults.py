@@ -13,16 +13,14 @@ from typing import Any
 
 import pytest
 import yaml
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     ENV,
     AgentProcess,
     StartAgent,
-    shop_fixture,
-    start_agent_fixture,
     wait_for,
     write_check,
 )
-from pagerduty_standin import PagerDutyStandIn, pagerduty_fixture  # noqa: F401
+from pagerduty_standin import PagerDutyStandIn
 from test_pagerduty import KEY, configure
 
 from synth.demo import ShopThread

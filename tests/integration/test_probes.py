@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ipaddress
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,10 +18,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from certs import write_self_signed
 
 import synth
 from synth.checks import api
@@ -165,36 +161,8 @@ async def serve_tls() -> AsyncIterator[ServeTls]:
 
 
 def self_signed(tmp: Path, name: str, *, days: float = 90) -> Callable[[ssl.SSLContext], None]:
-    """A certificate signed by its own key, made with cryptography."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    try:
-        san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(name))
-    except ValueError:
-        san = x509.DNSName(name)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - dt.timedelta(days=1))
-        .not_valid_after(NOW + dt.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([san]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    from cryptography.hazmat.primitives import serialization
-
-    cert_file = tmp / "self.pem"
-    key_file = tmp / "self.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    """A server configuration with a certificate signed by its own key, for `name` only."""
+    cert_file, key_file = write_self_signed(tmp, name, days=days, with_loopback=False)
 
     def configure(context: ssl.SSLContext) -> None:
         context.load_cert_chain(cert_file, key_file)

@@ -18,13 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     ENV,
     SERVICE,
     AgentProcess,
     StartAgent,
-    shop_fixture,
-    start_agent_fixture,
     wait_for,
     write_check,
     write_config,

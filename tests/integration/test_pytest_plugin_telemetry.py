@@ -9,15 +9,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     ENV,
     clean_env,
-    shop_fixture,
     write_check,
     write_config,
 )
-from otlp_receiver import OtlpHttpReceiver, otel_env, otlp_http_fixture, tree  # noqa: F401
-from pushgateway import Pushgateway, pushgateway_fixture  # noqa: F401
+from otlp_receiver import OtlpHttpReceiver, otel_env, tree
+from pushgateway import Pushgateway
 from test_telemetry_run import HEALTH as CHECKS  # the same two checks as synth run's test
 
 from synth.demo import ShopThread

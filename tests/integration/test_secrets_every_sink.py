@@ -17,18 +17,17 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus, unquote
 
 import yaml
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     ENV,
     SYNTH,
     StartAgent,
     clean_env,
-    start_agent_fixture,
     wait_for,
     write_check,
     write_config,
 )
-from otlp_receiver import OtlpHttpReceiver, otel_env, otlp_http_fixture  # noqa: F401
-from pagerduty_standin import PagerDutyStandIn, pagerduty_fixture  # noqa: F401
+from otlp_receiver import OtlpHttpReceiver, otel_env
+from pagerduty_standin import PagerDutyStandIn
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Exchange, StartServer

@@ -13,15 +13,13 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     StartAgent,
-    shop_fixture,
-    start_agent_fixture,
     wait_for,
     write_check,
     write_config,
 )
-from otlp_receiver import OtlpHttpReceiver, otel_env, otlp_http_fixture  # noqa: F401
+from otlp_receiver import OtlpHttpReceiver, otel_env
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )

@@ -9,16 +9,15 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from agent_harness import (  # noqa: F401
+from agent_harness import (
     ENV,
     SYNTH,
     clean_env,
-    shop_fixture,
     write_check,
     write_config,
 )
-from otlp_receiver import OtlpHttpReceiver, otel_env, otlp_http_fixture, tree  # noqa: F401
-from pushgateway import Pushgateway, pushgateway_fixture  # noqa: F401
+from otlp_receiver import OtlpHttpReceiver, otel_env, tree
+from pushgateway import Pushgateway
 
 from synth.demo import ShopThread
 

@@ -8,13 +8,11 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from otlp_receiver import (  # noqa: F401
+from otlp_receiver import (
     OtlpGrpcReceiver,
     OtlpHttpReceiver,
     ReceivedSpan,
     otel_env,
-    otlp_grpc_fixture,
-    otlp_http_fixture,
     tree,
 )
 
