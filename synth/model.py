@@ -140,9 +140,6 @@ class CheckSpec:
     runbook_url: str | None = None
     source: SourceLocation | None = None
     kind: str = "python"
-    # Runs only synth's own code with work bounded by the body cap (a YAML check without
-    # regular expressions, which can backtrack without bound): safe on the agent's loop.
-    bounded: bool = False
 
     def applies_to(self, environment: str) -> bool:
         return not self.environments or environment in self.environments

@@ -25,6 +25,7 @@ from synth.agent import gc_tuning, malloc_tuning
 from synth.agent.auth import Authenticator, ReplayCache
 from synth.agent.baselines import BaselineComparator
 from synth.agent.deploys import DeployManager
+from synth.agent.executor import RunExecutor
 from synth.agent.isolation import RunWorkers
 from synth.agent.lag import LagRecorder
 from synth.agent.run_processes import RunProcesses
@@ -102,6 +103,14 @@ class Agent:
             on_blocked=lambda check, seconds: self.metrics.loop_was_blocked(check, seconds),
         )
         self.processes: RunProcesses | None = None  # scheduler.processes > 0, from start()
+        self.executor = RunExecutor(
+            runner=lambda: self.runner,
+            workers=self.workers,
+            processes=lambda: self.processes,
+            inline_declarative=lambda: self.settings.scheduler.isolation == "code",
+            metrics=self.metrics,
+            on_lag=self.lags.add,
+        )
         self._in_flight: set[asyncio.Task[RunResult]] = set()
         self._publishing: set[asyncio.Task[None]] = set()  # scheduled results being stored
         self.writer = ResultWriter(
@@ -350,21 +359,7 @@ class Agent:
         return await asyncio.shield(task)
 
     async def _run_and_publish(self, request: RunRequest, due: float | None) -> RunResult:
-        check = request.check
-        result = None
-        if due is not None and self.processes is not None and check.bounded:
-            result = await self._run_in_process(request, self.processes, due)
-        if result is None:
-            sources = frozenset({check.source.path}) if check.source else frozenset()
-            run = self.runner.run(request) if due is None else self._lagged(request, due)
-            with self.metrics.running():
-                result = await self.workers.run(
-                    run,
-                    label=check.name,
-                    source_files=sources,
-                    urgent=due is None,
-                    inline=self._inline(check),
-                )
+        result = await self.executor.run(request, due)
         result = await self.baselines.apply(result)
         if due is not None and len(self._publishing) < PENDING_RESULTS_MAX:
             # A scheduled run ends here; storing and alerting go on in the background, so a
@@ -382,38 +377,6 @@ class Agent:
             await self._publish(result)
         except Exception:  # a background task: nobody else would see it
             log.exception("publishing a run result failed", extra={"check": result.check})
-
-    def _inline(self, check: CheckSpec) -> bool:
-        """Whether the run goes on the agent's own loop: a declarative check without
-        regular expressions runs only synth's code on bounded bodies, so a worker thread
-        only costs it (measured at 5,000 checks: ~7 ms of CPU per run on threads, ~2 ms
-        inline)."""
-        return check.bounded and self.settings.scheduler.isolation == "code"
-
-    async def _run_in_process(
-        self, request: RunRequest, processes: RunProcesses, due: float
-    ) -> RunResult | None:
-        """A scheduled run of a declarative check made by a run process, within the same
-        concurrency bound; None if no run process could take it."""
-        async with self.workers.slot():
-            with self.metrics.running():
-                made = await processes.run(
-                    request.check.name, request.environment, request.location, due
-                )
-        if made is None:
-            return None
-        self._note_lag(made.lag_s)
-        return made.result
-
-    def _note_lag(self, lag_s: float) -> None:
-        self.metrics.scheduled_late(lag_s)
-        self.lags.add(lag_s)
-
-    async def _lagged(self, request: RunRequest, due: float) -> RunResult:
-        """The run, its schedule lag noted when it starts on its worker (after any wait for
-        a free worker: that wait is lag too)."""
-        self._note_lag(max(time.time() - due, 0.0))
-        return await self.runner.run(request)
 
     async def _fire(self, check: CheckSpec, env: str, due: float) -> None:
         if self.stopping:

@@ -127,7 +127,6 @@ def build_spec(
     runbook: str | None,
     source: SourceLocation | None,
     kind: str,
-    bounded: bool = False,
     follow_redirects: bool = True,
     max_redirects: int = 10,
     sensitivity: str | None = None,
@@ -176,7 +175,6 @@ def build_spec(
         runbook_url=runbook,
         source=source,
         kind=kind,
-        bounded=bounded,
         follow_redirects=bool(follow_redirects),
         max_redirects=max_redirects,
     )

@@ -10,6 +10,7 @@ import yaml
 
 from synth.checks.templating import TemplateSyntaxError, references, render, render_text
 from synth.checks.yaml import CheckModel, parse_yaml_checks
+from synth.checks.yaml.compile import runs_only_synth_code
 from synth.model import CheckSpec, Schedule
 
 FILE = "checks/shop.yaml"
@@ -593,4 +594,4 @@ def test_only_checks_without_regular_expressions_are_bounded(expect: str, bounde
         """
     )
     assert problems == []
-    assert specs[0].bounded is bounded
+    assert runs_only_synth_code(specs[0]) is bounded

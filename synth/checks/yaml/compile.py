@@ -4,6 +4,7 @@ same `Flow` API as a Python check."""
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,14 @@ from synth.model import CheckSpec, FailureType, SourceLocation
 # -- compiling to a check function ------------------------------------------------------------
 
 StepFunc = Callable[[Flow], Awaitable[None]]
+_SYNTH_CODE_ONLY: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+
+def runs_only_synth_code(check: CheckSpec) -> bool:
+    """Whether a check runs only synth's own code, its work bounded by the body cap: a YAML
+    check without regular expressions (which can backtrack without bound). Such a run is
+    safe on the agent's loop or in a run process (synth.agent.isolation)."""
+    return check.func in _SYNTH_CODE_ONLY
 
 
 def compile_check(model: CheckModel, source: SourceLocation | None) -> CheckSpec:
@@ -35,6 +44,8 @@ def compile_check(model: CheckModel, source: SourceLocation | None) -> CheckSpec
             await step(flow)
 
     run.__name__ = run.__qualname__ = model.name.replace("-", "_").replace(".", "_")
+    if not _uses_regex(model):
+        _SYNTH_CODE_ONLY.add(run)
     return build_spec(
         name=model.name,
         func=run,
@@ -51,7 +62,6 @@ def compile_check(model: CheckModel, source: SourceLocation | None) -> CheckSpec
         runbook=model.runbook,
         source=source,
         kind="yaml",
-        bounded=not _uses_regex(model),
         follow_redirects=model.follow_redirects,
         max_redirects=model.max_redirects,
     )
