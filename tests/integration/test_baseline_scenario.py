@@ -1,12 +1,13 @@
 """The baseline scenario of issue 21, with real processes: CI runs the checks with pytest
 (one run per check per process, as CI does) and records the `staging` baseline; the agent
 compares `production` with it. The pre-prod p95 is the target's latency (not synth's
-start-up), unchanged production gives no finding over scheduled runs and 200 deploys,
+start-up), unchanged production gives no finding over scheduled runs and deploys,
 +70 ms on one endpoint is flagged on that step, and +300 ms fails a default deploy
 verification (`synth trigger --wait`)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -31,10 +32,12 @@ from agent_harness import (
 )
 
 from synth.baseline import client
+from synth.baseline.sketch import Sketch
 
 COPIES = 5
 CI_PROCESSES = 6
-DEPLOYS = 200
+DEPLOYS = int(os.environ.get("SYNTH_SCENARIO_DEPLOYS", "100"))
+"""100 in CI; the figures in the notes come from SYNTH_SCENARIO_DEPLOYS=200."""
 TOLERANCE_S = 0.002
 GATE = "gate"
 
@@ -94,6 +97,8 @@ def environment(shop: ShopProcess) -> dict[str, Any]:
 
 
 def record_in_ci(directory: Path, shop: ShopProcess, db: str) -> None:
+    """CI_PROCESSES pytest processes, one run of each check each, recording to `db` (the
+    environment's other pytest plugins are not loaded: they cost seconds of start-up)."""
     checks = write_checks(directory)
     config = directory / "synth.yaml"
     config.write_text(yaml.safe_dump({"environments": {"staging": environment(shop)}}))
@@ -104,8 +109,8 @@ def record_in_ci(directory: Path, shop: ShopProcess, db: str) -> None:
     ]  # fmt: skip
     for _ in range(CI_PROCESSES):
         done = subprocess.run(
-            command, cwd=directory, env=clean_env(), capture_output=True, text=True,
-            timeout=60, check=False,
+            command, cwd=directory, env=clean_env(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"),
+            capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
 
@@ -148,8 +153,57 @@ def test_the_baseline_scenario(tmp_path: Path, shop: ShopProcess, start_agent: S
     record_in_ci(tmp_path / "ci", shop, db)
     agent = start_production_agent(tmp_path / "agent", shop, db, start_agent)
 
-    # 1. 200 unchanged deploys (the default verification: one round): every verdict
-    #    passes, none with a failing finding. Scheduled runs go on meanwhile.
+    # 1. The pre-prod p95 is the target's: within 2 ms of the agent's warm p95 on these
+    #    0.3-1 ms endpoints, step by step (each step's samples of the five copies pooled,
+    #    the copy every CI process ran first, cold, among them: it was 40 ms vs 1-2.5 ms).
+    #    Measured while the machine is otherwise quiet, as CI's runs were.
+    wait_for(
+        lambda: (
+            len(agent.runs(check="browse-4", env="production", phase="scheduled")) >= 16 or None
+        ),
+        timeout=30,
+        what="16 scheduled runs of each check",
+        interval=1.0,
+    )
+    # The first seconds of an agent hold its own start-up (heap settling, GC freezes).
+    quiet = {f"browse-{i}": full_runs(agent, f"browse-{i}")[6:] for i in range(COPIES)}
+    recorded = [
+        b
+        for i in range(COPIES)
+        for b in client.fetch(check=f"browse-{i}", env="staging", store_url=db)
+    ]
+    assert {b.latency.count for b in recorded} == {CI_PROCESSES}
+    for step in ("health", "log in", "list products"):
+        pooled = Sketch()
+        for baseline in recorded:
+            if baseline.step == step:
+                pooled.merge(baseline.latency)
+        pre_prod = pooled.quantile(0.95)
+        assert pre_prod is not None
+        durations = [
+            s["duration_s"]
+            for runs in quiet.values()
+            for r in runs
+            for s in r["steps"]
+            if s["name"] == step
+        ]
+        assert len(durations) >= 50, len(durations)
+        agent_p95 = p95(durations)
+        figures = (step, f"{pre_prod * 1000:.2f} ms", f"{agent_p95 * 1000:.2f} ms")
+        print(
+            "pre-prod p95 vs agent p95:",
+            *figures,
+            "slowest:",
+            sorted(round(d * 1000, 2) for d in durations)[-3:],
+        )
+        assert abs(pre_prod - agent_p95) <= TOLERANCE_S, figures
+    samples = agent.metric(
+        "synth_step_baseline_samples", check="browse-0", env="production", step="list products"
+    )
+    assert samples == CI_PROCESSES
+
+    # 2. Unchanged deploys (the default verification: one round): every verdict passes,
+    #    none with a failing finding. Scheduled runs go on meanwhile.
     verdicts: dict[str, int] = {}
     confirmations = 0
     for n in range(DEPLOYS):
@@ -164,39 +218,8 @@ def test_the_baseline_scenario(tmp_path: Path, shop: ShopProcess, start_agent: S
         assert [c for c in verdict["comparison"] if c["severity"] == "fail"] == []
     print(f"{DEPLOYS} unchanged deploys: {verdicts}, {confirmations} confirmation runs")
 
-    # 2. The pre-prod p95 is the target's: within 2 ms of the agent's warm p95 on these
-    #    0.3-1 ms endpoints, step by step, for the check each CI process ran first (cold)
-    #    as for the others (the cold one was 40 ms vs 1-2.5 ms).
-    wait_for(
-        lambda: (
-            len(agent.runs(check="browse-0", env="production", phase="scheduled")) >= 12 or None
-        ),
-        timeout=30,
-        what="12 scheduled runs of each check",
-        interval=1.0,
-    )
-    runs = {f"browse-{i}": full_runs(agent, f"browse-{i}") for i in range(COPIES)}
-    for check, stored in runs.items():
-        baseline = {b.step: b for b in client.fetch(check=check, env="staging", store_url=db)}
-        warm = stored[2:]
-        assert len(warm) >= 10, len(warm)
-        for step, recorded in baseline.items():
-            assert recorded.latency.count == CI_PROCESSES
-            pre_prod = recorded.latency.quantile(0.95)
-            assert pre_prod is not None
-            agent_p95 = p95(
-                [s["duration_s"] for r in warm for s in r["steps"] if s["name"] == step]
-            )
-            figures = (check, step, f"{pre_prod * 1000:.2f} ms", f"{agent_p95 * 1000:.2f} ms")
-            print("pre-prod p95 vs agent p95:", *figures)
-            assert abs(pre_prod - agent_p95) <= TOLERANCE_S, figures
-    samples = agent.metric(
-        "synth_step_baseline_samples", check="browse-0", env="production", step="list products"
-    )
-    assert samples == CI_PROCESSES
-
     # 3. Every scheduled run so far passed without a finding (at least 50 of them).
-    scheduled = [r for stored in runs.values() for r in stored]
+    scheduled = [r for i in range(COPIES) for r in full_runs(agent, f"browse-{i}")]
     assert len(scheduled) >= 50, len(scheduled)
     assert [r["findings"] for r in scheduled if r["findings"]] == []
     assert all(r["status"] == "passed" for r in scheduled)
