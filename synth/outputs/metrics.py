@@ -383,7 +383,7 @@ class Metrics:
     def set_schedule(self, intervals: Mapping[tuple[str, str], float], location: str) -> None:
         """Make synth_check_interval_seconds exactly the scheduled (check, env) pairs, so
         a check taken off the schedule does not look overdue (SynthCheckNotRunning), and
-        export every scheduled pair's counters at 0."""
+        export every scheduled pair's counters (and flaky ratio) at 0."""
         wanted = {(check, env, location): s for (check, env), s in intervals.items()}
         for gone in self._scheduled - wanted.keys():
             self.check_interval.remove(gone)
@@ -397,6 +397,8 @@ class Metrics:
         scheduled = Phase.SCHEDULED.value
         for labels, seconds in wanted.items():
             self.check_interval.set(labels, seconds)
+            if self.flaky_ratio.value(labels) is None:  # a reload keeps a measured ratio
+                self.flaky_ratio.set(labels, 0.0)
             check, env, _ = labels
             self.skipped_overlaps.inc((check, env), 0.0)
             for outcome in RUN_OUTCOMES:

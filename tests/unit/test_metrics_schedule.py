@@ -55,3 +55,19 @@ def test_deploy_targets_export_every_verdict_at_zero() -> None:
         (("env", "prod"), ("result", result), ("service", "shop")): 0.0
         for result in ("pass", "fail", "error")
     }
+
+
+def test_flaky_ratio_exists_at_zero_for_every_scheduled_pair_and_keeps_its_value() -> None:
+    """An alert on `synth_check_flaky_ratio > 0.05` needs the series before the first
+    transient failure; a reload must not reset a ratio already measured."""
+    metrics = Metrics()
+    metrics.set_schedule({("a", "prod"): 60.0, ("b", "prod"): 60.0}, "eu")
+    assert samples(metrics, "synth_check_flaky_ratio") == {
+        (("check", "a"), ("env", "prod"), ("location", "eu")): 0.0,
+        (("check", "b"), ("env", "prod"), ("location", "eu")): 0.0,
+    }
+    metrics.flakiness(("a", "prod", "eu"), 0.25)
+    metrics.set_schedule({("a", "prod"): 60.0}, "eu")
+    assert samples(metrics, "synth_check_flaky_ratio") == {
+        (("check", "a"), ("env", "prod"), ("location", "eu")): 0.25,
+    }
