@@ -2,8 +2,9 @@
 request outside any step, so synth names the step), a Basic credential, a log line and a
 print, in passing and failing runs — then every sink is searched for every encoding of
 it: the terminal report, the JSON report, JUnit, the agent's JSON logs and `synth run`'s
-text logs, /metrics, /v1/runs and /v1/runs/{id}, the SQLite file's bytes, the raw OTLP
-export bodies and the PagerDuty payloads (and the stored outbox)."""
+text logs, /metrics, /v1/runs and /v1/runs/{id} (a retried run's failed attempts
+included), the SQLite file's bytes, the raw OTLP export bodies and the PagerDuty payloads
+(the flaky-check notification included, and the stored outbox)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,17 @@ CHECKS = """
     @synth.check(service="shop", timeout="5s", playbook="oncall")
     async def canary_fail(flow):
         await use_everywhere(flow, status=201)
+
+
+    attempts = []
+
+
+    @synth.check(service="shop", timeout="5s", playbook="oncall")
+    async def canary_flaky(flow):
+        # Fails its first attempt, passes its retry: a transient failure, kept in the run's
+        # failed attempts and told in the flaky-check notification.
+        attempts.append(1)
+        await use_everywhere(flow, status=201 if len(attempts) % 2 else 200)
 """
 
 
@@ -110,7 +122,12 @@ def configure(directory: Path, target: str, pagerduty: PagerDutyStandIn) -> Path
     pagerduty.ca.cert_pem.write_to_path(str(ca))
     config["pagerduty"] = {"api_url": pagerduty.url, "ca_file": str(ca), "timeout": "2s"}
     config["playbooks"] = {
-        "oncall": {"routing_key": ROUTING_KEY, "trigger": {"consecutive": 1}, "resolve_after": 1}
+        "oncall": {
+            "routing_key": ROUTING_KEY,
+            "trigger": {"consecutive": 1},
+            "resolve_after": 1,
+            "flaky": {"notify_above": 0.01, "min_runs": 1},
+        }
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -139,19 +156,41 @@ def test_a_canary_secret_reaches_no_sink_in_any_encoding(
     agent = start_agent(config, "--log-format", "json", env=otel_env(receiver.endpoint))
 
     results = {}
-    for check in ("canary_pass", "canary_fail"):
+    for check in ("canary_pass", "canary_fail", "canary_flaky"):
         response = agent.post("/v1/runs", {"check": check, "environment": ENV})
         assert response.status_code == 200, response.text
         results[check] = response.json()
     assert results["canary_pass"]["status"] == "passed", results["canary_pass"]
     assert results["canary_fail"]["status"] == "failed"
+    assert results["canary_flaky"]["outcome"] == "passed_after_retry", results["canary_flaky"]
+    assert results["canary_flaky"]["failed_attempts"], results["canary_flaky"]
     # The canary really went out, in every place the check put it.
     sent = target.requests
     assert any(CANARY in unquote(r.target) for r in sent)
     assert any(r.headers.get("x-custom") == CANARY for r in sent)
 
     trigger = wait_for(
-        lambda: pagerduty.accepted("trigger"), timeout=15, what="the canary_fail page"
+        lambda: (
+            [
+                e
+                for e in pagerduty.accepted("trigger")
+                if "canary_fail" in e.body.get("dedup_key", "")
+            ]
+            or None
+        ),
+        timeout=15,
+        what="the canary_fail page",
+    )
+    wait_for(
+        lambda: (
+            any(
+                "flaky:canary_flaky" in e.body.get("dedup_key", "")
+                for e in pagerduty.accepted("trigger")
+            )
+            or None
+        ),
+        timeout=15,
+        what="the flaky-check notification of canary_flaky",
     )
     receiver.wait_for(
         lambda s: {"canary_pass", "canary_fail"} <= {x.name for x in s if not x.parent_span_id}
@@ -174,7 +213,8 @@ def test_a_canary_secret_reaches_no_sink_in_any_encoding(
     for check, result in results.items():
         sinks[f"/v1/runs/{check}"] = agent.get(f"/v1/runs/{result['run_id']}").content
         sinks[f"POST /v1/runs {check}"] = json.dumps(result).encode()
-    assert "***" in json.dumps(trigger[0].body), "the page shows the secret masked"
+    page = next(e for e in trigger if "canary_fail" in e.body.get("dedup_key", ""))
+    assert "***" in json.dumps(page.body), "the page shows the secret masked"
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("synth.db*"))
     assert b"canary_fail" in stored
     sinks["SQLite files"] = stored
