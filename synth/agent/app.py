@@ -24,7 +24,7 @@ from synth import __version__
 from synth.agent import gc_tuning, malloc_tuning
 from synth.agent.auth import Authenticator, ReplayCache
 from synth.agent.baselines import BaselineComparator
-from synth.agent.deploys import DeployManager
+from synth.agent.deploys import DeployEvent, DeployManager
 from synth.agent.executor import RunExecutor
 from synth.agent.isolation import RunWorkers
 from synth.agent.lag import LagRecorder
@@ -173,6 +173,21 @@ class Agent:
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
+
+    # -- what the CD-tool adapters may use (synth.agent.adapters.port.DeployPort) ---------
+
+    @property
+    def api_tokens(self) -> Sequence[str]:
+        return self.authenticator.tokens
+
+    async def submit_deploy(self, event: DeployEvent) -> tuple[DeployRecord, bool]:
+        return await self.deploys.submit(event)
+
+    async def wait_deploy(self, deploy_id: str, timeout_s: float) -> DeployRecord | None:
+        return await self.deploys.wait(deploy_id, timeout_s)
+
+    def hook_rejected(self, hook: str, code: str) -> None:
+        self.metrics.hook_rejected(hook, code)
 
     # -- lifecycle ----------------------------------------------------------------------
 

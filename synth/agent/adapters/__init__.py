@@ -13,12 +13,12 @@ from synth.config import SecretRef, Settings
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-    from synth.agent.app import Agent
+    from synth.agent.adapters.port import DeployPort
 
 __all__ = ["hook_problems", "hooks_router"]
 
 
-def hooks_router(agent: Agent) -> APIRouter:
+def hooks_router(agent: DeployPort) -> APIRouter:
     """Every adapter's routes under /v1/hooks/."""
     from fastapi import APIRouter
 

@@ -29,7 +29,7 @@ from synth.agent.deploys import NAME_PATTERN
 from synth.config import GateHook
 
 if TYPE_CHECKING:
-    from synth.agent.app import Agent
+    from synth.agent.adapters.port import DeployPort
 
 
 class MeasurementRequest(BaseModel):
@@ -61,7 +61,7 @@ QUERY_PARAMETERS = [
 ]
 
 
-def router(agent: Agent) -> APIRouter:
+def router(agent: DeployPort) -> APIRouter:
     """GET and POST /v1/hooks/argo-rollouts; `hooks.argo_rollouts` is read per request,
     so a reload applies."""
     api = APIRouter(tags=["hooks"], route_class=route_class(agent))

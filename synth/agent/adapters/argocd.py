@@ -28,7 +28,7 @@ from synth.agent.adapters.rejections import route_class
 from synth.config import ArgoCdHook
 
 if TYPE_CHECKING:
-    from synth.agent.app import Agent
+    from synth.agent.adapters.port import DeployPort
 
 
 UNKNOWN = "unknown"
@@ -67,7 +67,7 @@ class ArgoCdNotification(BaseModel):
         return UNKNOWN
 
 
-def router(agent: Agent) -> APIRouter:
+def router(agent: DeployPort) -> APIRouter:
     """POST /v1/hooks/argocd; `hooks.argocd` is read per request, so a reload applies."""
     api = APIRouter(tags=["hooks"], route_class=route_class(agent))
 

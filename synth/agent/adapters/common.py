@@ -27,7 +27,7 @@ from synth.store import DeployRecord
 from synth.store.records import deploy_to_dict
 
 if TYPE_CHECKING:
-    from synth.agent.app import Agent
+    from synth.agent.adapters.port import DeployPort
 
 __all__ = ["deploy_to_dict"]
 
@@ -47,9 +47,11 @@ class Credentials:
     basic: tuple[str, str] | None = None
 
     @classmethod
-    def for_hook(cls, hook: TokenHook, agent: Agent, basic: BasicAuth | None = None) -> Credentials:
+    def for_hook(
+        cls, hook: TokenHook, agent: DeployPort, basic: BasicAuth | None = None
+    ) -> Credentials:
         """The hook's own tokens, else the agent's `server.tokens`."""
-        tokens = tuple(reveal(t) for t in hook.tokens) or tuple(agent.authenticator.tokens)
+        tokens = tuple(reveal(t) for t in hook.tokens) or tuple(agent.api_tokens)
         pair = (basic.username, reveal(basic.password)) if basic is not None else None
         return cls(tokens, pair)
 
@@ -124,7 +126,7 @@ def describe(exc: ValidationError) -> str:
     return describe_validation(exc.errors())
 
 
-def deploy_event(agent: Agent, **fields: Any) -> DeployEvent:
+def deploy_event(agent: DeployPort, **fields: Any) -> DeployEvent:
     """A DeployEvent for a known environment, or 422 saying what is wrong."""
     try:
         event = DeployEvent.model_validate(fields)
@@ -135,24 +137,24 @@ def deploy_event(agent: Agent, **fields: Any) -> DeployEvent:
     return event
 
 
-def accepting(agent: Agent) -> None:
+def accepting(agent: DeployPort) -> None:
     if agent.stopping:
         raise HTTPException(503, "agent is stopping")
 
 
-async def submit(agent: Agent, event: DeployEvent) -> tuple[DeployRecord, bool]:
+async def submit(agent: DeployPort, event: DeployEvent) -> tuple[DeployRecord, bool]:
     """Start verifying; (record, created) as for `POST /v1/deploys`."""
     accepting(agent)
     try:
-        return await agent.deploys.submit(event)
+        return await agent.submit_deploy(event)
     except DeployRefused as exc:
         raise HTTPException(exc.status, str(exc)) from None
 
 
-async def gate(agent: Agent, event: DeployEvent, wait_s: float) -> dict[str, Any]:
+async def gate(agent: DeployPort, event: DeployEvent, wait_s: float) -> dict[str, Any]:
     """Verify and wait up to `wait_s` for the verdict: the gate answer CD tools evaluate."""
     record, _ = await submit(agent, event)
-    finished = await agent.deploys.wait(record.id, wait_s)
+    finished = await agent.wait_deploy(record.id, wait_s)
     return gate_answer(finished or record, wait_s)
 
 

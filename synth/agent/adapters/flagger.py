@@ -32,7 +32,7 @@ from synth.agent.adapters.rejections import route_class
 from synth.config import GateHook
 
 if TYPE_CHECKING:
-    from synth.agent.app import Agent
+    from synth.agent.adapters.port import DeployPort
 
 STATUS = {"pass": 200, "fail": 412, "error": 503}
 
@@ -49,7 +49,7 @@ class FlaggerPayload(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict, max_length=64)
 
 
-def router(agent: Agent) -> APIRouter:
+def router(agent: DeployPort) -> APIRouter:
     """POST /v1/hooks/flagger; `hooks.flagger` is read per request, so a reload applies."""
     api = APIRouter(tags=["hooks"], route_class=route_class(agent))
 

@@ -29,7 +29,7 @@ from synth.agent.adapters.rejections import route_class
 from synth.config import GitHubHook
 
 if TYPE_CHECKING:
-    from synth.agent.app import Agent
+    from synth.agent.adapters.port import DeployPort
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 
@@ -77,7 +77,7 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> None:
         raise unauthorized(f"{SIGNATURE_HEADER} does not match the body")
 
 
-def router(agent: Agent) -> APIRouter:
+def router(agent: DeployPort) -> APIRouter:
     """POST /v1/hooks/github; `hooks.github` is read per request, so a reload applies."""
     api = APIRouter(tags=["hooks"], route_class=route_class(agent))
 

@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 from synth.outputs.metrics import HOOK_REJECTION_CODES
 
 if TYPE_CHECKING:
-    from synth.agent.app import Agent
+    from synth.agent.adapters.port import DeployPort
 
 log = logging.getLogger("synth.hooks")
 
@@ -26,10 +26,10 @@ def hook_of(path: str) -> str:
     return parts[3].replace("-", "_") if len(parts) > 3 else "unknown"
 
 
-def note_rejection(agent: Agent, hook: str, status: int, reason: str) -> None:
+def note_rejection(agent: DeployPort, hook: str, status: int, reason: str) -> None:
     """Log and count one refused webhook call."""
     code = str(status) if str(status) in HOOK_REJECTION_CODES else "other"
-    agent.metrics.hook_rejected(hook, code)
+    agent.hook_rejected(hook, code)
     log.warning(
         "%s hook call refused (%d): %s",
         hook,
@@ -39,7 +39,7 @@ def note_rejection(agent: Agent, hook: str, status: int, reason: str) -> None:
     )
 
 
-def route_class(agent: Agent) -> type[APIRoute]:
+def route_class(agent: DeployPort) -> type[APIRoute]:
     """An APIRoute whose refusals (HTTPException, request validation) are noted."""
 
     class RejectionNotingRoute(APIRoute):
