@@ -23,20 +23,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import anyio._backends._asyncio
-import anyio.streams.stapled  # noqa: F401
 import httpcore2
 import httpx2
-from httpcore2._backends.anyio import AnyIOBackend
 
 from synth.config import TlsSettings
 from synth.errors import SynthError
 from synth.model import FailureType, HttpTimings
 from synth.probes.errors import ProbeError
+from synth.probes.internals import AnyIOBackend, use_pool
 from synth.probes.netstream import TimestampedStream, handshake_time, open_tcp
-
-# anyio imports its asyncio backend on the first connection; importing it here keeps that
-# one-off cost out of the first run's measured timings.
 
 
 class DnsResolutionError(httpcore2.ConnectError, SynthError):
@@ -256,8 +251,9 @@ def _build_context(verify: bool, ca_file: Path | None) -> ssl.SSLContext:
 def new_client(context: ssl.SSLContext, *, user_agent: str) -> httpx2.AsyncClient:
     """A client with its own connection pool over a shared SSL context and timed DNS."""
     transport = httpx2.AsyncHTTPTransport(verify=context, trust_env=False)
-    transport._pool = httpcore2.AsyncConnectionPool(
-        ssl_context=context, network_backend=TimedDnsBackend()
+    use_pool(
+        transport,
+        httpcore2.AsyncConnectionPool(ssl_context=context, network_backend=TimedDnsBackend()),
     )
     return httpx2.AsyncClient(
         transport=transport,

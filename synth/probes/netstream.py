@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import httpcore2
-from httpcore2._utils import is_socket_readable
+
+from synth.probes.internals import is_socket_readable
 
 # Linux: SO_TIMESTAMPNS (== SCM_TIMESTAMPNS) is 35 on every architecture synth ships for.
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
