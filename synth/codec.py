@@ -28,6 +28,7 @@ from synth.model import (
     Status,
     StepResult,
 )
+from synth.probes.facts import facts_from_dict, facts_to_dict
 
 TIMING_FIELDS = ("dns_s", "connect_s", "tls_s", "send_s", "first_byte_s", "body_s")
 
@@ -125,6 +126,7 @@ def _step_to_dict(step: StepResult) -> dict[str, Any]:
         "started_offset_s": step.started_offset_s,
         "failure": failure_to_dict(step.failure) if step.failure else None,
         "details": {str(k): _jsonable(v) for k, v in step.details.items()},
+        "facts": facts_to_dict(step.facts) if step.facts is not None else None,
         "requests": [_request_to_dict(r) for r in step.requests],
     }
 
@@ -252,6 +254,7 @@ def _step(value: Any) -> StepResult:
     d = _as_mapping(value, "steps[]")
     failure = _opt_mapping(d, "failure")
     details = _opt_mapping(d, "details") or {}
+    facts = _opt_mapping(d, "facts")
     return StepResult(
         name=_str(d, "name"),
         status=Status(_str(d, "status")),
@@ -260,6 +263,7 @@ def _step(value: Any) -> StepResult:
         requests=tuple(_request(r) for r in _list(d, "requests", [])),
         failure=_failure(failure) if failure is not None else None,
         details=dict(details),
+        facts=facts_from_dict(facts) if facts is not None else None,
     )
 
 

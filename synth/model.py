@@ -240,6 +240,9 @@ class StepResult:
     requests: tuple[RequestRecord, ...] = ()
     failure: Failure | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    facts: object | None = None
+    """A probe step's typed facts (synth.probes.facts: TcpResult, DnsResult, TlsResult),
+    redacted; `details` is their display form."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ class StepRecorder:
     requests: list[RequestRecord] = field(default_factory=list)
     failure: Failure | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    facts: object | None = None
     # Time the step's requests spent on this process rather than on the network: building
     # and redacting them, waiting for the loop, reading their JSON (see HttpTimings.total_s).
     # Left out of the step's duration, so that it is the target's latency in any process.
@@ -58,6 +59,7 @@ class StepRecorder:
             requests=tuple(self.requests),
             failure=self.failure,
             details=dict(self.details),
+            facts=self.facts,
         )
 
 

@@ -3,8 +3,9 @@ expectations, and as whole checks declared in one line (`tcp_check`, `dns_check`
 `tls_check`).
 
 A probe records into the step in progress, or, called outside `flow.step()`, into a step of
-its own named after it ("tcp db.internal:5432"). Its facts go into the step's `details`
-so that reports can show them, also when the step fails.
+its own named after it ("tcp db.internal:5432"). Its result is the step's typed `facts`
+(redacted; the step's last probe if it makes several), and their display form goes into
+the step's `details`, so that reports can show them, also when the step fails.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from synth.config import TlsSettings
 from synth.model import CheckFunc, CheckSpec, Failure, FailureType, SourceLocation
 from synth.probes.dns import DnsResult, probe_dns
 from synth.probes.errors import ProbeError
+from synth.probes.facts import redacted
 from synth.probes.tcp import TcpResult, probe_tcp
 from synth.probes.tls import TlsResult, probe_tls
 from synth.units import parse_duration
@@ -80,6 +82,7 @@ async def tcp(
             recorder,
             {"address": result.address, "dns_s": result.dns_s, "connect_s": result.connect_s},
         )
+        recorder.facts = redacted(result, ctx.redactor.text)
     return result
 
 
@@ -115,6 +118,7 @@ async def dns(
             )
         facts = {"answers": list(result.answers), "nameserver": result.nameserver}
         _record(ctx, recorder, {**facts, "dns_s": result.duration_s})
+        recorder.facts = redacted(result, ctx.redactor.text)
         mismatch = answer_mismatch(
             rdtype, result.answers, expect=expect, expect_contains=expect_contains
         )
@@ -159,6 +163,7 @@ async def tls(
                 timeout_s=timeout_s,
             )
         _record(ctx, recorder, _tls_details(result))
+        recorder.facts = redacted(result, ctx.redactor.text)
         problems = tls_problems(
             result, min_days=min_days, check_chain=check_chain, check_hostname=check_hostname
         )

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
 
 from prometheus_client import (
     CollectorRegistry,
@@ -44,6 +43,7 @@ from synth.model import (
 )
 from synth.outputs.lean_histogram import LeanHistogram
 from synth.outputs.lean_scalars import LeanScalars
+from synth.probes.tls import TlsResult
 from synth.verdict import VerdictResult
 
 RUN_LABELS = ("check", "env", "phase", "location")
@@ -430,13 +430,9 @@ class Metrics:
                 self.http_phase_duration.observe((*step_labels, http_phase), seconds, exemplar)
 
     def _observe_certificate(self, result: RunResult, step: StepResult) -> None:
-        not_after = step.details.get("not_after")  # set by TLS probe steps
-        if not isinstance(not_after, str):
+        if not isinstance(step.facts, TlsResult):
             return
-        try:
-            expiry = datetime.fromisoformat(not_after).timestamp()
-        except ValueError:
-            return
+        expiry = step.facts.not_after.timestamp()
         self.tls_cert_expiry.labels(
             result.check,
             result.environment,

@@ -23,6 +23,7 @@ from synth.model import (
     Status,
 )
 from synth.outputs.report_text import write_report_text
+from synth.probes.facts import KINDS
 
 SCHEMA_VERSION = 1
 
@@ -120,6 +121,11 @@ _STEP = {
         "started_offset_s": {"type": "number"},
         "failure": _FAILURE,
         "details": {"type": "object"},
+        "facts": {
+            "type": ["object", "null"],
+            "required": ["kind"],
+            "properties": {"kind": {"enum": sorted(KINDS)}},
+        },
         "requests": {"type": "array", "items": _REQUEST},
     },
 }

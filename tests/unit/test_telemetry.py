@@ -34,6 +34,7 @@ from synth.outputs.metrics import Metrics
 from synth.outputs.otlp_export import SdkRecordExporter
 from synth.outputs.span_export import BoundedBatchProcessor, CountingExporter, SpanRecord
 from synth.outputs.tracing import TracingConfig
+from synth.probes.tls import TlsResult
 from synth.spans import IdTracer
 
 ENDPOINT = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
@@ -117,7 +118,7 @@ def test_unusable_values_name_the_variable(variables: dict[str, str], message: s
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
-def result(*, details: dict[str, object] | None = None) -> RunResult:
+def result(*, facts: object | None = None) -> RunResult:
     timings = HttpTimings(dns_s=0.001, connect_s=0.002, first_byte_s=0.01, body_s=0.001)
     request = RequestRecord(
         method="GET",
@@ -133,7 +134,7 @@ def result(*, details: dict[str, object] | None = None) -> RunResult:
             name="tls shop.example:443",
             status=Status.PASSED,
             duration_s=0.01,
-            details=details or {},
+            facts=facts,
         ),
     )
     return RunResult(
@@ -188,9 +189,17 @@ def test_http_phases_with_exemplars() -> None:
         assert any(e is not None for _, _, e in samples(metrics, name)), name
 
 
-def test_tls_expiry_from_probe_step_details() -> None:
+def test_tls_expiry_from_the_probe_steps_typed_facts() -> None:
+    not_after = datetime(2027, 3, 1, 12, tzinfo=UTC)
+    facts = TlsResult(
+        host="shop.example", port=443, server_name="shop.example", subject="CN=shop.example",
+        issuer="CN=CA", not_before=datetime(2026, 1, 1, tzinfo=UTC), not_after=not_after,
+        days_left=100.0, sans=("shop.example",), chain_valid=True, hostname_valid=True,
+        verify_error=None, tls_version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256",
+        handshake_s=0.002,
+    )  # fmt: skip
     metrics = Metrics()
-    metrics.observe_run(result(details={"not_after": "2027-03-01T12:00:00+00:00"}))
+    metrics.observe_run(result(facts=facts))
     ((labels, value, _),) = samples(metrics, "synth_tls_cert_expiry_timestamp_seconds")
     assert labels == {
         "check": "shop",
@@ -198,7 +207,7 @@ def test_tls_expiry_from_probe_step_details() -> None:
         "location": "eu-1",
         "step": "tls shop.example:443",
     }
-    assert value == datetime(2027, 3, 1, 12, tzinfo=UTC).timestamp()
+    assert value == not_after.timestamp()
     other = Metrics()
     other.observe_run(result())
     assert samples(other, "synth_tls_cert_expiry_timestamp_seconds") == []
