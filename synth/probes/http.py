@@ -275,7 +275,6 @@ class Exchange:
     body_truncated: bool
     bytes_received: int
     timings: HttpTimings
-    wall_s: float  # what the exchange took on this process's clock, waits on it included
 
 
 async def exchange(
@@ -339,7 +338,6 @@ async def exchange(
         body_truncated=truncated,
         bytes_received=min(received, max_body_bytes) if truncated else received,
         timings=clock.timings(end),
-        wall_s=end - clock.start,
     )
 
 
