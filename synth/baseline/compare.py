@@ -99,8 +99,9 @@ def judge_latency(
     `min_increase` all at once; 2 of the newest 3 above fail. One above is a warning of
     kind `latency_unconfirmed`, on which a deploy verification runs the check again. Under
     an unchanged service a run is above with probability p ≤ 1 %, so a run fails with
-    probability ≈ 3p² ≤ 3·10⁻⁴. While the window is small, a regression the previous
-    version's window showed still stands on scheduled runs (a warning on deploy runs).
+    probability ≈ 3p² ≤ 3·10⁻⁴. While the window is small, a regression the last full
+    window before a deploy showed still stands on scheduled runs (a warning on deploy
+    runs), until `window_min_samples` runs have been made since, of whatever versions.
     """
     baseline_p95 = base.latency.quantile(0.95)
     if baseline_p95 is None or window is None:
@@ -109,17 +110,21 @@ def judge_latency(
     if window.samples >= settings.window_min_samples:
         return (ratio, _p95_finding(step, base, baseline_p95, window, settings))
     finding = _small_window_finding(step, base, baseline_p95, window, settings)
-    if finding is None and window.previous is not None:
-        previous = window.previous
-        if previous.samples >= settings.window_min_samples:
-            carried = _p95_finding(step, base, baseline_p95, previous, settings)
-            if carried is not None:
-                finding = replace(
-                    carried,
-                    severity=Severity.WARN if deploy else Severity.FAIL,
-                    message=carried.message + f"; found before the latest deploy, it stands until "
-                    f"{settings.window_min_samples} runs since ({window.samples} so far)",
-                )
+    previous = window.previous
+    if (
+        finding is None
+        and previous is not None
+        and previous.samples >= settings.window_min_samples
+        and window.since_previous < settings.window_min_samples
+    ):
+        carried = _p95_finding(step, base, baseline_p95, previous, settings)
+        if carried is not None:
+            finding = replace(
+                carried,
+                severity=Severity.WARN if deploy else Severity.FAIL,
+                message=carried.message + f"; found before the latest deploy, it stands until "
+                f"{settings.window_min_samples} runs since ({window.since_previous} so far)",
+            )
     return (ratio, finding)
 
 

@@ -2,9 +2,9 @@
 last N passed-step durations, so a p95 is judged on many runs, not one sample.
 
 A new deploy of a check starts its window afresh (the old version's latency says nothing
-about the new one), but the old window's figures are kept as `previous` until the new one
-is large enough to judge: a regression found before the deploy stays found until the new
-version's runs show otherwise.
+about the new one), but the old window's figures are kept as `previous`, with a count of
+the runs since: a regression found before the deploy stays found until enough runs of
+newer versions show otherwise, however often the service deploys meanwhile.
 """
 
 from __future__ import annotations
@@ -28,15 +28,18 @@ class WindowStats:
     samples: int
     recent: tuple[float, ...] = ()
     previous: WindowStats | None = None
-    """The window of the version before the current deploy, while this one is young."""
+    """The last full-sized window before a deploy restarted this one."""
+    since_previous: int = 0
+    """Runs recorded since `previous` ended, across later deploys."""
 
 
 class _Series:
-    __slots__ = ("previous", "values")
+    __slots__ = ("previous", "since_previous", "values")
 
     def __init__(self, size: int) -> None:
         self.values: deque[float] = deque(maxlen=size)
         self.previous: WindowStats | None = None
+        self.since_previous = 0
 
 
 class RecentLatency:
@@ -70,33 +73,40 @@ class RecentLatency:
             else:
                 self._series.move_to_end(series_key)
             series.values.append(step.duration_s)
+            if series.previous is not None:
+                series.since_previous += 1
 
     def restart(self, check: str, environment: str) -> None:
-        """Start the check's windows afresh; the current figures become `previous` (a
-        window too young to judge keeps the older `previous` instead)."""
+        """Start the check's windows afresh; the current figures become `previous`, unless
+        the window is smaller than the `previous` it has (deploys in quick succession):
+        then that one stays, and the runs since it keep counting."""
         for key, series in self._series.items():
             if key[0] != check or key[1] != environment:
                 continue
-            current = _stats(series.values, None)
+            current = _stats(series.values, None, 0)
             if current is not None and (
                 series.previous is None or current.samples >= series.previous.samples
             ):
-                series.previous = current
+                series.previous, series.since_previous = current, 0
             series.values.clear()
 
     def stats(self, check: str, environment: str, step: str) -> WindowStats | None:
         series = self._series.get((check, environment, step))
         if series is None:
             return None
-        return _stats(series.values, series.previous)
+        return _stats(series.values, series.previous, series.since_previous)
 
 
-def _stats(values: deque[float], previous: WindowStats | None) -> WindowStats | None:
+def _stats(
+    values: deque[float], previous: WindowStats | None, since_previous: int
+) -> WindowStats | None:
     if not values:
         return None
     ordered = sorted(values)
     recent = tuple(values)[-RECENT_RUNS:]
-    return WindowStats(_rank(ordered, 0.5), _rank(ordered, 0.95), len(ordered), recent, previous)
+    return WindowStats(
+        _rank(ordered, 0.5), _rank(ordered, 0.95), len(ordered), recent, previous, since_previous
+    )
 
 
 def _rank(ordered: list[float], q: float) -> float:

@@ -26,7 +26,8 @@ FAST = base_of([0.001 + i * 0.00001 for i in range(100)])  # 1.0-2.0 ms
 
 def young(*durations: float, previous: WindowStats | None = None) -> WindowStats:
     ordered = sorted(durations)
-    return WindowStats(ordered[0], ordered[-1], len(durations), durations[-3:], previous)
+    since = len(durations) if previous is not None else 0
+    return WindowStats(ordered[0], ordered[-1], len(durations), durations[-3:], previous, since)
 
 
 def test_the_per_run_limit_is_the_strictest_of_p99_factor_and_min_increase() -> None:
@@ -121,6 +122,23 @@ def test_a_deploy_starts_afresh_but_does_not_clear_a_scheduled_regression() -> N
     for n in range(2, 20):
         assert not judged(window, run(0.0012)).passed, n
     assert judged(window, run(0.0012)).passed
+
+
+def test_frequent_deploys_do_not_keep_an_old_regression_standing_for_ever() -> None:
+    """Deploys every few runs never fill a window; the regression stands until 20 runs of
+    newer versions, then it is gone even though no window of them reached 20."""
+    window = RecentLatency(50)
+    for _ in range(20):
+        judged(window, run(0.4))
+    outcomes = []
+    for version in range(5):
+        outcomes.append(judged(window, run(0.0012, deploy=f"v{version}")).passed)  # deploy run
+        outcomes.extend(judged(window, run(0.0012)).passed for _ in range(4))
+    # 25 fast runs: the first 19 still carry the regression (scheduled ones fail), then not.
+    scheduled = [passed for i, passed in enumerate(outcomes) if i % 5 != 0]
+    assert scheduled[:15] == [False] * 15
+    assert scheduled[-4:] == [True] * 4
+    assert all(outcomes[i] for i in range(0, 25, 5))  # deploy runs: a warning, not a failure
 
 
 def test_unconfirmed_asks_for_another_run_only_of_a_passed_run() -> None:
