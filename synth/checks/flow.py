@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
 import httpx2
 
-from synth.checks import probe_steps
 from synth.checks.context import FlowContext, InFlight, StepRecorder
 from synth.checks.failures import (
     CheckFailure,
@@ -36,9 +35,13 @@ from synth.model import (
     Phase,
     RequestRecord,
 )
+from synth.probes import registry
+from synth.probes.dns import DnsResult
 from synth.probes.errors import ProbeError
 from synth.probes.http import Exchange, exchange
 from synth.probes.redirects import next_hop, too_many_message
+from synth.probes.tcp import TcpResult
+from synth.probes.tls import TlsResult
 from synth.redact import SENSITIVE_HEADERS
 from synth.units import parse_duration
 
@@ -364,7 +367,13 @@ class Flow:
         """HEAD `path`; keyword arguments as for `request`."""
         return await self.request("HEAD", path, **kwargs)
 
-    # -- protocol probes (synth.checks.probe_steps) -------------------------------------
+    # -- protocol probes (synth.probes.registry) ---------------------------------------
+
+    async def probe(self, kind: str, /, **options: Any) -> Any:
+        """Run the probe `kind` of `synth.probes.registry` ("tcp", "dns", "tls", ...) with
+        its options, the same keys as its YAML step; returns its facts. Outside a
+        `flow.step()` it is a step of its own, named after it ("tcp db.internal:5432")."""
+        return await registry.run_probe(self._ctx, kind, options)
 
     async def tcp(
         self,
@@ -373,35 +382,38 @@ class Flow:
         *,
         service: str | None = None,
         timeout: str | float | None = None,
-    ) -> probe_steps.TcpResult:
+    ) -> TcpResult:
         """Connect to `host:port` (default: the service's base URL host and port). Outside a
         `flow.step()` it is a step of its own, "tcp host:port"."""
-        return await probe_steps.tcp(self._ctx, host, port, service=service, timeout=timeout)
+        options = {"host": host, "port": port, "service": service, "timeout": timeout}
+        result: TcpResult = await registry.run_probe(self._ctx, "tcp", options)
+        return result
 
     async def dns(
         self,
         name: str | None = None,
         *,
         record_type: str = "A",
-        expect: probe_steps.Answers | None = None,
-        expect_contains: probe_steps.Answers | None = None,
+        expect: Iterable[str] | None = None,
+        expect_contains: Iterable[str] | None = None,
         nameserver: str | None = None,
         port: int = 53,
         timeout: str | float | None = None,
-    ) -> probe_steps.DnsResult:
+    ) -> DnsResult:
         """Resolve `name` (default: the service's host): `expect` the exact answers, or
         `expect_contains` some of them, e.g. `await flow.dns("example.com", record_type="MX",
         expect_contains=["10 mail.example.com."])`. Fails as `dns`."""
-        return await probe_steps.dns(
-            self._ctx,
-            name,
-            record_type=record_type,
-            expect=expect,
-            expect_contains=expect_contains,
-            nameserver=nameserver,
-            port=port,
-            timeout=timeout,
-        )
+        options = {
+            "name": name,
+            "record_type": record_type,
+            "expect": expect,
+            "expect_contains": expect_contains,
+            "nameserver": nameserver,
+            "port": port,
+            "timeout": timeout,
+        }
+        result: DnsResult = await registry.run_probe(self._ctx, "dns", options)
+        return result
 
     async def tls(
         self,
@@ -414,21 +426,22 @@ class Flow:
         check_chain: bool = True,
         check_hostname: bool = True,
         timeout: str | float | None = None,
-    ) -> probe_steps.TlsResult:
+    ) -> TlsResult:
         """Check the certificate of `host:port` (default: the service's): not expired, at
         least `min_days` left, trusted chain, valid for the name. Fails as `tls`; the
         certificate's facts (days_left, not_after, issuer, ...) go into the step details."""
-        return await probe_steps.tls(
-            self._ctx,
-            host,
-            port,
-            service=service,
-            server_name=server_name,
-            min_days=min_days,
-            check_chain=check_chain,
-            check_hostname=check_hostname,
-            timeout=timeout,
-        )
+        options = {
+            "host": host,
+            "port": port,
+            "service": service,
+            "server_name": server_name,
+            "min_days": min_days,
+            "check_chain": check_chain,
+            "check_hostname": check_hostname,
+            "timeout": timeout,
+        }
+        result: TlsResult = await registry.run_probe(self._ctx, "tls", options)
+        return result
 
 
 def _local_time(started: float, wire_s: float) -> float:

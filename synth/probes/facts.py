@@ -1,44 +1,22 @@
-"""A probe step's typed facts: the result dataclass of its protocol (`TcpResult`,
-`DnsResult`, `TlsResult`), kept on `StepResult.facts` with its text redacted, so outputs
-read `facts.not_after` instead of parsing `details["not_after"]`.
+"""A probe step's typed facts in their JSON form: the result dataclass of its protocol
+(`TcpResult`, `DnsResult`, `TlsResult`, ...), kept on `StepResult.facts` with its text
+redacted, so outputs read `facts.not_after` instead of parsing `details["not_after"]`.
 
-`KINDS` is the registry: a new protocol adds its result class here, with a `kind` name
-that is stable in the JSON form (`{"kind": "tls", ...the fields}`).
+The kinds are those of `synth.probes.registry` (`{"kind": "tls", ...the fields}`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from synth.probes.dns import DnsResult
-from synth.probes.tcp import TcpResult
-from synth.probes.tls import TlsResult
+from synth.probes.registry import PROBES
 
-ProbeFacts = TcpResult | DnsResult | TlsResult
-
-KINDS: dict[str, type[ProbeFacts]] = {
-    "tcp": TcpResult,
-    "dns": DnsResult,
-    "tls": TlsResult,
-}
+KINDS: Mapping[str, type] = {kind: probe.facts for kind, probe in PROBES.items()}
 _KIND_OF: dict[type, str] = {cls: kind for kind, cls in KINDS.items()}
-
-
-def redacted(facts: ProbeFacts, redact: Callable[[str], str]) -> ProbeFacts:
-    """`facts` with every text (and every text in a tuple) passed through `redact`: a TXT
-    record or a certificate subject can hold a secret like any other output."""
-    changes: dict[str, Any] = {}
-    for field in dataclasses.fields(facts):
-        value = getattr(facts, field.name)
-        if isinstance(value, str):
-            changes[field.name] = redact(value)
-        elif isinstance(value, tuple):
-            changes[field.name] = tuple(redact(v) if isinstance(v, str) else v for v in value)
-    return dataclasses.replace(facts, **changes)
 
 
 def facts_to_dict(facts: object) -> dict[str, Any]:
@@ -57,7 +35,7 @@ def facts_to_dict(facts: object) -> dict[str, Any]:
     return data
 
 
-def facts_from_dict(data: Mapping[str, Any]) -> ProbeFacts:
+def facts_from_dict(data: Mapping[str, Any]) -> Any:
     """The facts `facts_to_dict` wrote; ValueError naming what is wrong."""
     kind = data.get("kind")
     cls = KINDS.get(kind) if isinstance(kind, str) else None

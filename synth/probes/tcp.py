@@ -1,6 +1,7 @@
 """TCP probe: resolve a name (timed apart from connecting), open a connection, close it.
 
 `connect` is shared with the TLS probe, which continues on the open connection.
+As a step: `flow.tcp(host, port)` or YAML `tcp: {host: db.internal, port: 5432}`.
 """
 
 from __future__ import annotations
@@ -10,9 +11,18 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pydantic import model_validator
 
 from synth.model import FailureType
+from synth.probes import stepping
+from synth.probes.contract import Probe
 from synth.probes.errors import ProbeError
+from synth.probes.options import Duration, Port, ProbeOptions, Templated
+
+if TYPE_CHECKING:
+    from synth.checks.context import FlowContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,3 +147,60 @@ def _os_reason(exc: OSError) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     return (exc.strerror or str(exc) or type(exc).__name__).lower()
+
+
+# -- as a step ---------------------------------------------------------------------------
+
+
+class TcpOptions(ProbeOptions):
+    """Connect to host:port (default: the service's host and port)."""
+
+    host: Templated | None = None
+    port: Port | None = None
+    service: str | None = None
+    timeout: Duration | None = None
+
+    @model_validator(mode="after")
+    def _port_with_host(self) -> TcpOptions:
+        if self.host is not None and self.service is None and self.port is None:
+            raise ValueError("tcp with a host needs a port")
+        return self
+
+
+async def run_tcp(ctx: FlowContext, options: TcpOptions) -> TcpResult:
+    """Connect to the endpoint; fails the step as `dns`, `connect` or `timeout`."""
+    target = stepping.endpoint(
+        ctx, options.host, options.port, options.service, default_port=_default_port
+    )
+    timeout_s = stepping.timeout_s(ctx, options.timeout)
+    async with stepping.probe_step(ctx, f"tcp {target.label}") as recorder:
+        stepping.record(ctx, recorder, {"target": target.label})
+        with stepping.probing(ctx, recorder, "TCP", f"tcp://{target.label}"):
+            result = await probe_tcp(target.host, target.port, timeout_s=timeout_s)
+        stepping.record(
+            ctx,
+            recorder,
+            {"address": result.address, "dns_s": result.dns_s, "connect_s": result.connect_s},
+        )
+        stepping.record_facts(ctx, recorder, result)
+    return result
+
+
+def _default_port(scheme: str, url_port: int | None) -> int:
+    return url_port or (443 if scheme == "https" else 80)
+
+
+def _title(options: TcpOptions, service: str) -> str:
+    where = options.host or options.service or service
+    return f"tcp {where}" + (f":{options.port}" if options.port is not None else "")
+
+
+PROBE = Probe(
+    kind="tcp",
+    options=TcpOptions,
+    facts=TcpResult,
+    run=run_tcp,
+    title=_title,
+    summary="open a TCP connection",
+    templated=("host",),
+)

@@ -6,6 +6,8 @@ the certificate anyway: an expired or self-signed certificate is a finding to re
 a reason to report nothing. The host name is matched against the certificate's SANs here
 rather than by OpenSSL, which stops at its first error: an expired certificate for the
 wrong name is then reported as both.
+
+As a step: `flow.tls(min_days=21)` or YAML `tls: {host: shop.example.com, min_days: 21}`.
 """
 
 from __future__ import annotations
@@ -18,14 +20,22 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field
 
 from synth.model import FailureType
+from synth.probes import stepping
+from synth.probes.contract import Probe
 from synth.probes.errors import ProbeError
+from synth.probes.options import Duration, Port, ProbeOptions, Templated
+from synth.probes.stepping import Problem
 from synth.probes.tcp import Stage, close, connect
 
 if TYPE_CHECKING:
     from cryptography import x509
+
+    from synth.checks.context import FlowContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,3 +259,143 @@ def _name_matches(pattern: str, name: str) -> bool:
         return False
     label, dot, rest = name.partition(".")
     return bool(label) and bool(dot) and rest == suffix
+
+
+# -- expectations (pure) -----------------------------------------------------------------
+
+
+def tls_problems(
+    result: TlsResult,
+    *,
+    min_days: float | None = 14,
+    check_chain: bool = True,
+    check_hostname: bool = True,
+) -> list[Problem]:
+    """Everything wrong with a certificate, the most urgent first: expired, untrusted,
+    misnamed, expiring within `min_days` (None: not checked)."""
+    problems: list[Problem] = []
+    not_after = result.not_after.isoformat()
+    if result.expired:
+        problems.append(
+            Problem(
+                f"certificate has expired: not valid after {not_after} "
+                f"({-result.days_left:.1f} days ago)",
+                "a certificate that has not expired",
+                f"expired {not_after}",
+            )
+        )
+    # OpenSSL names only its first error; an expiry already reported above is not repeated.
+    expiry_only = result.expired and "expired" in (result.verify_error or "")
+    if check_chain and not result.chain_valid and not expiry_only:
+        problems.append(
+            Problem(
+                f"certificate chain is not trusted: {result.verify_error}",
+                "a chain to a trusted CA",
+                f"{result.verify_error} (issuer {result.issuer})",
+            )
+        )
+    if check_hostname and not result.hostname_valid:
+        sans = ", ".join(result.sans) or "none"
+        problems.append(
+            Problem(
+                f"certificate is not valid for {result.server_name} (SANs: {sans})",
+                f"a SAN matching {result.server_name}",
+                f"SANs: {sans}",
+            )
+        )
+    if min_days is not None and not result.expired and result.days_left < min_days:
+        problems.append(
+            Problem(
+                f"certificate expires in {result.days_left:.1f} days (minimum {min_days:g})",
+                f"at least {min_days:g} days left",
+                f"{result.days_left:.1f} days left, not valid after {not_after}",
+            )
+        )
+    return problems
+
+
+# -- as a step ---------------------------------------------------------------------------
+
+
+class TlsOptions(ProbeOptions):
+    """Handshake and check the certificate: chain, hostname, days until expiry."""
+
+    host: Templated | None = None
+    port: Port | None = None
+    service: str | None = None
+    server_name: str | None = None
+    min_days: Annotated[float, Field(ge=0)] | None = 14
+    check_chain: bool = True
+    check_hostname: bool = True
+    timeout: Duration | None = None
+
+
+async def run_tls(ctx: FlowContext, options: TlsOptions) -> TlsResult:
+    """Read the certificate of the endpoint (default: the service's host, its port or 443)
+    and fail the step as `tls` if it has expired, has fewer than `min_days` left, does not
+    chain to a trusted CA (the environment's `tls.ca_file`, else the system CAs) or is not
+    valid for the name. The certificate's facts go into the step's details."""
+    target = stepping.endpoint(
+        ctx, options.host, options.port, options.service, default_port=_default_port
+    )
+    timeout_s = stepping.timeout_s(ctx, options.timeout)
+    ca_file = str(target.tls.ca_file) if target.tls.ca_file else None
+    async with stepping.probe_step(ctx, f"tls {target.label}") as recorder:
+        stepping.record(ctx, recorder, {"target": target.label})
+        with stepping.probing(ctx, recorder, "TLS", f"tls://{target.label}"):
+            result = await probe_tls(
+                target.host,
+                target.port,
+                server_name=options.server_name,
+                ca_file=ca_file,
+                timeout_s=timeout_s,
+            )
+        stepping.record(ctx, recorder, _details(result))
+        stepping.record_facts(ctx, recorder, result)
+        problems = tls_problems(
+            result,
+            min_days=options.min_days,
+            check_chain=options.check_chain,
+            check_hostname=options.check_hostname,
+        )
+        if problems:
+            raise stepping.failure(ctx, recorder, FailureType.TLS, problems)
+    return result
+
+
+def _default_port(scheme: str, url_port: int | None) -> int:
+    return url_port or 443
+
+
+def _details(result: TlsResult) -> dict[str, Any]:
+    return {
+        "server_name": result.server_name,
+        "subject": result.subject,
+        "issuer": result.issuer,
+        "not_before": result.not_before.astimezone(UTC).isoformat(),
+        "not_after": result.not_after.astimezone(UTC).isoformat(),
+        "days_left": round(result.days_left, 2),
+        "sans": list(result.sans),
+        "chain_valid": result.chain_valid,
+        "hostname_valid": result.hostname_valid,
+        "verify_error": result.verify_error,
+        "tls_version": result.tls_version,
+        "cipher": result.cipher,
+        "handshake_s": result.handshake_s,
+    }
+
+
+def _title(options: TlsOptions, service: str) -> str:
+    where = options.host or options.service or service
+    return f"tls {where}" + (f":{options.port}" if options.port is not None else "")
+
+
+PROBE = Probe(
+    kind="tls",
+    options=TlsOptions,
+    facts=TlsResult,
+    run=run_tls,
+    title=_title,
+    summary="check a server's certificate",
+    templated=("host",),
+)

@@ -22,7 +22,7 @@ from certs import write_self_signed
 
 import synth
 from synth.checks import api
-from synth.checks.probe_steps import dns_check, tcp_check, tls_check
+from synth.checks.probe_checks import dns_check, tcp_check, tls_check
 from synth.config import Settings
 from synth.model import CheckSpec, FailureType, RunRequest, RunResult, Status
 from synth.probes.dns import probe_dns
@@ -396,6 +396,53 @@ async def test_flow_tcp_steps(tcp_port: int, closed_port: int) -> None:
     assert result.failure.type is FailureType.CONNECT
     assert result.failure.url == f"tcp://{HOST}:{closed_port}"
     assert second.details["target"] == f"{HOST}:{closed_port}"
+
+
+async def test_flow_probe_reaches_the_registry(tcp_port: int) -> None:
+    """`flow.probe(kind, ...)` runs any registered protocol with its YAML option keys;
+    `flow.tcp` is the same probe."""
+
+    @synth.check(service="shop", timeout="5s")
+    async def generic(flow: synth.Flow) -> None:
+        facts = await flow.probe("tcp", host=HOST, port=tcp_port)
+        assert facts.port == tcp_port
+        async with flow.step("same probe"):
+            await flow.tcp(HOST, tcp_port)
+
+    result = await run(spec_of(generic), settings(f"http://{HOST}:{tcp_port}"))
+    assert result.status is Status.PASSED, result.failure
+    assert [s.name for s in result.steps] == [f"tcp {HOST}:{tcp_port}", "same probe"]
+    assert [type(s.facts).__name__ for s in result.steps] == ["TcpResult", "TcpResult"]
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda flow: flow.probe("ping", host=HOST), "flow.probe('ping'): no such probe"),
+        (lambda flow: flow.tcp(HOST, 70000), "flow.tcp(): port: Input should be less than"),
+        (lambda flow: flow.tcp(HOST), "flow.tcp(): tcp with a host needs a port"),
+        (lambda flow: flow.dns("x.test", record_type="NOPE"), "unknown DNS record type"),
+        (lambda flow: flow.probe("tls", min_days=-1), "flow.tls(): min_days: Input should"),
+        (lambda flow: flow.probe("tcp", hots=HOST), "flow.tcp(): hots: Extra inputs"),
+    ],
+)
+async def test_flow_probe_options_are_validated(
+    tcp_port: int, call: Callable[[synth.Flow], Awaitable[Any]], words: str
+) -> None:
+    """A bad option is the check's own mistake: a script error naming the option, before
+    anything is sent."""
+
+    @synth.check(service="shop", timeout="5s")
+    async def mistaken(flow: synth.Flow) -> None:
+        async with flow.step("probe"):
+            await call(flow)
+
+    result = await run(spec_of(mistaken), settings(f"http://{HOST}:{tcp_port}"))
+    assert result.status is Status.FAILED
+    assert result.failure is not None
+    assert result.failure.type is FailureType.SCRIPT_ERROR
+    assert words in result.failure.message
+    assert result.failed_step == "probe"
 
 
 async def test_flow_dns_expectations(dns_port: int) -> None:

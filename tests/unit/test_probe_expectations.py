@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from synth.checks.probe_steps import answer_mismatch, normalize_answer, tls_problems
-from synth.probes.tls import TlsResult, matches_hostname
+from synth.probes.dns import answer_mismatch, normalize_answer
+from synth.probes.tls import TlsResult, matches_hostname, tls_problems
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 

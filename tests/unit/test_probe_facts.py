@@ -14,7 +14,8 @@ from synth.codec import run_from_dict, run_to_dict
 from synth.model import Phase, RunResult, Status, StepResult
 from synth.outputs.report_json import JSON_SCHEMA, json_report
 from synth.probes.dns import DnsResult
-from synth.probes.facts import KINDS, facts_from_dict, facts_to_dict, redacted
+from synth.probes.facts import KINDS, facts_from_dict, facts_to_dict
+from synth.probes.stepping import redacted
 from synth.probes.tcp import TcpResult
 from synth.probes.tls import TlsResult
 from synth.redact import MASK, Redactor

@@ -19,8 +19,10 @@ from synth.checks.templating import (
     render,
     render_text,
 )
-from synth.checks.yaml.schema import Capture, CheckModel, Expect, Request, Step, was_given
+from synth.checks.yaml.schema import Capture, CheckModel, Expect, Request, StepFields, was_given
 from synth.model import CheckSpec, FailureType, SourceLocation
+from synth.probes.options import ProbeOptions
+from synth.probes.registry import PROBES
 
 # -- compiling to a check function ------------------------------------------------------------
 
@@ -96,55 +98,35 @@ def _has_pattern(schema: object) -> bool:
     return False
 
 
-def _compile_step(step: Step, service: str) -> StepFunc:
+def _compile_step(step: StepFields, service: str) -> StepFunc:
     name = step.title(service)
     if step.request is not None:
         return _request_step(name, step.request, step.expect or Expect(), step)
-    if step.tcp is not None:
-        tcp = step.tcp
+    chosen = step.probe()
+    assert chosen is not None
+    kind, options = chosen
+    return _probe_step(name, kind, options)
 
-        async def run_tcp(flow: Flow) -> None:
-            async with flow.step(name):
-                host = _render_optional(tcp.host, _lookup(flow, name))
-                await flow.tcp(host, tcp.port, service=tcp.service, timeout=tcp.timeout)
 
-        return run_tcp
-    if step.dns is not None:
-        probe = step.dns
+def _probe_step(name: str, kind: str, options: ProbeOptions) -> StepFunc:
+    """A step that runs one probe of the registry; its templated options (a host, a name)
+    are rendered per run, with the flow's variables and secrets."""
+    given = {key: getattr(options, key) for key in options.model_fields_set}
+    templated = [key for key in PROBES[kind].templated if given.get(key) is not None]
 
-        async def run_dns(flow: Flow) -> None:
-            async with flow.step(name):
-                await flow.dns(
-                    _render_optional(probe.name, _lookup(flow, name)),
-                    record_type=probe.record_type,
-                    expect=probe.expect,
-                    expect_contains=probe.expect_contains,
-                    nameserver=probe.nameserver,
-                    port=probe.port,
-                    timeout=probe.timeout,
-                )
-
-        return run_dns
-    tls = step.tls
-    assert tls is not None
-
-    async def run_tls(flow: Flow) -> None:
+    async def run_probe(flow: Flow) -> None:
         async with flow.step(name):
-            await flow.tls(
-                _render_optional(tls.host, _lookup(flow, name)),
-                tls.port,
-                service=tls.service,
-                server_name=tls.server_name,
-                min_days=tls.min_days,
-                check_chain=tls.check_chain,
-                check_hostname=tls.check_hostname,
-                timeout=tls.timeout,
-            )
+            values = dict(given)
+            if templated:
+                lookup = _lookup(flow, name)
+                for key in templated:
+                    values[key] = render_text(values[key], lookup)
+            await flow.probe(kind, **values)
 
-    return run_tls
+    return run_probe
 
 
-def _request_step(name: str, request: Request, expect: Expect, step: Step) -> StepFunc:
+def _request_step(name: str, request: Request, expect: Expect, step: StepFields) -> StepFunc:
     target = request.path if request.path is not None else request.url
     assert target is not None
     has_json = was_given(request, "json")

@@ -9,13 +9,13 @@ import typing
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import dns.rdatatype
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -28,8 +28,9 @@ from synth.checks.templating import (
     strings_in,
 )
 from synth.errors import SynthError
+from synth.probes.options import Duration, Names, ProbeOptions, Templated
+from synth.probes.registry import PROBES
 from synth.redact import is_sensitive_name
-from synth.units import parse_duration
 
 Loc = tuple[str | int, ...]
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,80}")  # the rule of synth.checks.api.build_spec
@@ -48,20 +49,6 @@ class KeyProblem(SynthError, ValueError):
 
 
 # -- field types ------------------------------------------------------------------------------
-
-
-def _duration(value: Any) -> float:
-    if not isinstance(value, str | int | float):
-        raise ValueError(f"not a duration: {value!r} (use e.g. 250ms, 30s, 5m)")
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError("must be positive")
-    return seconds
-
-
-def _template(value: str) -> str:
-    references(value)
-    return value
 
 
 def _templates_in(value: Any) -> Any:
@@ -90,10 +77,6 @@ def _variable(value: str) -> str:
             f"(not {' or '.join(sorted(RESERVED))})"
         )
     return value
-
-
-def _one_or_many(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
 
 
 def _status(value: Any) -> tuple[int | str, ...]:
@@ -140,22 +123,9 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _record_type(value: str) -> str:
-    text = value.strip().upper()
-    try:
-        dns.rdatatype.from_text(text)
-    except dns.rdatatype.UnknownRdatatype:
-        raise ValueError(f"unknown DNS record type {value!r}") from None
-    return text
-
-
-Duration = Annotated[float, BeforeValidator(_duration)]
-Templated = Annotated[str, AfterValidator(_template)]
 JsonPath = Annotated[str, AfterValidator(_json_path)]
 Regex = Annotated[str, AfterValidator(_regex)]
 Variable = Annotated[str, AfterValidator(_variable)]
-Names = Annotated[list[str], BeforeValidator(_one_or_many)]
-Port = Annotated[int, Field(ge=1, le=65535)]
 ParamValue = Annotated[Any, AfterValidator(_param_value)]
 Templates = Annotated[Any, AfterValidator(_templates_in)]
 JsonType = Literal["string", "number", "boolean", "null", "array", "object"]
@@ -299,57 +269,16 @@ class Request(_Strict):
         return self
 
 
-class TcpProbe(_Strict):
-    """Connect to host:port (default: the service's host and port)."""
-
-    host: Templated | None = None
-    port: Port | None = None
-    service: str | None = None
-    timeout: Duration | None = None
-
-    @model_validator(mode="after")
-    def _port_with_host(self) -> TcpProbe:
-        if self.host is not None and self.service is None and self.port is None:
-            raise ValueError("tcp with a host needs a port")
-        return self
+_PROBE_KINDS = tuple(PROBES)
+_STEP_KINDS = ("request", *_PROBE_KINDS)
 
 
-class DnsProbe(_Strict):
-    """Resolve a name and compare the answers."""
-
-    name: Templated | None = None
-    record_type: Annotated[str, AfterValidator(_record_type)] = "A"
-    expect: Names | None = None
-    expect_contains: Names | None = None
-    nameserver: str | None = None
-    port: Port = 53
-    timeout: Duration | None = None
-
-
-class TlsProbe(_Strict):
-    """Handshake and check the certificate: chain, hostname, days until expiry."""
-
-    host: Templated | None = None
-    port: Port | None = None
-    service: str | None = None
-    server_name: str | None = None
-    min_days: Annotated[float, Field(ge=0)] | None = 14
-    check_chain: bool = True
-    check_hostname: bool = True
-    timeout: Duration | None = None
-
-
-_STEP_KINDS = ("request", "tcp", "dns", "tls")
-
-
-class Step(_Strict):
-    """One named step: a request with expectations and captures, or a protocol probe."""
+class StepFields(_Strict):
+    """One named step: a request with expectations and captures, or a protocol probe (one
+    key per probe of `synth.probes.registry`, added to `Step` below)."""
 
     name: Annotated[str, Field(min_length=1, max_length=80)] | None = None
     request: Request | None = None
-    tcp: TcpProbe | None = None
-    dns: DnsProbe | None = None
-    tls: TlsProbe | None = None
     expect: Expect | None = None
     capture: dict[Variable, Annotated[Capture, BeforeValidator(_capture_shorthand)]] = Field(
         default_factory=dict
@@ -357,11 +286,11 @@ class Step(_Strict):
     secret_captures: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _consistent(self) -> Step:
-        kinds = [kind for kind in _STEP_KINDS if getattr(self, kind) is not None]
+    def _consistent(self) -> StepFields:
+        kinds = [kind for kind in _STEP_KINDS if getattr(self, kind, None) is not None]
         if len(kinds) != 1:
             raise ValueError(
-                "a step has exactly one of request, tcp, dns or tls"
+                f"a step has exactly one of {', '.join(_STEP_KINDS[:-1])} or {_STEP_KINDS[-1]}"
                 + (f", not {' and '.join(kinds)}" if kinds else "")
             )
         if kinds[0] != "request":
@@ -375,6 +304,14 @@ class Step(_Strict):
                 )
         return self
 
+    def probe(self) -> tuple[str, ProbeOptions] | None:
+        """The probe this step runs and its options; None for a request step."""
+        for kind in _PROBE_KINDS:
+            options = getattr(self, kind, None)
+            if options is not None:
+                return kind, options
+        return None
+
     def title(self, service: str) -> str:
         """The step's name, or one derived from what it does ("POST /api/login",
         "tcp db.internal:5432"); `service` is the check's."""
@@ -383,13 +320,21 @@ class Step(_Strict):
         if self.request is not None:
             target = self.request.path or self.request.url or ""
             return f"{self.request.method} {urlsplit(target).path or target}"
-        if self.dns is not None:
-            return f"dns {self.dns.record_type} {self.dns.name or service}"
-        probe = self.tcp or self.tls
-        assert probe is not None
-        kind = "tcp" if self.tcp is not None else "tls"
-        where = probe.host or probe.service or service
-        return f"{kind} {where}" + (f":{probe.port}" if probe.port is not None else "")
+        chosen = self.probe()
+        assert chosen is not None
+        kind, options = chosen
+        return PROBES[kind].title(options, service)
+
+
+if typing.TYPE_CHECKING:
+    Step = StepFields
+else:
+    Step = create_model(
+        "Step",
+        __base__=StepFields,
+        __module__=__name__,
+        **{kind: (probe.options | None, None) for kind, probe in PROBES.items()},
+    )
 
 
 class CheckModel(_Strict):
