@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from synth.model import CheckSpec, DeployContext, Phase, RunRequest, RunResult
+from synth.outputs.sinks import ResultSink
 from synth.runner import Runner
-
-ResultCallback = Callable[[RunResult], None]
 
 
 async def run_checks(
@@ -19,10 +18,10 @@ async def run_checks(
     phase: Phase,
     concurrency: int,
     deploy: DeployContext | None = None,
-    on_result: ResultCallback | None = None,
+    sink: ResultSink | None = None,
 ) -> list[RunResult]:
-    """Run every check once against `environment` (the runner warmed up first); results
-    come back in check order."""
+    """Run every check once against `environment` (the runner warmed up first), each
+    result published to `sink` as it lands; results come back in check order."""
     await runner.warm_up()
     gate = asyncio.Semaphore(concurrency)
     location = runner.settings.location
@@ -38,8 +37,8 @@ async def run_checks(
                     deploy=deploy,
                 )
             )
-        if on_result is not None:
-            on_result(result)
+        if sink is not None:
+            await sink.publish(result)
         return result
 
     return list(await asyncio.gather(*(one(check) for check in checks)))

@@ -10,18 +10,25 @@ import argparse
 import asyncio
 import os
 import sys
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
 from synth import __version__
+from synth.baseline.client import BaselineError
 from synth.batch import run_checks
 from synth.checks.loader import LoadedChecks, load_checks
 from synth.config import ConfigError, Settings, find_config_file, load_settings
 from synth.errors import SynthError
 from synth.model import CheckSpec, Phase, RunResult
-from synth.outputs.report import TerminalReporter, write_json_report, write_junit_report
+from synth.outputs.report import TerminalReporter
+from synth.outputs.sinks import (
+    BaselineTarget,
+    OutputPlan,
+    PageTarget,
+    PushTarget,
+    RunLog,
+    build_sinks,
+)
 from synth.runner import Runner
 from synth.selection import select_checks
 from synth.store import StoreError
@@ -283,8 +290,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f" (concurrency {min(concurrency, len(selection.checks))})",
         file=out,
     )
-    started_at = datetime.now(UTC)
-    started = time.perf_counter()
     metrics = Metrics(phase_buckets=settings.metrics.http_phase_buckets)
     if tracing_config.enabled:
         metrics.watch_exporter(tracing_config.exporter_name)
@@ -292,61 +297,78 @@ def _cmd_run(args: argparse.Namespace) -> int:
         tracing_config, location=settings.location, environment=args.env, counters=metrics
     )
     runner = Runner(settings, tracer=tracing.tracer)
-
-    def finished(result: RunResult) -> None:
-        metrics.observe_run(result)
-        reporter.run_finished(result)
-
+    runs = RunLog(order=[check.name for check in selection.checks])
+    sinks = build_sinks(
+        _output_plan(args, settings, selection.checks, metrics, reporter, runs, out)
+    )
     try:
         runner.environment(args.env)  # fail fast on missing secrets, before any run
-        results = asyncio.run(
+        asyncio.run(
             run_checks(
                 runner,
                 selection.checks,
                 args.env,
                 phase=Phase(args.phase),
                 concurrency=concurrency,
-                on_result=finished,
+                sink=sinks,
             )
         )
     finally:
         tracing.shutdown(TRACE_FLUSH_S)
-    duration = time.perf_counter() - started
-    reporter.summary(results, duration_s=duration)
-    if args.json:
-        write_json_report(
-            args.json, results, env=args.env, started_at=started_at, duration_s=duration
-        )
-    if args.junit:
-        write_junit_report(args.junit, results, env=args.env)
-    if args.record_baseline:
-        _record_baseline(args, settings, results, out)
-    if args.push_metrics:
-        _push(args, metrics, settings.location)
-    if not args.no_page and settings.playbooks:
-        from synth.alerting.oneshot import page_failures
-
-        page_failures(settings, selection.checks, results, sys.stderr)
+    try:
+        asyncio.run(sinks.close())
+    except (BaselineError, StoreError) as exc:
+        raise UsageError(f"cannot record the baseline: {exc}") from None
+    results = runs.results
     if loaded.problems or selection.problems:
         return EXIT_USAGE
     return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
 
 
-def _record_baseline(
-    args: argparse.Namespace, settings: Settings, results: Sequence[RunResult], out: TextIO
-) -> None:
+def _output_plan(
+    args: argparse.Namespace,
+    settings: Settings,
+    checks: Sequence[CheckSpec],
+    metrics: Metrics,
+    reporter: TerminalReporter,
+    runs: RunLog,
+    out: TextIO,
+) -> OutputPlan:
+    """Where `synth run` sends its runs (synth.outputs.sinks)."""
     from synth.baseline import client
-    from synth.baseline.record import fragments
 
-    version = args.baseline_version or client.default_version()
-    found = fragments(results, version)
-    store_url = None if args.agent else (args.store or settings.store.url)
-    try:
-        sent = client.send(found, store_url=store_url, agent_url=args.agent)
-    except (client.BaselineError, StoreError) as exc:
-        raise UsageError(f"cannot record the baseline: {exc}") from None
-    where = args.agent or "the store"
-    print(f"baseline: recorded {sent} step(s) on version {version} in {where}", file=out)
+    baseline = None
+    if args.record_baseline:
+        where = args.agent or "the store"
+        baseline = BaselineTarget(
+            version=args.baseline_version or client.default_version(),
+            store_url=None if args.agent else (args.store or settings.store.url),
+            agent_url=args.agent,
+            say=lambda line: print(f"baseline: recorded {line} in {where}", file=out),
+        )
+    push = None
+    if args.push_metrics:
+        push = PushTarget(
+            url=args.push_metrics,
+            location=settings.location,
+            environment=args.env,
+            extra=dict(args.push_label),
+            warn=lambda line: print(
+                f"synth: warning: {line} (exit code unchanged)", file=sys.stderr
+            ),
+        )
+    page = None if args.no_page else PageTarget(settings, checks, sys.stderr)
+    return OutputPlan(
+        metrics=metrics,
+        runs=runs,
+        terminal=reporter,
+        env=args.env,
+        json_path=args.json,
+        junit_path=args.junit,
+        baseline=baseline,
+        push=push,
+        page=page,
+    )
 
 
 def _baseline_source(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -423,21 +445,6 @@ def _cmd_baseline_diff(args: argparse.Namespace) -> int:
         )
     sys.stdout.write(diff_table(source, target))
     return EXIT_OK
-
-
-def _push(args: argparse.Namespace, metrics: Metrics, location: str) -> None:
-    from synth.outputs.push import PushError, push_metrics
-
-    try:
-        push_metrics(
-            args.push_metrics,
-            metrics,
-            location=location,
-            environment=args.env,
-            extra=dict(args.push_label),
-        )
-    except PushError as exc:
-        print(f"synth: warning: {exc} (exit code unchanged)", file=sys.stderr)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ pre-prod severity when playbooks are configured (`--synth-no-page` to skip).
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from synth.errors import SynthError
 if TYPE_CHECKING:
     from synth.checks.problems import LoadProblem
     from synth.model import CheckSpec, RunRequest, RunResult
+    from synth.outputs.sinks import OutputPlan
     from synth.runner import Runner
 
 _STATE = pytest.StashKey["SynthSession"]()
@@ -77,6 +79,7 @@ class SynthSession:
         from synth.config import find_config_file, load_settings
         from synth.outputs.metrics import Metrics
         from synth.outputs.push import check_gateway_url
+        from synth.outputs.sinks import RunLog, build_sinks
         from synth.outputs.tracing import TracingConfig, start_tracing
         from synth.runner import Runner
         from synth.selection import select_checks
@@ -108,9 +111,11 @@ class SynthSession:
             counters=self.metrics,
         )
         self.runner: Runner = Runner(self.settings, tracer=self.tracing.tracer)
-        self.results: list[RunResult] = []
+        self.runs = RunLog(order=[check.name for check in self.checks])
         self.recorded: str | None = None
         self.notes: list[str] = []
+        self._page_lines = io.StringIO()
+        self.sinks = build_sinks(self._output_plan())
         self._collector: SynthChecks | None = None
         self._event_loop: asyncio.Runner | None = None
 
@@ -119,6 +124,39 @@ class SynthSession:
         if self._collector is None:
             self._collector = SynthChecks.from_parent(session, name="synth", nodeid="synth")
         return self._collector
+
+    def _output_plan(self) -> OutputPlan:
+        """Where the session's runs go (synth.outputs.sinks), as with `synth run`."""
+        from synth.baseline import client
+        from synth.outputs.sinks import BaselineTarget, OutputPlan, PageTarget, PushTarget
+
+        baseline = None
+        if self.store_url or self.agent_url:
+            baseline = BaselineTarget(
+                version=self.version or client.default_version(),
+                store_url=self.store_url,
+                agent_url=self.agent_url,
+                say=self._recorded,
+            )
+        push = None
+        if self.push_url:
+            push = PushTarget(
+                url=self.push_url,
+                location=self.settings.location,
+                environment=self.env,
+                warn=lambda line: self.notes.append(f"synth: warning: {line}"),
+            )
+        page = PageTarget(self.settings, self.checks, self._page_lines) if self.page else None
+        return OutputPlan(
+            metrics=self.metrics, runs=self.runs, baseline=baseline, push=push, page=page
+        )
+
+    def _recorded(self, line: str) -> None:
+        self.recorded = f"synth: baseline recorded for {line}"
+
+    @property
+    def results(self) -> list[RunResult]:
+        return self.runs.results
 
     def run(self, check: CheckSpec) -> RunResult:
         from synth.model import Phase, RunRequest
@@ -129,10 +167,7 @@ class SynthSession:
             phase=Phase.PREPROD,
             location=self.settings.location,
         )
-        result = self._loop().run(self._warm_run(request))
-        self.results.append(result)
-        self.metrics.observe_run(result)
-        return result
+        return self._loop().run(self._warm_run(request))
 
     def _loop(self) -> asyncio.Runner:
         # One event loop for the session, as in the agent: a loop (and its resolver
@@ -143,49 +178,22 @@ class SynthSession:
 
     async def _warm_run(self, request: RunRequest) -> RunResult:
         await self.runner.warm_up()
-        return await self.runner.run(request)
+        result = await self.runner.run(request)
+        await self.sinks.publish(result)
+        return result
 
-    def finish(self) -> list[str]:
-        """Flush traces, push metrics and page failures; warnings for the summary (none
-        of them changes the session's outcome, as with `synth run`)."""
-        from synth.outputs.push import PushError, push_metrics
-
-        warnings: list[str] = []
-        if self._event_loop is not None:
-            self._event_loop.close()
-            self._event_loop = None
+    def finish(self) -> None:
+        """Flush traces, then close the sinks: record the baseline, push metrics and page
+        failures. Their lines go to the summary; only a baseline that could not be
+        recorded changes the session's outcome (raised), as with `synth run`."""
         self.tracing.shutdown(TRACE_FLUSH_S)
-        if self.push_url and self.results:
-            try:
-                push_metrics(
-                    self.push_url,
-                    self.metrics,
-                    location=self.settings.location,
-                    environment=self.env,
-                )
-            except PushError as exc:
-                warnings.append(f"synth: warning: {exc}")
-        if self.page and self.settings.playbooks and self.results:
-            import io
-
-            from synth.alerting.oneshot import page_failures
-
-            out = io.StringIO()
-            page_failures(self.settings, self.checks, self.results, out)
-            warnings.extend(line for line in out.getvalue().splitlines() if line)
-        return warnings
-
-    def record(self) -> str | None:
-        """Send the session's runs as baseline fragments; a line saying what happened."""
-        if not (self.store_url or self.agent_url) or not self.results:
-            return None
-        from synth.baseline import client
-        from synth.baseline.record import fragments
-
-        version = self.version or client.default_version()
-        found = fragments(self.results, version)
-        sent = client.send(found, store_url=self.store_url, agent_url=self.agent_url)
-        return f"synth: baseline recorded for {sent} step(s) on version {version}"
+        try:
+            self._loop().run(self.sinks.close())
+        finally:
+            if self._event_loop is not None:
+                self._event_loop.close()
+                self._event_loop = None
+            self.notes.extend(line for line in self._page_lines.getvalue().splitlines() if line)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -247,11 +255,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from synth.store import StoreError
 
     try:
-        state.recorded = state.record()
+        state.finish()
     except (BaselineError, StoreError) as exc:
         state.recorded = f"synth: could not record the baseline: {exc}"
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    state.notes = state.finish()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

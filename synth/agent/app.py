@@ -37,6 +37,7 @@ from synth.checks.loader import load_checks
 from synth.config import ConfigError, Settings, load_settings
 from synth.model import CheckSpec, Phase, RunRequest, RunResult
 from synth.outputs.metrics import Metrics
+from synth.outputs.sinks import OutputPlan, build_sinks
 from synth.outputs.tracing import Tracing, TracingConfig, start_tracing
 from synth.runner import Runner
 from synth.selection import select_checks
@@ -160,6 +161,9 @@ class Agent:
             origin=state.settings.location,
             wake=self.outbox.wake,
         )
+        self.sinks = build_sinks(
+            OutputPlan(metrics=self.metrics, log_runs=True, store=self.writer, alerts=self.alerts)
+        )
         self._by_name: dict[str, CheckSpec] = {check.name: check for check in state.checks}
         # One for the agent's life: a reload (rotated secrets) must not forget used signatures.
         self._signatures_seen = ReplayCache()
@@ -266,7 +270,7 @@ class Agent:
             _published, stuck = await asyncio.wait(set(self._publishing), timeout=PUBLISH_DRAIN_S)
             for publishing in stuck:
                 publishing.cancel()
-        await self.alerts.flush()
+        await self.sinks.close()  # the writer (flushed above, now a no-op), then alerting
         await self.outbox.stop()
         self._outbox_task.cancel()
         await asyncio.gather(self._outbox_task, return_exceptions=True)
@@ -404,15 +408,10 @@ class Agent:
         )
 
     async def _publish(self, result: RunResult) -> None:
-        _log_run(result)
-        try:
-            # Stored (in a batch) before /metrics counts it while the store answers, so a
-            # counted run survives a SIGKILL; buffered and counted at once while it does
-            # not. A scheduled result waits a moment to share a transaction; anyone else's
-            # (API, deploy verification) is written at once.
-            await self.writer.put(result, urgent=result.phase is not Phase.SCHEDULED)
-        finally:
-            await self.alerts.observe(result)
+        # The log line; the store, before /metrics counts it while the store answers (so a
+        # counted run survives a SIGKILL), buffered and counted at once while it does not;
+        # alerting, whatever the store did (synth.outputs.sinks).
+        await self.sinks.publish(result)
 
     async def _save_runs(self, results: Sequence[RunResult]) -> None:
         if self.store is None:
@@ -515,36 +514,6 @@ def _start_tracing(config: TracingConfig, settings: Settings, metrics: Metrics) 
         location=settings.location,
         environment=envs[0] if len(envs) == 1 else None,
         counters=metrics,
-    )
-
-
-def _log_run(result: RunResult) -> None:
-    fields: dict[str, object] = {
-        "check": result.check,
-        "env": result.environment,
-        "phase": result.phase.value,
-        "location": result.location,
-        "result": result.status.value,
-        "duration_s": round(result.duration_s, 4),
-        "trace_id": result.trace_id,
-    }
-    if result.failure is None:
-        log.debug("check passed", extra=fields)
-        return
-    fields |= {
-        "failure_type": result.failure.type.value,
-        "step": result.failed_step,
-        "failure": result.failure.message,
-    }
-    log.warning(
-        "check %s failed in %s at step %s: %s: %s (trace %s)",
-        result.check,
-        result.environment,
-        result.failed_step or "-",
-        result.failure.type.value,
-        result.failure.message,
-        result.trace_id,
-        extra=fields,
     )
 
 

@@ -12,7 +12,6 @@ import contextlib
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +25,9 @@ from synth.checks.loader import load_checks
 from synth.config import Settings
 from synth.demo.shop import ShopThread, run_in_thread
 from synth.model import CheckSpec, Phase, RunResult
+from synth.outputs.metrics import Metrics
 from synth.outputs.report import TerminalReporter
+from synth.outputs.sinks import OutputPlan, RunLog, build_sinks
 from synth.runner import Runner
 
 DEMO_ENV = "demo"
@@ -130,20 +131,28 @@ def _trigger_with_token(args: TriggerArgs) -> int:
 def _run(
     runner: Runner, settings: Settings, checks: Sequence[CheckSpec], color: bool | None
 ) -> list[RunResult]:
-    reporter = TerminalReporter(sys.stdout, color=color)
-    started = time.perf_counter()
-    results = asyncio.run(
-        run_checks(
+    runs = RunLog(order=[check.name for check in checks])
+    sinks = build_sinks(
+        OutputPlan(
+            metrics=Metrics(phase_buckets=settings.metrics.http_phase_buckets),
+            runs=runs,
+            terminal=TerminalReporter(sys.stdout, color=color),
+        )
+    )
+
+    async def run_all() -> None:
+        await run_checks(
             runner,
             checks,
             DEMO_ENV,
             phase=Phase.ADHOC,
             concurrency=settings.runner.concurrency,
-            on_result=reporter.run_finished,
+            sink=sinks,
         )
-    )
-    reporter.summary(results, duration_s=time.perf_counter() - started)
-    return results
+        await sinks.close()
+
+    asyncio.run(run_all())
+    return runs.results
 
 
 def _banner(text: str) -> None:
