@@ -505,6 +505,13 @@ def _cmd_agent(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
     if state.problems:
         return EXIT_USAGE
+    from synth.store.single_agent import claim_store
+
+    try:
+        # Held until this process exits: a second agent on the file refuses to start.
+        store_lock = claim_store(state.settings.store.url)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
     server = state.settings.server
     host = args.host or server.host
     port = server.port if args.port is None else args.port
@@ -521,7 +528,11 @@ def _cmd_agent(args: argparse.Namespace) -> int:
         check_paths=args.paths,
         tracing=TracingConfig.from_env(os.environ),
     )
-    asyncio.run(agent.serve(listen))
+    try:
+        asyncio.run(agent.serve(listen))
+    finally:
+        if store_lock is not None:
+            store_lock.release()
     return EXIT_OK
 
 

@@ -13,6 +13,7 @@ errors from bugs; those that are also a ValueError or LookupError keep that base
     │   (DnsResolutionError     a name did not resolve: an httpcore2.ConnectError too)
     ├── StoreError              the store failed (synth.store.records)
     │   ├── StoreRefused        the store refused the data itself
+    │   ├── StoreInUse          another agent holds the SQLite store (store.single_agent)
     │   └── IdempotencyKeyConflict  another agent stored the same deploy id first
     ├── BaselineError           baselines could not be sent or read (synth.baseline.client)
     ├── PushError               the Pushgateway refused or could not be reached (outputs.push)
