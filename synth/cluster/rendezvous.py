@@ -21,9 +21,7 @@ def owner(key: str, members: Sequence[str]) -> str | None:
     best: tuple[int, str] | None = None
     for member in members:
         candidate = (weight(member, key), member)
-        if best is None or candidate[0] > best[0] or (
-            candidate[0] == best[0] and member < best[1]
-        ):
+        if best is None or candidate[0] > best[0] or (candidate[0] == best[0] and member < best[1]):
             best = candidate
     return None if best is None else best[1]
 
