@@ -33,6 +33,7 @@ from pagerduty_standin import (
     Event,
     PagerDutyStandIn,
 )
+from postgres import PostgresServer, postgres_server  # noqa: F401
 
 from synth.demo import ShopThread
 from synth.store import OutboxEvent, Store
@@ -113,11 +114,11 @@ def run(agent: AgentProcess, check: str = "health") -> dict[str, Any]:
     return result
 
 
-def outbox(directory: Path) -> list[OutboxEvent]:
-    """The agent's stored outbox, read from its SQLite file."""
+def outbox(directory: Path, url: str | None = None) -> list[OutboxEvent]:
+    """The agent's stored outbox, read from its SQLite file (or the store at `url`)."""
 
     async def read() -> list[OutboxEvent]:
-        store = await Store.open(store_url(directory))
+        store = await Store.open(url or store_url(directory))
         try:
             return await store.list_outbox()
         finally:
@@ -355,14 +356,17 @@ def test_two_locations_make_one_incident_and_metrics_tell_them_apart(
 
 
 def test_shared_store_counts_failing_locations(
-    tmp_path: Path, pagerduty: PagerDutyStandIn, start_agent: StartAgent
+    tmp_path: Path,
+    pagerduty: PagerDutyStandIn,
+    start_agent: StartAgent,
+    postgres_server: PostgresServer,  # noqa: F811
 ) -> None:
-    """Replicas sharing a store page only when `min_locations` locations fail, and resolve
-    when fewer than that still fail. Each location probes its own shop, so one can fail
-    alone."""
+    """Replicas sharing a store (PostgreSQL: a SQLite file is one agent's) page only when
+    `min_locations` locations fail, and resolve when fewer than that still fail. Each
+    location probes its own shop, so one can fail alone."""
     from synth.demo import run_in_thread
 
-    shared = store_url(tmp_path)
+    shared = postgres_server.create_database()
     with run_in_thread() as shop_eu, run_in_thread() as shop_us:
         eu = start_agent(
             configure(
@@ -392,7 +396,7 @@ def test_shared_store_counts_failing_locations(
         run(eu)
         run(us)
         run(eu)
-        assert outbox(tmp_path) == [], "one failing location of the two required"
+        assert outbox(tmp_path, shared) == [], "one failing location of the two required"
         shop_us.set_faults(status=503, path_prefix="/health")
         run(us)
         trigger = wait_events(pagerduty, 1, "trigger")[0]
