@@ -167,6 +167,13 @@ class _Alerting:
         await self.alerts.flush()
 
 
+class _AtEnd:
+    """A sink whose work is all done at `close`, from the run log."""
+
+    async def publish(self, result: RunResult) -> None:
+        return None
+
+
 class _Terminal:
     def __init__(self, reporter: TerminalReporter, runs: RunLog) -> None:
         self.reporter = reporter
@@ -179,12 +186,9 @@ class _Terminal:
         self.reporter.summary(self.runs.results, duration_s=self.runs.duration_s)
 
 
-class _JsonReport:
+class _JsonReport(_AtEnd):
     def __init__(self, path: str, env: str, runs: RunLog) -> None:
         self.path, self.env, self.runs = path, env, runs
-
-    async def publish(self, result: RunResult) -> None:
-        return None
 
     async def close(self) -> None:
         from synth.outputs.report_json import write_json_report
@@ -198,12 +202,9 @@ class _JsonReport:
         )
 
 
-class _JunitReport:
+class _JunitReport(_AtEnd):
     def __init__(self, path: str, env: str, runs: RunLog) -> None:
         self.path, self.env, self.runs = path, env, runs
-
-    async def publish(self, result: RunResult) -> None:
-        return None
 
     async def close(self) -> None:
         from synth.outputs.report_junit import write_junit_report
@@ -223,12 +224,9 @@ class BaselineTarget:
     say: Callable[[str], None]
 
 
-class _Baseline:
+class _Baseline(_AtEnd):
     def __init__(self, target: BaselineTarget, runs: RunLog) -> None:
         self.target, self.runs = target, runs
-
-    async def publish(self, result: RunResult) -> None:
-        return None
 
     async def close(self) -> None:
         from synth.baseline import client
@@ -257,12 +255,9 @@ class PushTarget:
     warn: Callable[[str], None] = print
 
 
-class _Push:
+class _Push(_AtEnd):
     def __init__(self, target: PushTarget, metrics: Metrics, runs: RunLog) -> None:
         self.target, self.metrics, self.runs = target, metrics, runs
-
-    async def publish(self, result: RunResult) -> None:
-        return None
 
     async def close(self) -> None:
         from synth.outputs.push import PushError, push_metrics
@@ -292,12 +287,9 @@ class PageTarget:
     out: TextIO
 
 
-class _Pages:
+class _Pages(_AtEnd):
     def __init__(self, target: PageTarget, runs: RunLog) -> None:
         self.target, self.runs = target, runs
-
-    async def publish(self, result: RunResult) -> None:
-        return None
 
     async def close(self) -> None:
         from synth.alerting.oneshot import page_failures

@@ -65,6 +65,12 @@ def endpoint(
     )
 
 
+def endpoint_title(kind: str, host: str | None, port: int | None, service: str) -> str:
+    """The default step name of a probe of host:port ("tcp db.internal:5432"), written from
+    its options before anything is resolved."""
+    return f"{kind} {host or service}" + (f":{port}" if port is not None else "")
+
+
 def service_host(ctx: FlowContext, service: str | None = None) -> str:
     """The host of the service's base URL."""
     hostname = urlsplit(ctx.target(service).base_url).hostname

@@ -191,8 +191,7 @@ def _default_port(scheme: str, url_port: int | None) -> int:
 
 
 def _title(options: TcpOptions, service: str) -> str:
-    where = options.host or options.service or service
-    return f"tcp {where}" + (f":{options.port}" if options.port is not None else "")
+    return stepping.endpoint_title("tcp", options.host or options.service, options.port, service)
 
 
 PROBE = Probe(

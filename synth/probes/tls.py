@@ -386,8 +386,7 @@ def _details(result: TlsResult) -> dict[str, Any]:
 
 
 def _title(options: TlsOptions, service: str) -> str:
-    where = options.host or options.service or service
-    return f"tls {where}" + (f":{options.port}" if options.port is not None else "")
+    return stepping.endpoint_title("tls", options.host or options.service, options.port, service)
 
 
 PROBE = Probe(
