@@ -19,6 +19,7 @@ from apscheduler.events import (
     JobExecutionEvent,
     JobSubmissionEvent,
 )
+from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -96,6 +97,16 @@ class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # untyped lib
         return datetime.fromtimestamp(following, tz=self.timezone)
 
 
+class RunsToCompletion(AsyncIOExecutor):  # type: ignore[misc]
+    """APScheduler's asyncio executor, except that shutting down leaves submitted jobs to
+    finish: the agent waits for its in-flight runs itself (graceful stop), and a job
+    cancelled before its first step is logged by APScheduler as an error. A job that starts
+    after the stop sees the agent stopping and returns."""
+
+    def shutdown(self, wait: bool = True) -> None:
+        return None
+
+
 class CheckScheduler:
     """Owns the APScheduler instance; calls `fire(check, env, due_unix_time)` per run."""
 
@@ -103,7 +114,7 @@ class CheckScheduler:
         self._settings = settings
         self._metrics = metrics
         self._fire = fire
-        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler = AsyncIOScheduler(timezone=UTC, executors={"default": RunsToCompletion()})
         self._scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
         self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
         self._due: dict[str, float] = {}
