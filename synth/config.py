@@ -241,6 +241,20 @@ class DeploySettings(_Frozen):
     lease: Seconds = Field(default=30.0, ge=0.5)
 
 
+class ClusterSettings(_Frozen):
+    """Agents sharing one PostgreSQL store and one `location` share its checks: each
+    (check × environment) runs on one live member (see synth.cluster)."""
+
+    enabled: bool = True
+    # Unique per agent and stable across its restarts (a pod name): a restarted member takes
+    # back the same checks. Default: the host name.
+    member_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+    # A member that could not renew its lease for this long is gone; its checks move.
+    lease: Seconds = Field(default=10.0, ge=1.0, le=600.0)
+    # The member count the `SynthClusterMembersMissing` alert expects (0: no expectation).
+    expected_members: int = Field(default=0, ge=0, le=1000)
+
+
 Secret = Annotated[SecretRef, BeforeValidator(_secret_shorthand)]
 _HOOK_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 
@@ -464,6 +478,7 @@ class Settings(BaseSettings):
     playbooks: dict[str, PlaybookSettings] = Field(default_factory=dict)
     default_playbook: str | None = None
     pagerduty: PagerDutySettings = PagerDutySettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @model_validator(mode="after")
     def _known_default_playbook(self) -> Settings:

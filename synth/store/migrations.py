@@ -152,11 +152,37 @@ def _v4_failing_since(connection: sa.Connection) -> None:
     connection.execute(sa.text(f"ALTER TABLE alert_state ADD COLUMN failing_since {column_type}"))
 
 
+def _v5_cluster(connection: sa.Connection) -> None:
+    # Cluster membership (synth.cluster.membership): one row per agent, lease times from the
+    # database's clock; and which member verifies a deploy, with what its event asked for,
+    # so that a survivor can run it again when that member dies.
+    md = sa.MetaData()
+    sa.Table(
+        "cluster_members",
+        md,
+        sa.Column("location", sa.Text, primary_key=True),
+        sa.Column("member_id", sa.Text, primary_key=True),
+        sa.Column("instance", sa.Text, nullable=False),
+        sa.Column("epoch", sa.Integer, nullable=False),
+        sa.Column("version", sa.Text, nullable=False),
+        sa.Column("joined_at", UTCDateTime, nullable=False),
+        sa.Column("runs_from", UTCDateTime, nullable=False),
+        sa.Column("renewed_at", UTCDateTime, nullable=False),
+        sa.Column("lease_until", UTCDateTime, nullable=False),
+        sa.Column("owned_checks", sa.Integer, nullable=False),
+    )
+    md.create_all(connection)
+    json_type = JSONText().compile(dialect=connection.dialect)
+    connection.execute(sa.text("ALTER TABLE deploys ADD COLUMN owner TEXT"))
+    connection.execute(sa.text(f"ALTER TABLE deploys ADD COLUMN request {json_type}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_initial,
     _v2_alerting,
     _v3_baselines,
     _v4_failing_since,
+    _v5_cluster,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

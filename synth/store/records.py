@@ -80,6 +80,10 @@ class DeployRecord:
     verdict: dict[str, Any] | None = None
     finished_at: datetime | None = None
     run_ids: tuple[str, ...] = ()
+    # The cluster member verifying it, and the event's own settle/window/interval, so that
+    # a survivor can verify it again if that member dies (None before schema version 5).
+    owner: str | None = None
+    request: dict[str, Any] | None = None
 
 
 def deploy_to_dict(record: DeployRecord) -> dict[str, Any]:

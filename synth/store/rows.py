@@ -53,6 +53,8 @@ async def get_deploy(
         updated_at=m["updated_at"],
         finished_at=m["finished_at"],
         run_ids=tuple(m["run_ids"]),
+        owner=m["owner"],
+        request=m["request"],
     )
 
 

@@ -112,6 +112,8 @@ deploys = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime, nullable=True),
     sa.Column("run_ids", JSONText, nullable=False),
+    sa.Column("owner", sa.Text, nullable=True),
+    sa.Column("request", JSONText, nullable=True),
 )
 sa.Index(
     "ix_deploys_service_env_created",
@@ -177,4 +179,19 @@ alert_state = sa.Table(
     sa.Column("triggered_at", UTCDateTime, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("failing_since", UTCDateTime, nullable=True),
+)
+
+cluster_members = sa.Table(
+    "cluster_members",
+    metadata,
+    sa.Column("location", sa.Text, primary_key=True),
+    sa.Column("member_id", sa.Text, primary_key=True),
+    sa.Column("instance", sa.Text, nullable=False),
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("joined_at", UTCDateTime, nullable=False),
+    sa.Column("runs_from", UTCDateTime, nullable=False),
+    sa.Column("renewed_at", UTCDateTime, nullable=False),
+    sa.Column("lease_until", UTCDateTime, nullable=False),
+    sa.Column("owned_checks", sa.Integer, nullable=False),
 )

@@ -26,6 +26,7 @@ from synth.alerting.playbook import IncidentState, LocationState
 from synth.baseline.record import StepBaseline
 from synth.codec import run_from_dict
 from synth.model import Phase, RunResult
+from synth.store.cluster import ClusterTable
 from synth.store.engine import (
     create_engine,
     describe_error,
@@ -85,6 +86,7 @@ class Store:
             asyncio.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
         )
         self.url = display_url(engine.url)
+        self.cluster = ClusterTable(self._transaction)
 
     @classmethod
     async def open(
@@ -122,6 +124,11 @@ class Store:
             raise
         log.info("store ready: %s (schema version %d)", store.url, version)
         return store
+
+    @property
+    def shared(self) -> bool:
+        """Whether several agents may share this store (PostgreSQL: a cluster)."""
+        return bool(self._engine.dialect.name == "postgresql")
 
     async def close(self) -> None:
         """Close every connection; later calls raise StoreError. Closing twice is fine."""
@@ -220,11 +227,15 @@ class Store:
             "updated_at": deploy.updated_at,
             "finished_at": deploy.finished_at,
             "run_ids": list(deploy.run_ids),
+            "owner": deploy.owner,
+            "request": deploy.request,
         }
         insert = self._insert(deploys).values(row)
         statement = insert.on_conflict_do_update(
             index_elements=[deploys.c.id],
             set_={name: insert.excluded[name] for name in row if name != "id"},
+            # A member that lost a deploy to a survivor (its lease ran out) writes no more.
+            where=deploys.c.owner.is_(None) | (deploys.c.owner == insert.excluded.owner),
         )
         async with self._transaction("save a deploy", write=True) as connection:
             try:
@@ -421,13 +432,27 @@ class Store:
             await connection.execute(sa.insert(outbox), rows)
 
     async def due_outbox(
-        self, *, origin: str, now: datetime | None = None, limit: int = 50
+        self, *, origin: str, now: datetime | None = None, limit: int = 50, claim_s: float = 0
     ) -> list[OutboxEvent]:
         """The events `origin` should send now: per dedup key its oldest pending event,
-        when that one's next attempt is due; oldest first."""
-        query = alerts.due_query(origin, as_utc(now or datetime.now(UTC)), limit)
-        async with self._transaction("read the outbox", write=False) as connection:
+        when that one's next attempt is due; oldest first. With `claim_s`, they are not
+        due again for that long (the sender records the outcome before then)."""
+        at = as_utc(now or datetime.now(UTC))
+        query = alerts.due_query(origin, at, limit)
+        if self.shared:
+            query = query.with_for_update(skip_locked=True)
+        async with self._transaction("read the outbox", write=True) as connection:
             rows = (await connection.execute(query)).all()
+            if rows and claim_s > 0:
+                # Claimed for this sender: other agents of the origin (a cluster) skip
+                # them until the send has had time to finish; an agent that dies
+                # mid-send leaves them to be sent again after that.
+                ids = [row._mapping["id"] for row in rows]
+                await connection.execute(
+                    sa.update(outbox)
+                    .where(outbox.c.id.in_(ids))
+                    .values(next_attempt_at=at + timedelta(seconds=claim_s))
+                )
         return [alerts.outbox_event(row._mapping) for row in rows]
 
     async def list_outbox(self, *, origin: str | None = None) -> list[OutboxEvent]:
