@@ -527,6 +527,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
         config_path=Path(config_file) if config_file else None,
         check_paths=args.paths,
         tracing=TracingConfig.from_env(os.environ),
+        api_port=port,
     )
     try:
         asyncio.run(agent.serve(listen))

@@ -22,6 +22,7 @@ from synth import __version__
 from synth.agent import json_body, openapi
 from synth.agent.adapters import hooks_router
 from synth.agent.auth import AuthError, request_target
+from synth.agent.cluster_status import cluster_status
 from synth.agent.deploys import DeployEvent, DeployRefused
 from synth.alerting.policy import retries_for
 from synth.baseline.record import StepBaseline
@@ -301,6 +302,15 @@ def build_api(agent: Agent) -> ASGIApp:
         except StoreError as exc:
             raise HTTPException(503, f"store unavailable: {exc}") from None
         return {"baselines": [row.to_dict() for row in rows]}
+
+    @app.get("/v1/cluster", tags=["cluster"])
+    async def cluster() -> dict[str, Any]:
+        """This agent's cluster (agents sharing its PostgreSQL store and location): every
+        member row with its lease and the checks it runs, and this member's own state."""
+        try:
+            return await cluster_status(agent)
+        except StoreError as exc:
+            raise HTTPException(503, f"store unavailable: {exc}") from None
 
     @app.post("/v1/reload", tags=["admin"])
     async def reload() -> JSONResponse:

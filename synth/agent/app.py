@@ -15,7 +15,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,10 +30,12 @@ from synth.agent.isolation import RunWorkers
 from synth.agent.lag import LagRecorder
 from synth.agent.run_processes import RunProcesses
 from synth.agent.scheduler import CheckScheduler, interval_s, scheduled_pairs
+from synth.agent.sharing import CheckSharing
 from synth.agent.writer import ResultWriter
 from synth.alerting.engine import AlertEngine
 from synth.alerting.outbox import OutboxSender
 from synth.checks.loader import load_checks
+from synth.cluster.membership import Membership
 from synth.config import ConfigError, Settings, load_settings
 from synth.model import CheckSpec, Phase, RunRequest, RunResult
 from synth.outputs.metrics import Metrics
@@ -43,6 +45,7 @@ from synth.runner import Runner
 from synth.selection import select_checks
 from synth.startup import startup_problems
 from synth.store import DeployRecord, Store, StoreError
+from synth.store.engine import parse_url
 
 log = logging.getLogger("synth.agent")
 
@@ -88,6 +91,7 @@ class Agent:
         config_path: Path | None,
         check_paths: Sequence[str],
         tracing: TracingConfig | None = None,
+        api_port: int | None = None,
     ):
         self.state = state
         self.config_path = config_path
@@ -132,6 +136,12 @@ class Agent:
             True, len(state.checks), list(state.problems)
         )
         self.scheduler = CheckScheduler(state.settings.scheduler, self.metrics, self._fire)
+        self.membership = _membership(state.settings, lambda: self.store, self, api_port)
+        self.sharing = CheckSharing(
+            self.membership,
+            apply=self._schedule_share,
+            on_rebalance=lambda: self.metrics.cluster.rebalanced(self.settings.location),
+        )
         self.baselines = BaselineComparator(
             state.settings.baseline, self.metrics, lambda: self.store if self.store_ok else None
         )
@@ -211,10 +221,18 @@ class Agent:
         self._background.append(asyncio.create_task(self._retention_loop()))
         self._background.append(asyncio.create_task(self._alerts_retry_loop()))
         self._outbox_task = asyncio.create_task(self.outbox.run())
+        if self.membership is not None:
+            self._background.append(asyncio.create_task(self.membership.run()))
         if self.store is not None:
             with contextlib.suppress(StoreError):
                 await self.alerts.refresh_incidents()
         await self.runner.warm_up()
+        self.metrics.cluster.declare(
+            self.settings.location,
+            expected=self.settings.cluster.expected_members,
+            members=self.sharing.members(),
+            owned=0,
+        )
         self._apply(self.state)
         if processes_started is not None:
             try:
@@ -251,6 +269,8 @@ class Agent:
         if self._warmup_freeze is not None:
             self._warmup_freeze.cancel()
         self.scheduler.shutdown()
+        if self.membership is not None:
+            await self.membership.leave()  # the others take this agent's checks now
         await self.deploys.shutdown()
         grace = self.settings.scheduler.shutdown_grace
         if self._in_flight:
@@ -332,17 +352,33 @@ class Agent:
         # Looked up for every result (alerting): a scan of thousands of checks per run
         # was a measurable share of the agent's CPU.
         self._by_name = {check.name: check for check in state.checks}
-        pairs = scheduled_pairs(state.checks, state.settings)
-        self.scheduler.replace(pairs)
         self.metrics.checks_in_set(len(state.checks))
-        scheduled = state.settings.scheduler.enabled
-        intervals = {(c.name, env): interval_s(c) for c, env in pairs} if scheduled else {}
-        self.metrics.set_schedule(intervals, state.settings.location)
+        self.sharing.set_pairs(scheduled_pairs(state.checks, state.settings))
         self.metrics.declare_deploy_targets(
             (svc, env) for env, e in state.settings.environments.items() for svc in e.services
         )
         self.metrics.declare_playbooks(
             {name: p.slack_webhook is not None for name, p in state.settings.playbooks.items()}
+        )
+
+    def _schedule_share(self, pairs: Sequence[tuple[CheckSpec, str]]) -> None:
+        """Schedule the pairs this agent runs (all, or its cluster share), and export
+        their per-check series."""
+        self.scheduler.replace(pairs)
+        scheduled = self.settings.scheduler.enabled
+        intervals = {(c.name, env): interval_s(c) for c, env in pairs} if scheduled else {}
+        self.metrics.set_schedule(intervals, self.settings.location)
+        self.metrics.cluster.seen(
+            self.settings.location, members=self.sharing.members(), owned=len(pairs)
+        )
+
+    def cluster_view_changed(self) -> None:
+        """The membership read the cluster (or lost its lease): recompute the share."""
+        self.sharing.refresh()
+        self.metrics.cluster.seen(
+            self.settings.location,
+            members=self.sharing.members(),
+            owned=self.sharing.owned_count,
         )
 
     def _settle_heap(self) -> None:
@@ -398,7 +434,7 @@ class Agent:
             log.exception("publishing a run result failed", extra={"check": result.check})
 
     async def _fire(self, check: CheckSpec, env: str, due: float) -> None:
-        if self.stopping:
+        if self.stopping or not self.sharing.may_run(check.name, env):
             return
         await self.execute(
             RunRequest(
@@ -502,6 +538,33 @@ class Agent:
             await server.shutdown()
             server_task.cancel()
             await asyncio.gather(server_task, return_exceptions=True)
+
+
+def _membership(
+    settings: Settings, store: Callable[[], Store | None], agent: Agent, api_port: int | None
+) -> Membership | None:
+    """This agent's cluster membership: agents on one PostgreSQL store share the checks of
+    their location; on SQLite (one agent, synth.store.single_agent) there is none. The
+    member id defaults to host name and API port: unique among agents, and the same
+    after a restart (so a restarted member takes back the same checks)."""
+    cluster = settings.cluster
+    try:
+        shared = parse_url(settings.store.url).get_backend_name() == "postgresql"
+    except StoreError:
+        shared = False
+    if not (shared and cluster.enabled):
+        return None
+    return Membership(
+        lambda: table.cluster if (table := store()) is not None else None,
+        location=settings.location,
+        member_id=cluster.member_id
+        or (f"{socket.gethostname()}-{api_port}" if api_port else socket.gethostname()),
+        version=__version__,
+        lease_s=cluster.lease,
+        on_view=agent.cluster_view_changed,
+        on_lease_lost=lambda: agent.metrics.cluster.lease_lost(settings.location),
+        owned_count=lambda: agent.sharing.owned_count,
+    )
 
 
 def _start_tracing(config: TracingConfig, settings: Settings, metrics: Metrics) -> Tracing:

@@ -24,6 +24,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from synth.cluster.rendezvous import weight
 from synth.config import SchedulerSettings, Settings
 from synth.model import CheckSpec
 from synth.outputs.metrics import Metrics
@@ -72,6 +73,14 @@ def interval_s(check: CheckSpec) -> float:
     if first is None or second is None:
         return math.inf  # never runs again: never overdue
     return float((second - first).total_seconds())
+
+
+def grid_start(job_id: str, every_s: float) -> datetime:
+    """The origin of a job's grid of due times: the same in every process, so a check that
+    moves between cluster members keeps its due times (none runs twice), and spread over
+    one interval by a hash so a thousand checks don't fire together."""
+    fraction = weight("synth-grid", job_id) / 2.0**64
+    return datetime.fromtimestamp(fraction * every_s, tz=UTC)
 
 
 class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]  # untyped library
@@ -151,7 +160,7 @@ class CheckScheduler:
                 self._scheduler.remove_job(job_id)
             self._scheduler.add_job(
                 self._run_job,
-                trigger=self._trigger(check),
+                trigger=self._trigger(check, job_id),
                 args=(job_id,),
                 id=job_id,
                 name=job_id,
@@ -161,16 +170,14 @@ class CheckScheduler:
                 replace_existing=True,
             )
 
-    def _trigger(self, check: CheckSpec) -> Any:
+    def _trigger(self, check: CheckSpec, job_id: str) -> Any:
         jitter = self._settings.jitter or None
         if check.schedule.cron is not None:
             return CronTrigger.from_crontab(check.schedule.cron, timezone=UTC)
         every = interval_s(check)
-        # Spread first runs over one interval so a thousand checks don't fire together.
-        start = datetime.now(UTC) + timedelta(seconds=random.uniform(0, every))
         return GridIntervalTrigger(
             seconds=every,
-            start_date=start,
+            start_date=grid_start(job_id, every),
             jitter=min(jitter, every / 2) if jitter else None,
             timezone=UTC,
         )

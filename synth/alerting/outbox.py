@@ -34,6 +34,7 @@ log = logging.getLogger("synth.alerting")
 
 POLL_S = 1.0
 BATCH = 50
+CLAIM_MARGIN_S = 5.0
 DRAIN_S = 5.0
 
 
@@ -143,8 +144,13 @@ class OutboxSender:
 
     async def _deliver_pass(self, store: Store) -> int:
         attempted = 0
+        # Agents of one location sharing a store (a cluster) drain the same outbox: each
+        # claims one event at a time, for as long as its send may take.
+        batch, claim_s = (1, self._settings().pagerduty.timeout + CLAIM_MARGIN_S)
+        if not store.shared:
+            batch, claim_s = BATCH, 0.0
         while not self._stopping:
-            due = await store.due_outbox(origin=self._origin, limit=BATCH)
+            due = await store.due_outbox(origin=self._origin, limit=batch, claim_s=claim_s)
             if not due:
                 break
             for event in due:
@@ -152,7 +158,7 @@ class OutboxSender:
                     break
                 await self._deliver(store, event)
                 attempted += 1
-            if len(due) < BATCH:
+            if len(due) < batch:
                 break
         await self._refresh_gauges(store)
         return attempted

@@ -41,6 +41,7 @@ from synth.model import (
     Status,
     StepResult,
 )
+from synth.outputs.cluster_metrics import ClusterMetrics
 from synth.outputs.lean_histogram import LeanHistogram
 from synth.outputs.lean_scalars import LeanScalars
 from synth.probes.tls import TlsResult
@@ -321,6 +322,7 @@ class Metrics:
             ("playbook",),
             registry=r,
         )
+        self.cluster = ClusterMetrics(r)
         # What the fast writer renders: every lean family above, whichever gets added.
         self._lean = tuple(
             v for v in vars(self).values() if isinstance(v, LeanHistogram | LeanScalars)
@@ -369,6 +371,10 @@ class Metrics:
             self.step_duration.observe(step_labels, step.duration_s, exemplar)
             self._observe_requests(step_labels, step)
             self._observe_certificate(result, step)
+        if result.phase is Phase.SCHEDULED and (labels[0], labels[1], labels[3]) not in (
+            self._scheduled
+        ):
+            return  # finished after its check left this agent's schedule (set_schedule)
         self.up.set(labels, 1.0 if result.passed else 0.0)
         self.last_run.set(labels, result.started_at.timestamp())
         if result.passed:
@@ -389,6 +395,11 @@ class Metrics:
             self.check_interval.remove(gone)
             self.flaky_ratio.remove(gone)
             self.skipped_overlaps.remove(gone[:2])
+            # Its state gauges go too: a check removed, or run by another cluster member
+            # now, must not keep alerting (SynthCheckFailing) from here.
+            last_state = (gone[0], gone[1], Phase.SCHEDULED.value, gone[2])
+            for gauge in (self.up, self.last_run, self.consecutive_failures):
+                gauge.remove(last_state)
         checks = {check for check, _, _ in wanted}
         for gone_check in {check for check, _, _ in self._scheduled} - checks:
             self.loop_blocked.remove((gone_check,))
