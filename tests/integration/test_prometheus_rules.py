@@ -51,6 +51,8 @@ def test_the_expected_alerts_are_shipped() -> None:
         "SynthAgentDown",
         "SynthAgentFallingBehind",
         "SynthDeployVerdictFailed",
+        "SynthClusterMembersMissing",
+        "SynthClusterLeaseLost",
     }
 
 
