@@ -314,6 +314,29 @@ def test_network_policy_egress_follows_the_configured_ports(
     kubernetes_validate.validate(policy, KUBERNETES_VERSIONS[-1], strict=True)
     assert [p["port"] for p in policy["spec"]["egress"][1]["ports"]] == [80, 4318, 5432, 6379, 8443]
 
+    # A store URL set on a Deployment (also inside a kustomization's inline patch): its
+    # port; taken from a Secret: PostgreSQL's default port; SQLite: none.
+    config.write_text(
+        yaml.safe_dump({"store": {"url": "sqlite+aiosqlite:///x.db"}}), encoding="utf-8"
+    )
+    monkeypatch.setattr(sync, "source_checks", dict)
+    for store_env, ports in [
+        ("{name: SYNTH_STORE__URL, value: 'postgresql+asyncpg://db:6432/synth'}", [6432]),
+        ("{name: SYNTH_STORE__URL, valueFrom: {secretKeyRef: {name: s, key: k}}}", [5432]),
+        ("{name: SYNTH_STORE__URL, value: 'sqlite+aiosqlite:///y.db'}", []),
+    ]:
+        deployment.write_text(f"env:\n  - {store_env}\n", encoding="utf-8")
+        assert sync.egress_ports() == ports, store_env
+    from_secret = "{name: SYNTH_STORE__URL, valueFrom: {secretKeyRef: {name: s, key: k}}}"
+    patch = f"- op: add\n  path: /spec/template/spec/containers/0/env/-\n  value: {from_secret}\n"
+    kustomization = tmp_path / "kustomization.yaml"
+    kustomization.write_text(
+        yaml.safe_dump({"patches": [{"target": {"kind": "Deployment"}, "patch": patch}]}),
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(sync, "MANIFESTS", (kustomization,))
+    assert sync.egress_ports() == [5432]
+
 
 def test_generated_files_are_in_sync() -> None:
     result = subprocess.run(
