@@ -32,6 +32,14 @@ CRD_MODELS = {"ServiceMonitor": ServiceMonitor, "PrometheusRule": PrometheusRule
 STATE_DIR = "/var/lib/synth"
 SECRETS_DIR = "/var/run/secrets/synth"
 EXAMPLE_SECRET = REPO / "deploy" / "examples" / "kubernetes" / "secret.example.yaml"
+# Agents per location: one on SQLite (base, staging), a cluster of 3 on PostgreSQL
+# (production; its synth.yaml says cluster.expected_members: 3).
+REPLICAS = {"base": 1, "overlays/staging": 1, "overlays/production": 3}
+# The one environment variable taken from the Secret (store.url takes no file: reference)
+STORE_URL_FROM_SECRET = {"secretKeyRef": {"name": "synth-secrets", "key": "store-url"}}
+# What the agent's stop takes beyond scheduler.shutdown_grace: up to 5 s each for alerts,
+# traces and the HTTP server, and store writes (leave the cluster, hand deploys over, flush).
+STOP_BEYOND_GRACE_S = 15 + 10
 
 
 @functools.cache
@@ -72,6 +80,22 @@ def env_of(deployment: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e for e in container(deployment)["env"]}
 
 
+def config_of(docs: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    """The rendered synth.yaml (the synth-config ConfigMap), parsed."""
+    text = named(docs, "ConfigMap", "synth-config")["data"]["synth.yaml"]
+    loaded: dict[str, Any] = yaml.safe_load(text)
+    return loaded
+
+
+def pods_of(deployments: list[dict[str, Any]], selector: dict[str, str]) -> list[str]:
+    """The Deployments whose pods `selector` (matchLabels) selects."""
+    return [
+        d["metadata"]["name"]
+        for d in deployments
+        if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    ]
+
+
 def example_secret() -> dict[str, str]:
     """The keys and placeholder values of the example Secret (applied by no kustomization)."""
     secret = yaml.safe_load(EXAMPLE_SECRET.read_text(encoding="utf-8"))
@@ -83,7 +107,8 @@ def example_secret() -> dict[str, str]:
 
 
 def stand_in(placeholder: str) -> str:
-    """A value the agent accepts in place of an example placeholder (`CHANGE-ME-x`)."""
+    """A value the agent accepts in place of an example placeholder (`CHANGE-ME-x`, or a
+    URL with one as its password)."""
     return placeholder.replace("CHANGE-ME-", "test-stand-in-", 1)
 
 
@@ -151,7 +176,7 @@ def test_deployments_are_hardened(target: str) -> None:
     accounts = {d["metadata"]["name"] for d in of_kind(docs, "ServiceAccount")}
     for deployment in of_kind(docs, "Deployment"):
         pod = deployment["spec"]["template"]["spec"]
-        assert deployment["spec"]["replicas"] == 1  # one pod per location
+        assert deployment["spec"]["replicas"] == REPLICAS[target]
         assert pod["serviceAccountName"] in accounts
         assert pod["automountServiceAccountToken"] is False
         assert pod["securityContext"]["runAsNonRoot"] is True
@@ -179,8 +204,13 @@ def test_deployments_are_hardened(target: str) -> None:
         for volume in volumes.values():
             if "configMap" in volume:
                 assert volume["configMap"]["name"] in config_maps  # hash-suffixed name resolved
-        # Secrets are files from the Secret you create (env vars would not rotate).
-        assert not [e for e in c["env"] if "valueFrom" in e], c["env"]
+        # Secrets are files from the Secret you create (env vars would not rotate), but
+        # for the store URL (read once at start, no file: reference) of production.
+        from_secret = {e["name"]: e["valueFrom"] for e in c["env"] if "valueFrom" in e}
+        if target == "overlays/production":
+            assert from_secret == {"SYNTH_STORE__URL": STORE_URL_FROM_SECRET}
+        else:
+            assert from_secret == {}
         assert mounts[SECRETS_DIR] == {
             "name": "secrets",
             "secret": {"secretName": "synth-secrets", "defaultMode": 0o440},
@@ -198,7 +228,9 @@ def test_no_target_applies_a_secret(target: str) -> None:
 def test_example_secret_holds_placeholders_only() -> None:
     values = example_secret()
     assert values
-    assert all(v.startswith("CHANGE-ME") for v in values.values()), values
+    # the store URL's placeholder is its password (the URL around it shows its shape)
+    assert all("CHANGE-ME" in v for v in values.values()), values
+    assert values["store-url"].startswith("postgresql+asyncpg://")
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -234,10 +266,21 @@ def test_services_monitor_and_network_policy(target: str) -> None:
     dns, out = policy["egress"]
     assert sorted(p["port"] for p in dns["ports"]) == [53, 53]
     assert [b["ipBlock"]["cidr"] for b in out["to"]] == ["0.0.0.0/0", "::/0"]  # IPv4 and IPv6
-    assert [p["port"] for p in out["ports"]] == [443]  # every target is HTTPS (generated)
-    pdb = named(docs, "PodDisruptionBudget", "synth")["spec"]
-    assert pdb["maxUnavailable"] == 1
-    assert len(selected({"spec": {"selector": pdb["selector"]["matchLabels"]}})) == len(deployments)
+    # every target is HTTPS, and production's store PostgreSQL (generated)
+    assert [p["port"] for p in out["ports"]] == [443, 5432]
+    # One budget per location, over its pods only (a pod under two budgets cannot be
+    # evicted): one of its agents down at a time.
+    budgets = of_kind(docs, "PodDisruptionBudget")
+    assert len(budgets) == len(deployments)
+    for deployment in deployments:
+        covering = [
+            b for b in budgets if pods_of([deployment], b["spec"]["selector"]["matchLabels"])
+        ]
+        assert len(covering) == 1, deployment["metadata"]["name"]
+        assert covering[0]["spec"] == {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": deployment["spec"]["selector"]["matchLabels"]},
+        }
 
 
 def test_locations_are_distinct() -> None:
@@ -259,18 +302,113 @@ def test_production_agents_protect_reads() -> None:
         assert "SYNTH_SERVER__READ_AUTH" not in env_of(deployment)
 
 
-def test_zone_labelled_locations_must_spread_over_zones() -> None:
+def test_production_locations_are_clusters_of_three_on_postgresql(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docs = render("overlays/production")
+    config = config_of(docs)
+    deployments = of_kind(docs, "Deployment")
+    assert len(deployments) == 2
+    for deployment in deployments:
+        spec = deployment["spec"]
+        assert spec["replicas"] == 3
+        # one member at a time, never a 4th: 2 of 3 keep the checks and the deploy API
+        assert spec["strategy"] == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
+        }
+        c = container(deployment)
+        assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert env_of(deployment)["SYNTH_STORE__URL"]["valueFrom"] == STORE_URL_FROM_SECRET
+    # the config expects as many members as each location has replicas
+    assert config["cluster"]["expected_members"] == 3
+    assert config["cluster"].get("enabled", True) is True
+    assert "url" not in config.get("store", {})  # only the Secret's, no SQLite fallback
+    # and the agent reads it so: PostgreSQL from the Secret, 3 members expected
+    from synth.config import load_settings
+
+    path = REPO / "deploy" / "kubernetes" / "overlays" / "production" / "synth.yaml"
+    assert yaml.safe_load(path.read_text(encoding="utf-8")) == config
+    for name in [n for n in os.environ if n.startswith("SYNTH_")]:
+        monkeypatch.delenv(name)
+    for name, entry in env_of(deployments[0]).items():
+        monkeypatch.setenv(name, deployment_value(entry))
+    settings = load_settings(path)
+    assert settings.store.url.startswith("postgresql+asyncpg://")
+    assert settings.cluster.enabled is True
+    assert settings.cluster.expected_members == 3
+    assert settings.cluster.member_id is None  # host name and port: the pod's name
+
+
+def test_production_config_is_the_base_config_clustered() -> None:
+    """overlays/production/synth.yaml replaces base/synth.yaml: the same but for the store
+    (from the Secret) and the cluster section, so a change to the base reaches it."""
+    base = config_of(render("base"))
+    production = config_of(render("overlays/production"))
+    assert base["store"]["url"].startswith("sqlite")
+    assert "cluster" not in base
+    assert {k: v for k, v in production.items() if k not in ("store", "cluster")} == {
+        k: v for k, v in base.items() if k != "store"
+    }
+
+
+@pytest.mark.parametrize("target", ["base", "overlays/staging"])
+def test_single_agent_targets_stay_one_pod_on_sqlite(target: str) -> None:
+    # SQLite takes one agent (a second refuses to start): one pod, and a rollout that
+    # stops the old pod before starting the new one.
+    docs = render(target)
+    assert config_of(docs)["store"]["url"].startswith("sqlite")
+    for deployment in of_kind(docs, "Deployment"):
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+        assert "SYNTH_STORE__URL" not in env_of(deployment)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_termination_grace_covers_the_agents_stop(target: str) -> None:
+    docs = render(target)
+    grace = config_of(docs).get("scheduler", {}).get("shutdown_grace", 30)
+    assert isinstance(grace, int | float), grace
+    for deployment in of_kind(docs, "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        pause = 0
+        pre_stop = container(deployment).get("lifecycle", {}).get("preStop")
+        if pre_stop is not None:
+            command = pre_stop["exec"]["command"]
+            assert command[:2] == ["python", "-c"]  # the image has no sleep binary
+            match = re.fullmatch(r"import time; time\.sleep\((\d+)\)", command[2])
+            assert match, command
+            pause = int(match[1])
+        assert pod["terminationGracePeriodSeconds"] >= pause + grace + STOP_BEYOND_GRACE_S
+
+
+def test_zone_labelled_locations_keep_their_members_in_their_zone() -> None:
+    """Each location's members all run in its own zone (required: a location spread over
+    zones is several vantage points under one label, and one zone's outage would fail
+    both locations), on different nodes where the zone allows (preferred)."""
+    zones = []
     for deployment in of_kind(render("overlays/production"), "Deployment"):
         pod = deployment["spec"]["template"]["spec"]
-        assert "affinity" not in pod  # a preference let both locations share a zone
+        location = env_of(deployment)["SYNTH_LOCATION"]["value"]
+        required = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert required["nodeSelectorTerms"] == [
+            {
+                "matchExpressions": [
+                    {"key": "topology.kubernetes.io/zone", "operator": "In", "values": [location]}
+                ]
+            }
+        ]
+        zones.append(location)
         assert pod["topologySpreadConstraints"] == [
             {
                 "maxSkew": 1,
-                "topologyKey": "topology.kubernetes.io/zone",
-                "whenUnsatisfiable": "DoNotSchedule",
-                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "synth"}},
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": deployment["spec"]["selector"]["matchLabels"]},
             }
         ]
+    assert len(zones) == 2
+    assert len(set(zones)) == 2  # never two locations in one zone
 
 
 def test_network_policy_egress_follows_the_configured_ports(
@@ -389,12 +527,23 @@ def extract_config(target: str, directory: Path) -> tuple[Path, Path, dict[str, 
     assert referenced
     assert referenced <= set(example_secret()), referenced
     config_path.write_text(config.replace(SECRETS_DIR, str(secrets_dir)), encoding="utf-8")
-    env = {name: entry["value"] for name, entry in env_of(deployment).items()}
+    env = {name: deployment_value(entry) for name, entry in env_of(deployment).items()}
     # the config reads its checks from where the Deployment mounts them
     mounts = {m["name"]: m["mountPath"] for m in container(deployment)["volumeMounts"]}
     assert yaml.safe_load(config)["checks"] == [mounts["checks"]]
     assert mounts["secrets"] == SECRETS_DIR
     return config_path, checks_dir, env
+
+
+def deployment_value(entry: dict[str, Any]) -> str:
+    """An environment variable of the Deployment: its value, or the example Secret's key
+    it names (stand-in value)."""
+    if "value" in entry:
+        value: str = entry["value"]
+        return value
+    ref = entry["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == "synth-secrets"
+    return stand_in(example_secret()[ref["key"]])
 
 
 def referenced_env(config_text: str) -> set[str]:
@@ -471,7 +620,7 @@ def test_production_config_boots_a_real_agent(
     # loopback, a temp store, no scheduled runs (the example targets are not reachable)
     data["checks"] = [str(checks)]
     data["server"] |= {"host": "127.0.0.1", "port": 0}
-    data["store"]["url"] = f"sqlite+aiosqlite:///{tmp_path}/synth.db"
+    data["store"] = {"url": f"sqlite+aiosqlite:///{tmp_path}/synth.db"}  # alone: no cluster
     data["scheduler"] = {"enabled": False}
     config.write_text(yaml.safe_dump(data), encoding="utf-8")
     for name, value in env.items():
