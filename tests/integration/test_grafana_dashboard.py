@@ -125,6 +125,11 @@ def test_panels_cover_the_issue() -> None:
         "synth_store_errors_total",
         "synth_telemetry_spans_dropped_total",
         "synth_event_loop_blocked_seconds_total",
+        "synth_cluster_members{",  # cluster: members seen vs expected
+        "synth_cluster_members_expected{",
+        "synth_cluster_owned_checks{",
+        "synth_cluster_rebalances_total{",
+        "synth_cluster_leases_lost_total{",
     ):
         assert needle in exprs, needle
     annotations = [a for a in dashboard()["annotations"]["list"] if "expr" in a]
