@@ -15,7 +15,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,8 @@ from synth import __version__
 from synth.agent import gc_tuning, malloc_tuning
 from synth.agent.auth import Authenticator, ReplayCache
 from synth.agent.baselines import BaselineComparator
+from synth.agent.cluster_member import cluster_membership
+from synth.agent.deploy_takeover import DeployTakeover
 from synth.agent.deploys import DeployEvent, DeployManager
 from synth.agent.executor import RunExecutor
 from synth.agent.isolation import RunWorkers
@@ -35,7 +37,6 @@ from synth.agent.writer import ResultWriter
 from synth.alerting.engine import AlertEngine
 from synth.alerting.outbox import OutboxSender
 from synth.checks.loader import load_checks
-from synth.cluster.membership import Membership
 from synth.config import ConfigError, Settings, load_settings
 from synth.model import CheckSpec, Phase, RunRequest, RunResult
 from synth.outputs.metrics import Metrics
@@ -45,7 +46,6 @@ from synth.runner import Runner
 from synth.selection import select_checks
 from synth.startup import startup_problems
 from synth.store import DeployRecord, Store, StoreError
-from synth.store.engine import parse_url
 
 log = logging.getLogger("synth.agent")
 
@@ -136,7 +136,14 @@ class Agent:
             True, len(state.checks), list(state.problems)
         )
         self.scheduler = CheckScheduler(state.settings.scheduler, self.metrics, self._fire)
-        self.membership = _membership(state.settings, lambda: self.store, self, api_port)
+        self.membership = cluster_membership(
+            state.settings,
+            lambda: self.store.cluster if self.store is not None else None,
+            api_port=api_port,
+            on_view=self.cluster_view_changed,
+            on_lease_lost=self.lease_lost,
+            owned_count=lambda: self.sharing.owned_count,
+        )
         self.sharing = CheckSharing(
             self.membership,
             apply=self._schedule_share,
@@ -153,6 +160,17 @@ class Agent:
             execute=self.execute,
             location=state.settings.location,
             on_created=self._deploy_announced,
+            owner=self.membership.owner_token if self.membership is not None else None,
+        )
+        self.takeover = (
+            DeployTakeover(
+                self.membership,
+                lambda: self.store.cluster if self.store is not None else None,
+                self.deploys.resume,
+                on_claimed=lambda: self.metrics.cluster.deploy_taken_over(self.settings.location),
+            )
+            if self.membership is not None
+            else None
         )
         self.outbox = OutboxSender(
             settings=lambda: self.settings,
@@ -223,6 +241,8 @@ class Agent:
         self._outbox_task = asyncio.create_task(self.outbox.run())
         if self.membership is not None:
             self._background.append(asyncio.create_task(self.membership.run()))
+        if self.takeover is not None:
+            self._background.append(asyncio.create_task(self.takeover.run()))
         if self.store is not None:
             with contextlib.suppress(StoreError):
                 await self.alerts.refresh_incidents()
@@ -353,7 +373,8 @@ class Agent:
         # was a measurable share of the agent's CPU.
         self._by_name = {check.name: check for check in state.checks}
         self.metrics.checks_in_set(len(state.checks))
-        self.sharing.set_pairs(scheduled_pairs(state.checks, state.settings))
+        scheduled = state.settings.scheduler.enabled
+        self.sharing.set_pairs(scheduled_pairs(state.checks, state.settings) if scheduled else [])
         self.metrics.declare_deploy_targets(
             (svc, env) for env, e in state.settings.environments.items() for svc in e.services
         )
@@ -365,6 +386,7 @@ class Agent:
         """Schedule the pairs this agent runs (all, or its cluster share), and export
         their per-check series."""
         self.scheduler.replace(pairs)
+        self.alerts.checks_moved()
         scheduled = self.settings.scheduler.enabled
         intervals = {(c.name, env): interval_s(c) for c, env in pairs} if scheduled else {}
         self.metrics.set_schedule(intervals, self.settings.location)
@@ -380,6 +402,11 @@ class Agent:
             members=self.sharing.members(),
             owned=self.sharing.owned_count,
         )
+
+    def lease_lost(self) -> None:
+        """Fenced: the checks stop through the share; deploys go to a live member."""
+        self.metrics.cluster.lease_lost(self.settings.location)
+        self.deploys.hand_over()
 
     def _settle_heap(self) -> None:
         """Freeze the loaded heap now, and what the first runs add (metric series) once
@@ -508,6 +535,7 @@ class Agent:
         if self.store is not None:
             store_ok = await self.store.ping()
             self.store_ok = store_ok
+        cluster = {} if self.membership is None else {"cluster_joined": self.membership.joined}
         return {
             "config_loaded": True,
             "checks_loaded": bool(self.state.checks),
@@ -515,7 +543,7 @@ class Agent:
             "store_reachable": store_ok,
             "store_writable": self.writer.healthy,
             "stopping": self.stopping,
-        }
+        } | cluster
 
     # -- process ------------------------------------------------------------------------
 
@@ -538,33 +566,6 @@ class Agent:
             await server.shutdown()
             server_task.cancel()
             await asyncio.gather(server_task, return_exceptions=True)
-
-
-def _membership(
-    settings: Settings, store: Callable[[], Store | None], agent: Agent, api_port: int | None
-) -> Membership | None:
-    """This agent's cluster membership: agents on one PostgreSQL store share the checks of
-    their location; on SQLite (one agent, synth.store.single_agent) there is none. The
-    member id defaults to host name and API port: unique among agents, and the same
-    after a restart (so a restarted member takes back the same checks)."""
-    cluster = settings.cluster
-    try:
-        shared = parse_url(settings.store.url).get_backend_name() == "postgresql"
-    except StoreError:
-        shared = False
-    if not (shared and cluster.enabled):
-        return None
-    return Membership(
-        lambda: table.cluster if (table := store()) is not None else None,
-        location=settings.location,
-        member_id=cluster.member_id
-        or (f"{socket.gethostname()}-{api_port}" if api_port else socket.gethostname()),
-        version=__version__,
-        lease_s=cluster.lease,
-        on_view=agent.cluster_view_changed,
-        on_lease_lost=lambda: agent.metrics.cluster.lease_lost(settings.location),
-        owned_count=lambda: agent.sharing.owned_count,
-    )
 
 
 def _start_tracing(config: TracingConfig, settings: Settings, metrics: Metrics) -> Tracing:

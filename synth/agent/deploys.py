@@ -12,7 +12,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -78,6 +78,40 @@ class DeployRefused(SynthError, ValueError):
         self.status = status
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How a deploy is verified: wait `settle`, then rounds every `interval` for `window`
+    (seconds; the event's values within the configured bounds)."""
+
+    settle: float
+    window: float
+    interval: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"settle": self.settle, "window": self.window, "interval": self.interval}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object] | None, settings: DeploySettings) -> Plan:
+        """The plan a record stored (the configured defaults for a record without one)."""
+        data = data or {}
+
+        def value(name: str, default: float) -> float:
+            raw = data.get(name)
+            return float(raw) if isinstance(raw, int | float) else default
+
+        return cls(
+            settle=value("settle", settings.settle),
+            window=value("window", settings.window),
+            interval=max(value("interval", settings.interval), 1.0),
+        )
+
+    def remaining(self, elapsed: float) -> Plan:
+        """What is left `elapsed` seconds after the deploy was accepted."""
+        settle = max(self.settle - elapsed, 0.0)
+        window = max(self.window - max(elapsed - self.settle, 0.0), 0.0)
+        return replace(self, settle=settle, window=window)
+
+
 class DeployEvent(BaseModel):
     """The generic deploy event body of `POST /v1/deploys`."""
 
@@ -108,9 +142,14 @@ class DeployManager:
     Agents may share one store. A verification belongs to the agent that accepted it: that
     agent refreshes the record's `updated_at` (a heartbeat, every lease/3) until it is
     finished. Another agent never runs it again (the idempotency key is unique in the
-    store) and leaves it alone while the heartbeat is fresh; a record silent for longer
-    than `lease` lost its agent, and is finished as `error` by whichever agent is asked
-    about it (a restarted one included).
+    store) and leaves it alone while the heartbeat is fresh.
+
+    In a cluster (`owner` given) the record names the member instance verifying it and
+    the event's settle/window/interval: when that member dies, stops or is fenced, a
+    survivor claims it (synth.agent.deploy_takeover) and `resume`s it with what is left
+    of its window, so the pipeline still gets a real verdict. Outside a cluster, a record
+    silent for longer than `lease` lost its agent, and is finished as `error` by
+    whichever agent is asked about it (a restarted one included).
     """
 
     def __init__(
@@ -123,6 +162,7 @@ class DeployManager:
         execute: Execute,
         location: str,
         on_created: Callable[[DeployRecord], Awaitable[None]] | None = None,
+        owner: Callable[[], str] | None = None,
     ) -> None:
         self._settings = settings
         self.store = store
@@ -131,6 +171,8 @@ class DeployManager:
         self._execute = execute
         self._location = location
         self._on_created = on_created
+        self._owner = owner
+        self._handed_over: set[str] = set()
         self._records: dict[str, DeployRecord] = {}
         self._by_key: dict[str, str] = {}
         self._active: dict[tuple[str, str], tuple[str, asyncio.Task[None]]] = {}
@@ -175,6 +217,8 @@ class DeployManager:
                 updated_at=now,
                 finished_at=None,
                 run_ids=(),
+                owner=self._owner() if self._owner is not None else None,
+                request=self._plan(event).to_dict(),
             )
             try:
                 await self._save(record, strict=True)
@@ -190,15 +234,59 @@ class DeployManager:
                     return existing, False
                 raise
             await self._announce(record)  # before the verification can page
-            key = (event.service, event.environment)
-            previous = self._active.pop(key, None)
-            if previous is not None:
-                previous[1].cancel()
-            task = asyncio.create_task(self._verify(record, event), name=f"deploy-{record.id}")
-            self._active[key] = (record.id, task)
-            if self._heartbeat is None or self._heartbeat.done():
-                self._heartbeat = asyncio.create_task(self._beat(), name="deploy-heartbeat")
+            self._start(record, self._plan(event), event.tags)
             return record, True
+
+    async def resume(self, record: DeployRecord) -> None:
+        """Verify a deploy this member claimed from a member that is gone, with what is
+        left of its settle time and window (at least one round)."""
+        async with self._lock:
+            if self._stopping or record.status in FINISHED or self._verifying(record.id):
+                return
+            active = self._active.get((record.service, record.environment))
+            newer = self._records.get(active[0]) if active is not None else None
+            if newer is not None and newer.created_at > record.created_at:
+                verdict = decide([], error="superseded by a newer deploy")
+                await self._finish(record, DeployStatus.SUPERSEDED, verdict, [])
+                return
+            elapsed = max((datetime.now(UTC) - record.created_at).total_seconds(), 0.0)
+            plan = Plan.from_dict(record.request, self._settings).remaining(elapsed)
+            self._records[record.id] = record
+            log.info(
+                "resuming a deploy verification whose member is gone",
+                extra={
+                    "deploy_id": record.id,
+                    "service": record.service,
+                    "env": record.environment,
+                },
+            )
+            self._start(record, plan, record.tags)
+
+    def hand_over(self) -> None:
+        """Stop verifying without a verdict (this member lost its lease or is stopping in a
+        cluster): a live member claims the deploys and finishes them."""
+        for deploy_id, task in list(self._active.values()):
+            self._handed_over.add(deploy_id)
+            task.cancel()
+        self._active.clear()
+
+    def _start(self, record: DeployRecord, plan: Plan, tags: Sequence[str]) -> None:
+        key = (record.service, record.environment)
+        previous = self._active.pop(key, None)
+        if previous is not None:
+            previous[1].cancel()
+        task = asyncio.create_task(self._verify(record, plan, tags), name=f"deploy-{record.id}")
+        self._active[key] = (record.id, task)
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(self._beat(), name="deploy-heartbeat")
+
+    def _plan(self, event: DeployEvent) -> Plan:
+        s = self._settings
+        return Plan(
+            settle=min(event.settle if event.settle is not None else s.settle, s.max_settle),
+            window=min(event.window if event.window is not None else s.window, s.max_window),
+            interval=max(event.interval if event.interval is not None else s.interval, 1.0),
+        )
 
     async def _announce(self, record: DeployRecord) -> None:
         """One announcement (PagerDuty change event) per service, environment and version:
@@ -217,8 +305,17 @@ class DeployManager:
 
     async def get(self, deploy_id: str) -> DeployRecord | None:
         record = self._records.get(deploy_id)
-        if record is None and self.store is not None:
-            record = await self._adopt(await self.store.get_deploy(deploy_id))
+        if record is not None and (record.status in FINISHED or self._verifying(deploy_id)):
+            return record
+        if self.store is not None:
+            try:
+                stored = await self._adopt(await self.store.get_deploy(deploy_id))
+            except StoreError:
+                if record is None:
+                    raise
+            else:
+                # Another member may verify it now (it was handed over): the store knows.
+                return stored if stored is not None else record
         return record
 
     async def wait(self, deploy_id: str, timeout_s: float) -> DeployRecord | None:
@@ -240,9 +337,12 @@ class DeployManager:
                 self._changed.pop(deploy_id, None)  # nothing here will ever set it
 
     async def shutdown(self) -> None:
-        """Stop verifications in progress; they end as `error` (agent stopping)."""
+        """Stop verifications in progress. In a cluster they are handed over (another
+        member finishes them); alone, they end as `error` (agent stopping)."""
         self._stopping = True
         tasks = [task for _, task in self._active.values()]
+        if self._owner is not None:
+            self.hand_over()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -284,8 +384,8 @@ class DeployManager:
         heartbeat, another agent is verifying it: leave it. Unfinished and silent for longer
         than the lease, the agent verifying it died (or restarted): finish it as `error` so
         nobody waits on it forever."""
-        if record is None or record.status in FINISHED:
-            return record
+        if record is None or record.status in FINISHED or record.owner is not None:
+            return record  # a cluster member's: a survivor claims it if that one is gone
         now = datetime.now(UTC)
         if (now - record.updated_at).total_seconds() < self._settings.lease:
             return record
@@ -300,24 +400,28 @@ class DeployManager:
         await self._save(orphan)
         return orphan
 
-    async def _verify(self, record: DeployRecord, event: DeployEvent) -> None:
+    async def _verify(self, record: DeployRecord, plan: Plan, tags: Sequence[str]) -> None:
         results: list[RunResult] = []
         verdict: Verdict
         status: DeployStatus
         try:
-            checks = self._checks_for(event.service, event.environment, event.tags)
+            checks = self._checks_for(record.service, record.environment, tags)
             if not checks:
                 verdict = decide(
                     [],
-                    error=f"no checks for service {event.service!r} in environment "
-                    f"{event.environment!r}" + (f" with tags {event.tags}" if event.tags else ""),
+                    error=f"no checks for service {record.service!r} in environment "
+                    f"{record.environment!r}" + (f" with tags {list(tags)}" if tags else ""),
                 )
             else:
                 record = await self._update(record, status=DeployStatus.RUNNING)
-                await self._rounds(record, event, checks, results)
+                await self._rounds(record, plan, checks, results)
                 verdict = decide(results)
             status = _VERDICT_STATUS[verdict.result]
         except asyncio.CancelledError:
+            if record.id in self._handed_over:
+                self._handed_over.discard(record.id)
+                self._records.pop(record.id, None)  # the store has the current one now
+                raise
             if self._stopping:
                 verdict = decide(results, error="the agent stopped before verification finished")
                 status = DeployStatus.ERROR
@@ -335,14 +439,11 @@ class DeployManager:
     async def _rounds(
         self,
         record: DeployRecord,
-        event: DeployEvent,
+        plan: Plan,
         checks: Sequence[CheckSpec],
         results: list[RunResult],
     ) -> None:
-        s = self._settings
-        settle = min(event.settle if event.settle is not None else s.settle, s.max_settle)
-        window = min(event.window if event.window is not None else s.window, s.max_window)
-        interval = max(event.interval if event.interval is not None else s.interval, 1.0)
+        settle, window, interval = plan.settle, plan.window, plan.interval
         if settle > 0:
             await asyncio.sleep(settle)
         context = DeployContext(
@@ -358,7 +459,7 @@ class DeployManager:
         def request(check: CheckSpec) -> RunRequest:
             return RunRequest(
                 check=check,
-                environment=event.environment,
+                environment=record.environment,
                 phase=Phase.DEPLOY,
                 location=self._location,
                 deploy=context,

@@ -130,6 +130,11 @@ class AlertEngine:
         self._flaky_notified: set[tuple[str, str]] = set()
         self._notices: deque[NewOutboxEvent] = deque(maxlen=PENDING_MAX)
 
+    def checks_moved(self) -> None:
+        """The set of checks this agent runs changed (a cluster rebalance): what it knew
+        of quiet pairs may be stale, since another member ran them meanwhile."""
+        self._quiet.clear()
+
     def redactor(self) -> Redactor:
         settings = self._settings()
         if self._redactor is None or self._redactor[0] is not settings:

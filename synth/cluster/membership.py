@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from synth.cluster.rendezvous import owner
 from synth.store import StoreError
-from synth.store.cluster import ClusterTable, ClusterView
+from synth.store.cluster import ClusterTable, ClusterView, owner_token
 
 log = logging.getLogger("synth.cluster")
 
@@ -97,9 +97,18 @@ class Membership:
         self._stopping = asyncio.Event()
         self._warned_held = False
 
+    def owner_token(self) -> str:
+        """This member instance as deploy records name their verifier."""
+        return owner_token(self.member_id, self.instance)
+
     @property
     def epoch(self) -> int | None:
         return self._epoch
+
+    @property
+    def joined(self) -> bool:
+        """Holding a lease (a deploy accepted now names a live verifier)."""
+        return self._epoch is not None
 
     def may_run(self) -> bool:
         """Whether this member holds a lease it can vouch for right now."""

@@ -44,6 +44,14 @@ class ClusterMetrics:
             registry=registry,
         )
 
+        self.deploys_taken_over = Counter(
+            "synth_cluster_deploys_taken_over",
+            "Deploy verifications this member claimed from a member that died, stopped or "
+            "was fenced, and finished.",
+            ("location",),
+            registry=registry,
+        )
+
     def declare(self, location: str, *, expected: int, members: int, owned: int) -> None:
         """Export every family for `location`, at its start values."""
         self.expected.labels(location).set(expected)
@@ -51,6 +59,7 @@ class ClusterMetrics:
         self.owned_checks.labels(location).set(owned)
         self.rebalances.labels(location)
         self.leases_lost.labels(location)
+        self.deploys_taken_over.labels(location)
 
     def seen(self, location: str, *, members: int, owned: int) -> None:
         """The member's current view: live members and the pairs it runs."""
@@ -62,3 +71,6 @@ class ClusterMetrics:
 
     def lease_lost(self, location: str) -> None:
         self.leases_lost.labels(location).inc()
+
+    def deploy_taken_over(self, location: str) -> None:
+        self.deploys_taken_over.labels(location).inc()

@@ -164,15 +164,19 @@ class ClusterTable:
         async with self._transaction("read the cluster", write=False) as connection:
             return await _view(connection, location, await _db_now(connection), live_only=False)
 
-    async def orphaned_deploys(self, location: str, limit: int = 20) -> list[str]:
-        """Unfinished deploys whose verifying member has no live lease in `location`."""
+    async def orphaned_deploys(self, limit: int = 20) -> list[tuple[str, str]]:
+        """(id, owner) of unfinished deploys whose verifying member holds no live lease,
+        oldest first. An owner is `member_id/instance` (see `owner_token`): a restarted
+        member is a new instance, so what its previous life verified is orphaned too.
+        Any location's live member may take them: a verdict from another location is
+        better than none."""
         async with self._transaction("find orphaned deploys", write=False) as connection:
             now = await _db_now(connection)
-            live = sa.select(cluster_members.c.member_id).where(
-                cluster_members.c.location == location, cluster_members.c.lease_until > now
-            )
+            live = sa.select(
+                sa.func.concat(cluster_members.c.member_id, "/", cluster_members.c.instance)
+            ).where(cluster_members.c.lease_until > now)
             rows = await connection.execute(
-                sa.select(deploys.c.id)
+                sa.select(deploys.c.id, deploys.c.owner)
                 .where(
                     deploys.c.status.in_(UNFINISHED),
                     deploys.c.owner.is_not(None),
@@ -181,7 +185,7 @@ class ClusterTable:
                 .order_by(deploys.c.created_at)
                 .limit(limit)
             )
-            return [str(row[0]) for row in rows]
+            return [(str(row[0]), str(row[1])) for row in rows]
 
     async def claim_deploy(
         self, deploy_id: str, *, owner: str, previous: str | None
@@ -219,6 +223,11 @@ async def _view(
         query = query.where(cluster_members.c.lease_until > now)
     rows = (await connection.execute(query.order_by(cluster_members.c.member_id))).all()
     return ClusterView(now, tuple(_member(row._mapping) for row in rows))
+
+
+def owner_token(member_id: str, instance: str) -> str:
+    """How a deploy row names the member instance verifying it."""
+    return f"{member_id}/{instance}"
 
 
 def _member(m: sa.RowMapping) -> MemberRow:

@@ -104,6 +104,8 @@ def deploy_to_dict(record: DeployRecord) -> dict[str, Any]:
         "updated_at": record.updated_at.isoformat(),
         "finished_at": record.finished_at.isoformat() if record.finished_at else None,
         "run_ids": list(record.run_ids),
+        # The cluster member verifying it (its id; None outside a cluster).
+        "verified_by": record.owner.rsplit("/", 1)[0] if record.owner else None,
         "links": {"self": f"/v1/deploys/{record.id}"},
     }
 
