@@ -93,11 +93,12 @@ def write_config(
     deploys: Mapping[str, Any] | None = None,
     server: Mapping[str, Any] | None = None,
     store: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write `directory/synth.yaml`: environment `staging` with service `shop` at
     `shop_url` and its password secret, the API on port 0 with TOKEN and HMAC_SECRET,
     the store at URL `store` (default: SQLite in `directory`), scheduler jitter 0.
-    Mappings given override sections."""
+    Mappings given override sections; `extra` adds whole sections."""
     config = {
         "checks": [checks],
         "environments": {
@@ -111,7 +112,7 @@ def write_config(
         "store": {"url": store or store_url(directory)},
         "scheduler": {"jitter": 0} | dict(scheduler or {}),
         "deploys": dict(deploys or {}),
-    }
+    } | dict(extra or {})
     path = directory / "synth.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path

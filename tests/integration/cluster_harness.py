@@ -23,15 +23,18 @@ from synth.store import Store
 LEASE_S = 3.0
 
 
-def write_checks(directory: Path, count: int, *, every: str = "1s", prefix: str = "c") -> list[str]:
-    """`count` one-step YAML checks (GET /health) in `directory/checks/`; their names."""
+def write_checks(
+    directory: Path, count: int, *, every: str = "1s", prefix: str = "c", service: str = "shop"
+) -> list[str]:
+    """`count` one-step YAML checks (GET /health) of `service` in `directory/checks/`;
+    their names."""
     folder = directory / "checks"
     folder.mkdir(parents=True, exist_ok=True)
     names = [f"{prefix}{n:04d}" for n in range(count)]
     for name in names:
         check = {
             "name": name,
-            "service": "shop",
+            "service": service,
             "every": every,
             "timeout": "5s",
             "retries": 0,
@@ -48,11 +51,15 @@ def cluster_config(
     member: str,
     *,
     lease_s: float = LEASE_S,
+    services: Iterable[str] = ("shop",),
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
-    """A member's synth.yaml in `directory` (its checks in `directory/checks`)."""
+    """A member's synth.yaml in `directory` (its checks in `directory/checks`), every
+    one of `services` at `shop_url`."""
     path = write_config(directory, shop_url, store=store, deploys={"interval": "1s"})
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for environment in config["environments"].values():
+        environment["services"] = {name: {"base_url": shop_url} for name in services}
     config["cluster"] = {"member_id": member, "lease": f"{lease_s}s"}
     config["runner"] = {"retry_delay": "0.2s"}
     for key, value in (extra or {}).items():
@@ -87,26 +94,38 @@ def cluster_state(agent: AgentProcess) -> dict[str, Any]:
     return state
 
 
-def expected_shares(members: list[str], checks: int, prefix: str = "c") -> dict[str, int]:
-    """How many of the checks each member owns by rendezvous hashing (environment
-    staging), as every member computes it."""
-    keys = [f"{prefix}{n:04d}@staging" for n in range(checks)]
+def expected_shares(members: list[str], checks: int | list[str]) -> dict[str, int]:
+    """How many of the checks (`c0000`… or these names) each member owns by rendezvous
+    hashing (environment staging), as every member computes it."""
+    names = [f"c{n:04d}" for n in range(checks)] if isinstance(checks, int) else checks
+    keys = [f"{name}@staging" for name in names]
     return {m: len(owned(keys, m, members)) for m in members}
 
 
-def wait_settled(agents: Iterable[AgentProcess], members: int, checks: int, timeout: float) -> None:
+def wait_settled(
+    agents: Iterable[AgentProcess], members: int, checks: int | list[str], timeout: float
+) -> None:
     """Until every agent runs its share: `members` live members, each running exactly the
-    checks rendezvous hashing gives it among them (hand-overs done)."""
+    checks (`c0000`… or these names) rendezvous hashing gives it among them (hand-overs
+    done)."""
     agents = list(agents)
+    seen: list[Any] = []
 
     def settled() -> bool:
         states = [cluster_state(a) for a in agents]
+        seen[:] = [
+            {k: s.get(k) for k in ("member_id", "running", "live_members", "owned_checks")}
+            for s in states
+        ]
         if not all(s["running"] and s["live_members"] == members for s in states):
             return False
         shares = expected_shares([s["member_id"] for s in states], checks)
         return all(s["owned_checks"] == shares[s["member_id"]] for s in states)
 
-    wait_for(settled, timeout=timeout, what=f"{members} members sharing {checks} checks")
+    try:
+        wait_for(settled, timeout=timeout, what=f"{members} members sharing {checks} checks")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; members saw {seen}") from None
 
 
 @dataclass(frozen=True)

@@ -181,12 +181,22 @@ def test_store_outage_degrades_readiness_keeps_checking_and_catches_up(
 
 
 def start_sharing(
-    directory: Path, shop: ShopThread, start_agent: StartAgent, store: str, **deploys: Any
+    directory: Path,
+    shop: ShopThread,
+    start_agent: StartAgent,
+    store: str,
+    cluster: bool = True,
+    **deploys: Any,
 ) -> AgentProcess:
     directory.mkdir()
     copy_example_checks(directory)
     config = write_config(
-        directory, shop.base_url, scheduler={"enabled": False}, deploys=deploys, store=store
+        directory,
+        shop.base_url,
+        scheduler={"enabled": False},
+        deploys=deploys,
+        store=store,
+        extra={"cluster": {"enabled": cluster}},
     )
     return start_agent(config)
 
@@ -241,16 +251,18 @@ def test_agents_sharing_a_store_verify_each_deploy_once(
     assert sum(verdicts) == 3, verdicts
 
 
-def test_a_deploy_orphaned_by_a_killed_agent_is_finished_by_another(
+def test_outside_a_cluster_a_deploy_orphaned_by_a_killed_agent_is_finished_as_error(
     tmp_path: Path,
     shop: ShopThread,
     start_agent: StartAgent,
     postgres_server: PostgresServer,  # noqa: F811
 ) -> None:
+    # Agents sharing a store with cluster mode off cannot verify each other's deploys (the
+    # cluster case, a survivor's real verdict, is test_cluster_deploys.py).
     store = postgres_server.create_database()
     lease = {"settle": "30s", "lease": "1s"}
-    a = start_sharing(tmp_path / "a", shop, start_agent, store, **lease)
-    b = start_sharing(tmp_path / "b", shop, start_agent, store, **lease)
+    a = start_sharing(tmp_path / "a", shop, start_agent, store, cluster=False, **lease)
+    b = start_sharing(tmp_path / "b", shop, start_agent, store, cluster=False, **lease)
     deploy_id = a.deploy(event("release-11")).json()["id"]
     wait_for(
         lambda: b.get(f"/v1/deploys/{deploy_id}").json()["status"] == "running",
