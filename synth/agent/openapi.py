@@ -57,6 +57,7 @@ STATUSES: dict[str, tuple[str, ...]] = {
     "GET /v1/deploys/{deploy_id}": (*_READ, "404"),
     "GET /v1/baselines": _READ,
     "POST /v1/baselines": _WRITE,
+    "GET /v1/cluster": _READ,
     "POST /v1/reload": _WRITE,  # 422: the new config was rejected
     "POST /v1/hooks/github": _HOOK,
     "POST /v1/hooks/argocd": _HOOK,

@@ -37,6 +37,7 @@ ROUTES = {
     "/v1/hooks/flagger": {"post"},
     "/v1/hooks/argo-rollouts": {"get", "post"},
     "/v1/baselines": {"get", "post"},
+    "/v1/cluster": {"get"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
@@ -46,6 +47,15 @@ def agent(tmp_path: Path, shop: ShopThread, start_agent: StartAgent) -> AgentPro
     """An agent with the example checks and no schedule (every run is the test's)."""
     copy_example_checks(tmp_path)
     return start_agent(write_config(tmp_path, shop.base_url, scheduler={"enabled": False}))
+
+
+def test_a_lone_agent_s_cluster_is_itself_running_every_check(agent: AgentProcess) -> None:
+    state = agent.get("/v1/cluster").json()
+    assert state["clustered"] is False
+    assert state["member_id"] is None
+    assert state["running"] is True
+    assert state["owned_checks"] == state["scheduled_checks"] == 0  # no schedule here
+    assert agent.metric("synth_cluster_members", location="local") == 1
 
 
 def detail(response: Any) -> Any:
