@@ -330,6 +330,8 @@ class DeployManager:
                 return record
             if not self._verifying(deploy_id):  # another agent's: re-read it from the store
                 remaining = min(remaining, FOREIGN_POLL_S)
+            if self._stopping:  # answer now: the client asks again, another member then
+                return await self.get(deploy_id)
             event = self._changed.setdefault(deploy_id, asyncio.Event())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout=remaining)
@@ -340,6 +342,8 @@ class DeployManager:
         """Stop verifications in progress. In a cluster they are handed over (another
         member finishes them); alone, they end as `error` (agent stopping)."""
         self._stopping = True
+        for waiting in self._changed.values():  # long-polls answer before the server stops
+            waiting.set()
         tasks = [task for _, task in self._active.values()]
         if self._owner is not None:
             self.hand_over()

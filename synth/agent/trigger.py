@@ -9,6 +9,8 @@ import json
 import os
 import sys
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -18,6 +20,9 @@ from synth.agent.auth import credentials_from_env
 
 AGENT_ENV = "SYNTH_AGENT_URL"
 DEFAULT_AGENT = "http://127.0.0.1:8484"
+RETRY_STATUSES = frozenset({502, 503, 504})
+RETRY_FIRST_S = 0.25
+RETRY_MAX_S = 4.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +55,22 @@ def trigger(args: TriggerArgs, out: TextIO = sys.stdout) -> int:
         event["id"] = args.event_id
     if args.tags:
         event["tags"] = list(args.tags)
+    # An id of its own makes the POST safe to send again: behind a Service in front of a
+    # cluster, the member that took it may stop (a rolling update) before answering.
+    event["id"] = args.event_id or f"trigger-{uuid.uuid4().hex}"
     body = json.dumps(event).encode()
-    headers = {
-        "Content-Type": "application/json",
-        **credentials_from_env("POST", "/v1/deploys", body),
-    }
     deadline = time.monotonic() + args.timeout_s
     with httpx2.Client(timeout=30.0, trust_env=False) as client:
+
+        def post() -> httpx2.Response:
+            headers = {
+                "Content-Type": "application/json",
+                **credentials_from_env("POST", "/v1/deploys", body),  # fresh per attempt
+            }
+            return client.post(f"{agent}/v1/deploys", content=body, headers=headers)
+
         try:
-            response = client.post(f"{agent}/v1/deploys", content=body, headers=headers)
+            response = _retrying(post, deadline)
         except httpx2.HTTPError as exc:
             print(f"synth trigger: cannot reach the agent at {agent}: {exc}", file=sys.stderr)
             return 2
@@ -70,6 +82,7 @@ def trigger(args: TriggerArgs, out: TextIO = sys.stdout) -> int:
             )
             return 2
         record = response.json()
+        deploy_url = f"{agent}/v1/deploys/{record['id']}"
         print(f"deploy {record['id']}: {args.service} {args.version} → {args.env}", file=out)
         if not args.wait:
             return 0
@@ -78,12 +91,16 @@ def trigger(args: TriggerArgs, out: TextIO = sys.stdout) -> int:
             if remaining <= 0:
                 print(f"synth trigger: no verdict within {args.timeout_s:g}s", file=sys.stderr)
                 return 2
-            try:
-                response = client.get(
-                    f"{agent}/v1/deploys/{record['id']}",
-                    params={"wait": f"{min(remaining, 60):.1f}"},
-                    timeout=min(remaining, 60) + 10,
+
+            def poll(wait_s: float = min(remaining, 60)) -> httpx2.Response:
+                return client.get(
+                    deploy_url,
+                    params={"wait": f"{wait_s:.1f}"},
+                    timeout=wait_s + 10,
                 )
+
+            try:
+                response = _retrying(poll, deadline)
             except httpx2.HTTPError as exc:
                 print(f"synth trigger: lost the agent: {exc}", file=sys.stderr)
                 return 2
@@ -94,6 +111,24 @@ def trigger(args: TriggerArgs, out: TextIO = sys.stdout) -> int:
                 return 2
             record = response.json()
     return _print_verdict(record, out)
+
+
+def _retrying(send: Callable[[], httpx2.Response], deadline: float) -> httpx2.Response:
+    """`send()`, again after a lost connection or a 502/503/504 (an agent stopping or
+    restarting; another cluster member answers the retry), with backoff until
+    `deadline`; the last answer or error after that."""
+    delay = RETRY_FIRST_S
+    while True:
+        try:
+            response = send()
+        except httpx2.TransportError:
+            if time.monotonic() + delay >= deadline:
+                raise
+        else:
+            if response.status_code not in RETRY_STATUSES or time.monotonic() + delay >= deadline:
+                return response
+        time.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_S)
 
 
 def _print_verdict(record: dict[str, Any], out: TextIO) -> int:

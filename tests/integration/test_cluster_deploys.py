@@ -5,6 +5,7 @@ verdict."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from itertools import cycle
@@ -12,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from agent_harness import AgentProcess, StartAgent, wait_for
+import yaml
+from agent_harness import SYNTH, TOKEN, AgentProcess, StartAgent, clean_env, wait_for
 from cluster_harness import (
     LEASE_S,
     Member,
@@ -22,7 +24,7 @@ from cluster_harness import (
     write_checks,
 )
 from fast_target import FastTarget, fast_target_fixture  # noqa: F401
-from postgres import PostgresServer, postgres_server  # noqa: F401
+from postgres import PostgresServer, free_port, postgres_server  # noqa: F401
 
 ENV = "staging"
 FINISHED = {"passed", "failed", "error", "superseded"}
@@ -174,3 +176,50 @@ def test_every_deploy_event_gets_a_verdict_through_a_rolling_restart(
     passed = sum(1 for s in statuses.values() if s == "passed")
     assert passed >= 0.8 * len(statuses), statuses
     assert len(statuses) >= 15
+
+
+def test_synth_trigger_waits_through_the_restart_of_the_member_it_talks_to(
+    tmp_path: Path,
+    fast_target: FastTarget,
+    start_agent: StartAgent,
+    postgres_server: PostgresServer,  # noqa: F811
+) -> None:
+    store = postgres_server.create_database()
+    members = make_members(tmp_path, fast_target, store, ["shop"])[:2]
+    port = free_port()  # the "Service": m0 comes back on the same address
+    for member in members:
+        config = yaml.safe_load(member.config.read_text())
+        config["deploys"] = {"settle": "0s", "window": "8s", "interval": "1s"}
+        if member.name == "m0":
+            config["server"]["port"] = port
+        member.config.write_text(yaml.safe_dump(config, sort_keys=False))
+    agents = [start_member(start_agent, m) for m in members]
+    wait_settled(agents, 2, 0, timeout=30)
+
+    command = [SYNTH, "trigger", "--agent", f"http://127.0.0.1:{port}", "--wait"]
+    command += ["--service", "shop", "--env", ENV, "--version", "9.0.0", "--timeout", "90"]
+    trigger = subprocess.Popen(
+        command,
+        env=clean_env(SYNTH_TOKEN=TOKEN),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        requests = fast_target.requests
+        wait_for(
+            lambda: fast_target.requests >= requests + 4,
+            timeout=15,
+            what="the verification under way",
+        )
+        code, killed = agents[0].stop()  # SIGTERM mid-window: m0 hands the deploy over
+        assert (code, killed) == (0, False), agents[0].stderr()
+        agents[0] = start_member(start_agent, members[0])
+        out, err = trigger.communicate(timeout=90)
+    finally:
+        if trigger.poll() is None:
+            trigger.kill()
+            trigger.wait(timeout=10)
+    assert trigger.returncode == 0, out + err
+    assert "verdict: PASS" in out
+    assert taken_over(agents) == 1
