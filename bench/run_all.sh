@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 # e.g. AGENT_SCALE_SECONDS=20 for a short smoke run of agent_scale.py (default 60 s).
 AGENT_SCALE_ARGS=(--seconds "${AGENT_SCALE_SECONDS:-60}")
+# The same for cluster_scale.py (default 60 s per phase).
+CLUSTER_SCALE_ARGS=(--seconds "${CLUSTER_SCALE_SECONDS:-60}")
 
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     echo "nginx not found: installing it from Debian's packages"
@@ -15,6 +17,7 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx >/dev/null
 fi
 bash scripts/apt-deps.sh tcpdump  # timing_fidelity.py captures the wire with it
+bash scripts/apt-deps.sh postgresql  # cluster_scale.py's store (its own server, not the system's)
 
 echo "### bench/runner_cpu.py"
 "$PYTHON" bench/runner_cpu.py
@@ -30,3 +33,6 @@ echo "### bench/yaml_load.py"
 echo
 echo "### bench/agent_scale.py"
 "$PYTHON" bench/agent_scale.py "${AGENT_SCALE_ARGS[@]}"
+echo
+echo "### bench/cluster_scale.py"
+"$PYTHON" bench/cluster_scale.py "${CLUSTER_SCALE_ARGS[@]}"
