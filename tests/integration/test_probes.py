@@ -33,7 +33,6 @@ from synth.redact import MASK
 from synth.runner import Runner
 
 HOST = "127.0.0.1"
-NOW = dt.datetime.now(dt.UTC)
 
 
 # -- servers -------------------------------------------------------------------------------
@@ -118,12 +117,15 @@ class Certs:
     ca: trustme.CA
     ca_file: Path
     tmp: Path
+    # When the test started (not when the module was imported: a long suite runs it
+    # many minutes later, and validity is measured from here).
+    now: dt.datetime
 
     def leaf(self, *names: str, days: float = 90, valid_from_days: float = -1) -> trustme.LeafCert:
         return self.ca.issue_cert(
             *names,
-            not_before=NOW + dt.timedelta(days=valid_from_days),
-            not_after=NOW + dt.timedelta(days=days),
+            not_before=self.now + dt.timedelta(days=valid_from_days),
+            not_after=self.now + dt.timedelta(days=days),
         )
 
 
@@ -132,7 +134,7 @@ def certs(tmp_path: Path) -> Certs:
     ca = trustme.CA()
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    return Certs(ca=ca, ca_file=ca_file, tmp=tmp_path)
+    return Certs(ca=ca, ca_file=ca_file, tmp=tmp_path, now=dt.datetime.now(dt.UTC))
 
 
 ServeTls = Callable[[Callable[[ssl.SSLContext], None]], Awaitable[int]]
@@ -256,7 +258,7 @@ async def test_tls_valid_certificate(certs: Certs, serve_tls: ServeTls) -> None:
     assert result.verify_error is None
     assert 89.99 < result.days_left <= 90
     assert result.not_after.tzinfo is not None
-    assert abs((result.not_after - (NOW + dt.timedelta(days=90))).total_seconds()) < 1
+    assert abs((result.not_after - (certs.now + dt.timedelta(days=90))).total_seconds()) < 1
     assert set(result.sans) == {"localhost", HOST}
     assert result.tls_version.startswith("TLSv1.")
     assert result.cipher
@@ -504,7 +506,7 @@ async def test_flow_tls_passes_with_details(certs: Certs, serve_tls: ServeTls) -
     assert step.name == f"tls {HOST}:{port}"
     assert 59.9 < step.details["days_left"] <= 60
     assert step.details["chain_valid"] is True
-    assert step.details["not_after"].startswith(str((NOW + dt.timedelta(days=60)).date()))
+    assert step.details["not_after"].startswith(str((certs.now + dt.timedelta(days=60)).date()))
     assert "O=trustme" in step.details["issuer"]
 
 
