@@ -321,10 +321,16 @@ def test_sigkill_between_storing_and_sending_delivers_once_after_restart(
     run(restarted)
     wait_events(pagerduty, 1, "resolve")
     assert actions(pagerduty) == ["trigger", "resolve"]
-    assert [(e.kind, e.status) for e in outbox(tmp_path)] == [
-        ("trigger", "sent"),
-        ("resolve", "sent"),
-    ]
+    # The agent records "sent" once PagerDuty's answer is back: a moment after the stand-in
+    # has counted the event.
+    wait_for(
+        lambda: (
+            [(e.kind, e.status) for e in outbox(tmp_path)]
+            == [("trigger", "sent"), ("resolve", "sent")]
+        ),
+        timeout=10,
+        what="both events recorded as sent",
+    )
 
 
 # -- replicas in several locations --------------------------------------------------------------
