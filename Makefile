@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-TEST_APT_PACKAGES := postgresql prometheus prometheus-pushgateway
+TEST_APT_PACKAGES := postgresql prometheus prometheus-pushgateway chromium
+# Browser checks drive Debian's Chromium through Playwright (never a downloaded browser).
+DEMO_APT_PACKAGES := chromium
 BENCH_APT_PACKAGES := nginx prometheus-blackbox-exporter tcpdump
 
 .PHONY: demo test lint typecheck image-check unit integration bench apt-deps clean
@@ -13,13 +15,14 @@ BENCH_APT_PACKAGES := nginx prometheus-blackbox-exporter tcpdump
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,browser]'
 	@touch $(STAMP)
 
 apt-deps:
 	@bash scripts/apt-deps.sh $(TEST_APT_PACKAGES)
 
 demo: $(STAMP)
+	@bash scripts/apt-deps.sh $(DEMO_APT_PACKAGES)
 	$(BIN)/synth demo
 
 lint: $(STAMP)

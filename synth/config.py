@@ -30,6 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from synth.browser.settings import BrowserSettings
 from synth.errors import SynthError
 from synth.model import Sensitivity, Severity
 from synth.redact import register_process_secret
@@ -479,6 +480,7 @@ class Settings(BaseSettings):
     default_playbook: str | None = None
     pagerduty: PagerDutySettings = PagerDutySettings()
     cluster: ClusterSettings = ClusterSettings()
+    browser: BrowserSettings = BrowserSettings()
 
     @model_validator(mode="after")
     def _known_default_playbook(self) -> Settings:

@@ -263,6 +263,24 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class Artifact:
+    """A file a run produced for the people reading its failure: a browser step's
+    screenshot, Playwright trace or console log. Already redacted and size-capped; stored
+    with the run (`GET /v1/runs/{id}/artifacts/{name}`) or written beside a `synth run`."""
+
+    name: str
+    """Unique within the run, a plain file name: `screenshot.png`, `trace.zip`,
+    `console.log` (a run with several browser steps: `<step-slug>-screenshot.png`)."""
+    content_type: str
+    data: bytes
+    step: str | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True, slots=True)
 class FailedAttempt:
     """An attempt of a run that failed and was retried: kept so that a run which passed on
     retry is never mistaken for a clean pass."""
@@ -298,6 +316,8 @@ class RunResult:
     `synth.baseline.compare.with_findings` returns a new result carrying them."""
     failed_attempts: tuple[FailedAttempt, ...] = ()
     """The attempts before the last one, each of which failed (oldest first)."""
+    artifacts: tuple[Artifact, ...] = ()
+    """Files of the last attempt (browser screenshots, traces, console logs)."""
 
     @property
     def passed(self) -> bool:

@@ -1,0 +1,49 @@
+"""`browser:` in synth.yaml — where Chromium is, how many run at once, the bounds of a
+run, and which artifacts a browser step keeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from synth.units import parse_duration, parse_size
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+Bytes = Annotated[int, BeforeValidator(parse_size)]
+
+
+class Viewport(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    width: int = Field(default=1280, ge=200, le=4096)
+    height: int = Field(default=720, ge=200, le=4096)
+
+
+class BrowserSettings(BaseModel):
+    """How browser steps run. Defaults suit a 2-CPU agent running API checks beside them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    executable: Path = Path("/usr/bin/chromium")
+    """The Chromium binary Playwright drives; synth never downloads one."""
+    concurrency: int = Field(default=2, ge=1, le=64)
+    """Browser workers in the agent: each owns one Chromium process and runs one browser
+    run at a time; API checks never wait for them."""
+    navigation_timeout: Seconds = Field(default=15.0, gt=0, le=600)
+    action_timeout: Seconds = Field(default=5.0, gt=0, le=600)
+    """How long a click, fill or expectation waits for its element before it fails."""
+    max_heap: Bytes = Field(default=512 * 1024 * 1024, ge=64 * 1024 * 1024)
+    """The JavaScript heap a page may use (V8's --max-old-space-size): a page that grows
+    past it crashes, and the run fails as `script_error` naming it."""
+    artifacts: Literal["on_failure", "always", "never"] = "on_failure"
+    """When a browser step keeps its screenshot, Playwright trace and console log."""
+    max_artifact_bytes: Bytes = Field(default=5 * 1024 * 1024, ge=1024)
+    """The cap of one artifact; a bigger one is left out and the run says so."""
+    artifacts_dir: Path = Path("synth-artifacts")
+    """Where `synth run` and the pytest plugin write artifacts (the agent stores them)."""
+    fail_on_console_errors: bool = False
+    fail_on_failed_requests: bool = False
+    """Fail the step when a same-origin request of the page fails or answers 5xx."""
+    viewport: Viewport = Viewport()
+    launch_timeout: Seconds = Field(default=30.0, gt=0, le=600)
