@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from synth.model import (
+    Artifact,
     DeployContext,
     FailedAttempt,
     Failure,
@@ -67,6 +68,18 @@ def run_to_dict(result: RunResult) -> dict[str, Any]:
         "failure": failure_to_dict(result.failure) if result.failure else None,
         "steps": [_step_to_dict(step) for step in result.steps],
         "findings": [finding_to_dict(f) for f in result.findings],
+        "artifacts": [artifact_to_dict(a) for a in result.artifacts],
+    }
+
+
+def artifact_to_dict(artifact: Artifact) -> dict[str, Any]:
+    """An artifact's metadata, never its bytes (those are stored beside the run; the API
+    serves them at `/v1/runs/{run_id}/artifacts/{name}`)."""
+    return {
+        "name": artifact.name,
+        "content_type": artifact.content_type,
+        "size": artifact.size,
+        "step": artifact.step,
     }
 
 
@@ -168,8 +181,9 @@ def _jsonable(value: Any) -> Any:
 
 def run_from_dict(data: Mapping[str, Any]) -> RunResult:
     """The run `run_to_dict` described (unknown keys are ignored, so records written by a
-    newer synth of the same schema version still load). Raises ValueError naming the
-    field when the data is not a run."""
+    newer synth of the same schema version still load). `artifacts` lists metadata only:
+    the decoded run has none (their bytes are not in the record). Raises ValueError naming
+    the field when the data is not a run."""
     try:
         return _run(data)
     except (KeyError, TypeError, ValueError) as error:

@@ -211,6 +211,20 @@ _RUN = {
                 },
             },
         },
+        "artifacts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "content_type", "size", "step"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "content_type": {"type": "string"},
+                    "size": {"type": "integer", "minimum": 0},
+                    "step": _NULLABLE_STR,
+                    "url": {"type": "string"},
+                },
+            },
+        },
     },
 }
 

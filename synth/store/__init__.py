@@ -9,6 +9,7 @@ by URL, through one code path.
 
 from synth.store.records import (
     AlertUpdate,
+    ArtifactInfo,
     DeployRecord,
     DeployStatus,
     IdempotencyKeyConflict,
@@ -23,6 +24,7 @@ from synth.store.store import Store
 
 __all__ = [
     "AlertUpdate",
+    "ArtifactInfo",
     "DeployRecord",
     "DeployStatus",
     "IdempotencyKeyConflict",

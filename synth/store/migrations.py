@@ -177,12 +177,37 @@ def _v5_cluster(connection: sa.Connection) -> None:
     connection.execute(sa.text(f"ALTER TABLE deploys ADD COLUMN request {json_type}"))
 
 
+def _v6_run_artifacts(connection: sa.Connection) -> None:
+    # The files of a run (browser screenshots, Playwright traces, console logs), written
+    # with the run in one transaction and deleted with it (retention deletes them first;
+    # the cascade keeps any other delete of a run from leaving them behind).
+    md = sa.MetaData()
+    sa.Table("runs", md, sa.Column("run_id", sa.Text, primary_key=True))
+    sa.Table(
+        "run_artifacts",
+        md,
+        sa.Column(
+            "run_id",
+            sa.Text,
+            sa.ForeignKey("runs.run_id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("name", sa.Text, primary_key=True),
+        sa.Column("content_type", sa.Text, nullable=False),
+        sa.Column("size", sa.Integer, nullable=False),
+        sa.Column("step", sa.Text, nullable=True),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+    )
+    md.tables["run_artifacts"].create(connection)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_initial,
     _v2_alerting,
     _v3_baselines,
     _v4_failing_since,
     _v5_cluster,
+    _v6_run_artifacts,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -58,6 +58,17 @@ class RunSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class ArtifactInfo:
+    """What the store knows of one stored artifact of a run, without its bytes."""
+
+    run_id: str
+    name: str
+    content_type: str
+    size: int
+    step: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeployRecord:
     """A deploy the agent was told about, its verification runs and its verdict.
 

@@ -1,5 +1,6 @@
-"""Retention: deleting runs, deploys and delivered outbox events past their age or count,
-in bounded batches, each its own transaction, so writers are never held up for long."""
+"""Retention: deleting runs (with their artifacts), deploys and delivered outbox events past
+their age or count, in bounded batches, each its own transaction, so writers are never held
+up for long."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+import synth.store.artifacts as artifacts
 from synth.store.records import OutboxStatus
 from synth.store.schema import as_utc, deploys, outbox, runs
 
@@ -48,7 +50,8 @@ class Pruner:
     async def prune(self, *, now: datetime | None = None) -> int:
         """Apply retention and return the number of rows deleted: runs that started before
         `now - max_age_s`, runs beyond the newest `max_runs_per_check` of each
-        check × environment, and deploys created before the same age cutoff. Deletes in
+        check × environment, and deploys created before the same age cutoff. A run's
+        artifacts are deleted with it, in its batch's transaction (not counted). Deletes in
         bounded batches, each its own transaction, so writers are never held up for long."""
         cutoff = as_utc(now or datetime.now(UTC)) - self._max_age
         budget = _Budget(MAX_PRUNE_BATCHES)
@@ -115,7 +118,13 @@ class Pruner:
         while budget.take():
             batch = sa.select(key).where(condition).order_by(oldest_first).limit(self._batch)
             async with self._transaction("prune", write=True) as connection:
-                result = await connection.execute(sa.delete(table).where(key.in_(batch)))
+                doomed: Any = batch
+                if table is runs:
+                    # The batch's ids first, so that its artifacts and its runs are the same
+                    # runs whatever commits meanwhile.
+                    doomed = list((await connection.execute(batch)).scalars().all())
+                    await artifacts.delete_for(connection, doomed)
+                result = await connection.execute(sa.delete(table).where(key.in_(doomed)))
             deleted += result.rowcount
             if result.rowcount < self._batch:
                 break

@@ -195,3 +195,19 @@ cluster_members = sa.Table(
     sa.Column("lease_until", UTCDateTime, nullable=False),
     sa.Column("owned_checks", sa.Integer, nullable=False),
 )
+
+run_artifacts = sa.Table(
+    "run_artifacts",
+    metadata,
+    sa.Column(
+        "run_id",
+        sa.Text,
+        sa.ForeignKey("runs.run_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("content_type", sa.Text, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("step", sa.Text, nullable=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import synth.store.alerts as alerts
+import synth.store.artifacts as artifacts
 import synth.store.rows as table_rows
 from synth.alerting.playbook import IncidentState, LocationState
 from synth.baseline.record import StepBaseline
@@ -38,6 +39,7 @@ from synth.store.engine import (
 from synth.store.migrations import migrate
 from synth.store.records import (
     AlertUpdate,
+    ArtifactInfo,
     DeployRecord,
     DeployStatus,
     IdempotencyKeyConflict,
@@ -49,7 +51,15 @@ from synth.store.records import (
     StoreRefused,
 )
 from synth.store.retention import Pruner
-from synth.store.schema import alert_state, as_utc, baselines, deploys, outbox, runs
+from synth.store.schema import (
+    alert_state,
+    as_utc,
+    baselines,
+    deploys,
+    outbox,
+    run_artifacts,
+    runs,
+)
 
 log = logging.getLogger("synth.store")
 
@@ -161,7 +171,15 @@ class Store:
         statement = self._insert(runs).on_conflict_do_nothing()
         rows = [table_rows.run_row(result) for result in results]
         async with self._transaction("save runs", write=True) as connection:
-            await connection.execute(statement, rows)
+            if not any(result.artifacts for result in results):
+                await connection.execute(statement, rows)
+                return
+            # Artifacts go with the runs this transaction inserted, not with ones stored before.
+            inserted = await connection.execute(statement.returning(runs.c.run_id), rows)
+            files = artifacts.rows(results, set(inserted.scalars().all()))
+            if files:
+                insert_files = self._insert(run_artifacts).on_conflict_do_nothing()
+                await connection.execute(insert_files, files)
 
     async def get_run(self, run_id: str) -> RunResult | None:
         """The full result of one run, or None when there is no such run."""
@@ -176,6 +194,16 @@ class Store:
             raise StoreError(
                 f"run {run_id} is stored in a form this synth cannot read: {error}"
             ) from error
+
+    async def list_artifacts(self, run_id: str) -> list[ArtifactInfo]:
+        """Metadata of a run's stored artifacts, by name; empty for a run without any."""
+        async with self._transaction("list artifacts", write=False) as connection:
+            return await artifacts.list_for(connection, run_id)
+
+    async def get_artifact(self, run_id: str, name: str) -> tuple[str, bytes] | None:
+        """(content type, bytes) of one artifact of a run, or None when there is none."""
+        async with self._transaction("read an artifact", write=False) as connection:
+            return await artifacts.read(connection, run_id, name)
 
     async def list_runs(
         self,

@@ -19,6 +19,7 @@ import pytest
 from synth import __version__
 from synth.codec import run_from_dict, run_to_dict
 from synth.model import (
+    Artifact,
     DeployContext,
     Failure,
     FailureType,
@@ -408,6 +409,35 @@ def test_json_round_trip_of_a_run_in_another_time_zone() -> None:
     assert run_from_dict(data) == result
 
 
+def test_artifacts_are_listed_by_metadata_and_never_carry_their_bytes() -> None:
+    secret_bytes = b"\x89PNG pixels of the page"
+    files = (
+        Artifact("screenshot.png", "image/png", secret_bytes, "list products"),
+        Artifact("console.log", "text/plain", b"TypeError: x is undefined\n"),
+    )
+    result = dataclasses.replace(http_status_failure(), artifacts=files)
+    data = run_to_dict(result)
+    assert data["artifacts"] == [
+        {
+            "name": "screenshot.png",
+            "content_type": "image/png",
+            "size": len(secret_bytes),
+            "step": "list products",
+        },
+        {"name": "console.log", "content_type": "text/plain", "size": 26, "step": None},
+    ]
+    report = json_report([result], env="staging", started_at=T0, duration_s=1)
+    text = json.dumps(report)
+    jsonschema.validate(json.loads(text), JSON_SCHEMA)
+    assert "pixels" not in text
+    assert "pixels" not in junit_report([result], env="staging", hostname="h")
+    # The record decodes with or without the key (runs stored before artifacts have none);
+    # the decoded run has no artifacts: their bytes are not in the record.
+    assert run_from_dict(data) == http_status_failure()
+    del data["artifacts"]
+    assert run_from_dict(data) == http_status_failure()
+
+
 def test_json_report_fields_and_schema() -> None:
     results = samples()
     report = json_report(results, env="staging", started_at=T0, duration_s=7.5)
@@ -426,7 +456,7 @@ def test_json_report_fields_and_schema() -> None:
         "run_id", "check", "service", "environment", "phase", "location", "status",
         "failure_type", "failed_step", "attempts", "outcome",
         "failed_attempts", "trace_id", "started_at", "duration_s",
-        "tags", "deploy", "failure", "steps", "findings",
+        "tags", "deploy", "failure", "steps", "findings", "artifacts",
     ]  # fmt: skip
     assert browse["status"] == "failed"
     assert browse["failure_type"] == "http_status"
