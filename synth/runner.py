@@ -18,7 +18,7 @@ from synth.checks.context import FlowContext
 from synth.checks.failures import FlowAborted
 from synth.checks.flow import Flow
 from synth.config import Environment, Settings, resolve_environment
-from synth.model import FailedAttempt, RunRequest, RunResult, Status
+from synth.model import Artifact, FailedAttempt, RunRequest, RunResult, Status
 from synth.probes.http import SslContexts
 from synth.redact import redacting_run
 from synth.spans import IdTracer, RunTracer
@@ -93,13 +93,16 @@ class Runner:
                 deploy=request.deploy,
                 follow_redirects=check.follow_redirects,
                 max_redirects=check.max_redirects,
+                browser=self.settings.browser,
             )
+            artifacts: tuple[Artifact, ...] = ()
             try:
                 with redacting_run(ctx.redactor):
                     await self._run_flow(ctx, request)
+                    end = time.perf_counter()  # before the artifacts are collected
+                    artifacts = await ctx.finish_browser()
             finally:
                 await ctx.aclose()
-            end = time.perf_counter()
             steps = tuple(recorder.result(end) for recorder in ctx.steps)
             failed = next((s for s in steps if s.status is Status.FAILED), None)
             failure = failed.failure if failed else None
@@ -124,6 +127,7 @@ class Runner:
                 failed_step=failed.name if failed else None,
                 deploy=request.deploy,
                 tags=check.tags,
+                artifacts=artifacts,
             )
 
     async def _run_flow(self, ctx: FlowContext, request: RunRequest) -> None:

@@ -47,6 +47,12 @@ class RunTracer(Protocol):
         self, method: str, url: str, attributes: Mapping[str, AttrValue]
     ) -> contextlib.AbstractContextManager[SpanHandle]: ...
 
+    def finished_span(
+        self, name: str, start_ns: int, end_ns: int, attributes: Mapping[str, AttrValue]
+    ) -> None:
+        """A child of the current span that already happened elsewhere (a browser's
+        navigation, timed by the browser): recorded with its own start and end."""
+
 
 @dataclass(slots=True)
 class IdSpan:
@@ -116,3 +122,8 @@ class IdTracer:
         span = self._child()
         with activated(span):
             yield span
+
+    def finished_span(
+        self, name: str, start_ns: int, end_ns: int, attributes: Mapping[str, AttrValue]
+    ) -> None:
+        return None

@@ -9,13 +9,15 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 
+from synth.browser.settings import BrowserSettings
 from synth.checks.failures import CheckFailure, FlowAborted, assertion_failure, script_error
 from synth.config import Environment, RunnerSettings, ServiceTarget, TlsSettings
 from synth.model import (
+    Artifact,
     DeployContext,
     Failure,
     FailureType,
@@ -28,6 +30,11 @@ from synth.probes.http import SslContexts, new_client
 from synth.probes.redirects import DEFAULT_MAX_REDIRECTS
 from synth.redact import Redactor
 from synth.spans import RunTracer
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
+
+    from synth.browser.session import BrowserSession
 
 
 @dataclass(slots=True)
@@ -48,6 +55,7 @@ class StepRecorder:
     # Left out of the step's duration, so that it is the target's latency in any process.
     local_wait_s: float = 0.0
     wire_s: float = 0.0  # the requests' own time: on the wire, or until they failed
+    traceparent: str = ""  # the step span's, for requests a browser page makes
 
     def result(self, run_end: float) -> StepResult:
         end = self.ended if self.ended is not None else run_end
@@ -87,8 +95,11 @@ class FlowContext:
         deploy: DeployContext | None,
         follow_redirects: bool = True,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        browser: BrowserSettings | None = None,
     ) -> None:
         self.check_name = check_name
+        self.browser_settings = browser or BrowserSettings()
+        self.browser: BrowserSession | None = None
         self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
         self.service = service
@@ -115,7 +126,44 @@ class FlowContext:
             self._clients[id(context)] = client
         return client
 
+    async def page(self) -> Page:
+        """The run's browser page (a fresh context on first use; synth.browser)."""
+        if self.browser is None:
+            from synth.browser.engine import engine_for_running_loop
+            from synth.browser.session import BrowserSession
+
+            self.browser = BrowserSession(self, engine_for_running_loop(self.browser_settings))
+            if self.current is not None:
+                self.browser.step_started(self.current)
+        return await self.browser.page()
+
+    async def finish_browser(self) -> tuple[Artifact, ...]:
+        """Close the run's browser context, keeping its artifacts; a browser killed because
+        it stopped answering fails the run as `script_error` naming that."""
+        session = self.browser
+        if session is None:
+            return ()
+        failed = any(recorder.failure is not None for recorder in self.steps)
+        artifacts = await session.finish(failed)
+        if session.hung is not None:
+            recorder = next((r for r in self.steps if r.failure is not None), None)
+            if recorder is None and self.steps:
+                recorder = self.steps[-1]
+            if recorder is not None:
+                before = recorder.failure
+                recorder.failure = Failure(
+                    type=FailureType.SCRIPT_ERROR,
+                    message=session.hung
+                    + (f" (the step had failed: {before.message})" if before else ""),
+                    expected=before.expected if before else None,
+                    actual=before.actual if before else None,
+                    url=before.url if before else None,
+                )
+        return artifacts
+
     async def aclose(self) -> None:
+        if self.browser is not None:  # a run cancelled before it finished its browser
+            await self.browser.finish(failed=False)
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
@@ -155,6 +203,10 @@ class FlowContext:
     def failure_for(self, error: BaseException) -> Failure:
         if isinstance(error, CheckFailure):
             return error.failure
+        if self.browser is not None:
+            failure = self.browser.failure_for(error)
+            if failure is not None:
+                return failure
         if isinstance(error, AssertionError):
             return assertion_failure(error, self.redactor, self.check_file)
         return script_error(error, self.redactor)
@@ -173,8 +225,16 @@ class FlowContext:
         ctx.current = recorder
         interrupted = False
         with ctx.tracer.step_span(name) as span:
+            recorder.traceparent = span.traceparent()
+            if ctx.browser is not None:
+                ctx.browser.step_started(recorder)
             try:
                 yield recorder
+                problem = ctx.browser.step_problem() if ctx.browser is not None else None
+                if problem is not None:  # the page failed though the step's code did not
+                    recorder.failure = problem
+                    span.record_failure(problem)
+                    raise FlowAborted
             except FlowAborted:
                 raise
             except Exception as error:  # every exception of check code becomes a failure
@@ -191,6 +251,8 @@ class FlowContext:
                     recorder.ended = time.perf_counter()
                 if not interrupted and ctx.current is recorder:
                     ctx.current = None
+                if not interrupted and ctx.browser is not None:
+                    await ctx.browser.step_ended(recorder)
 
     def fail(
         self,

@@ -9,7 +9,7 @@ import contextlib
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 
@@ -44,6 +44,9 @@ from synth.probes.tcp import TcpResult
 from synth.probes.tls import TlsResult
 from synth.redact import SENSITIVE_HEADERS
 from synth.units import parse_duration
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
 
 
 class Flow:
@@ -366,6 +369,17 @@ class Flow:
     async def head(self, path: str, **kwargs: Any) -> Response:
         """HEAD `path`; keyword arguments as for `request`."""
         return await self.request("HEAD", path, **kwargs)
+
+    # -- browser (synth.browser) -------------------------------------------------------
+
+    async def page(self) -> Page:
+        """The run's browser page: Playwright's `Page` in a fresh browser context (no
+        cookies or storage from other runs) whose base URL is the service's, so
+        `await page.goto("/login")` works. Use it inside `flow.step()`: the step records
+        the page's navigation timings and web vitals, fails on a 4xx/5xx document or an
+        uncaught page error, and keeps a screenshot, trace and console log on failure.
+        Requests to the environment's services carry the step's `traceparent`."""
+        return await self._ctx.page()
 
     # -- protocol probes (synth.probes.registry) ---------------------------------------
 

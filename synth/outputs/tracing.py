@@ -286,6 +286,25 @@ class OtelTracer:
     ) -> contextlib.AbstractContextManager[SpanHandle]:
         return self._span(method, SpanKind.CLIENT, attributes, root=False)
 
+    def finished_span(
+        self, name: str, start_ns: int, end_ns: int, attributes: Mapping[str, AttrValue]
+    ) -> None:
+        parent = _open.get()
+        if parent is None:
+            return
+        parent.run.append(
+            SpanRecord(
+                name=name,
+                kind=SpanKind.CLIENT,
+                trace_id=parent.record.trace_id,
+                span_id=_nonzero_bits(64),
+                parent_id=parent.record.span_id,
+                start_ns=start_ns,
+                end_ns=max(end_ns, start_ns),
+                attributes=dict(attributes),
+            )
+        )
+
 
 # -- set-up -----------------------------------------------------------------------------------
 

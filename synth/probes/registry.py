@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from synth.model import FailureType
-from synth.probes import dns, tcp, tls
+from synth.probes import browser, dns, tcp, tls
 from synth.probes.contract import AnyProbe
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ PROBES: Mapping[str, AnyProbe] = {
         tcp.PROBE,
         dns.PROBE,
         tls.PROBE,
+        browser.PROBE,
     )
 }
 

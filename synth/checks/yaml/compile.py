@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from synth.checks.api import build_spec
 from synth.checks.failures import CheckFailure
 from synth.checks.flow import Flow
@@ -120,10 +122,24 @@ def _probe_step(name: str, kind: str, options: ProbeOptions) -> StepFunc:
             if templated:
                 lookup = _lookup(flow, name)
                 for key in templated:
-                    values[key] = render_text(values[key], lookup)
+                    value = values[key]
+                    values[key] = (
+                        render_text(value, lookup)
+                        if isinstance(value, str)
+                        else render(_plain(value), lookup)
+                    )
             await flow.probe(kind, **values)
 
     return run_probe
+
+
+def _plain(value: Any) -> Any:
+    """Validated option models (a browser step's actions) as JSON-like data to render."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(exclude_none=True)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
 
 
 def _request_step(name: str, request: Request, expect: Expect, step: StepFields) -> StepFunc:
