@@ -66,11 +66,14 @@ class Request:
 
 @dataclass
 class Response:
-    """A JSON response before serialisation."""
+    """A response before serialisation: `payload` sent as JSON, unless `body` is given (the
+    front end's pages and assets), which is sent as it is and never reshaped by the JSON
+    faults."""
 
     status: int
     payload: object
     headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:

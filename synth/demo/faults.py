@@ -16,7 +16,13 @@ HEALTH_PATH = "/health"
 ADMIN_PATH = "/_faults"
 
 _NUMBER_FIELDS = ("latency_ms", "error_rate", "slow_body_bytes_per_s")
-_BOOL_FIELDS = ("expired_credentials", "schema_change", "corrupt_json", "connection_reset")
+_BOOL_FIELDS = (
+    "expired_credentials",
+    "schema_change",
+    "corrupt_json",
+    "connection_reset",
+    "broken_js",
+)
 
 
 @dataclass
@@ -42,6 +48,10 @@ class Faults:
     path_latency_ms: dict[str, float] = field(default_factory=dict)
     """Extra latency by request path prefix (`{"/api/products": 300}`), apart from
     `path_prefix`: one endpoint slow while the others misbehave differently, or not at all."""
+    broken_js: bool = False
+    """The web front end's script (`/static/shop.js`) has a bug: on the product page it
+    throws an uncaught TypeError before wiring the Checkout button, so only a browser sees
+    checkout fail (every API answers as usual). Confined by `path_prefix` like the others."""
     _rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

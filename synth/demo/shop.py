@@ -1,4 +1,5 @@
-"""The demo shop: a small HTTP/1.1 JSON service with runtime fault switches.
+"""The demo shop: a small HTTP/1.1 JSON service with runtime fault switches, and a web
+front end for browser checks (`pages`: `/`, `/shop`, `/static/*`).
 
 Built directly on asyncio streams so faults can act at the byte level (trickled, truncated
 or reset responses). `run_in_thread` runs it on its own event loop for tests and benchmarks.
@@ -33,6 +34,7 @@ from synth.demo._http import (
 )
 from synth.demo._store import TOKEN_TTL_S, Session, Store, StoreError
 from synth.demo.faults import Faults, change_schema, change_type, truncate
+from synth.demo.pages import LOGIN_PATH, SHOP_PATH, page, static
 
 DEFAULT_USERNAME = "demo"
 DEFAULT_PASSWORD = "demo-password"
@@ -191,14 +193,9 @@ class ShopServer:
             reset(writer)
             return False
         response = (_injected_error(faults) if faulty else None) or self._route(request)
-        payload = response.payload
-        if faulty and faults.schema_change:
-            payload = change_schema(payload)
-        if faulty and faults.type_change:
-            payload = change_type(payload, faults.type_change)
-        body = json.dumps(payload).encode()
-        if faulty and faults.corrupt_json:
-            body = truncate(body)
+        body = response.body
+        if body is None:
+            body = _json_body(response.payload, faults if faulty else None)
         headers = {**self._base_headers(request.keep_alive), **response.headers}
         if "traceparent" in request.headers:
             headers["X-Received-Traceparent"] = request.headers["traceparent"]
@@ -218,6 +215,9 @@ class ShopServer:
     def _build_routes(self) -> list[_Route]:
         table: list[tuple[str, str, Handler]] = [
             ("GET", "/health", self._health),
+            ("GET", LOGIN_PATH, self._page),
+            ("GET", SHOP_PATH, self._page),
+            ("GET", "/static/[^/]+", self._static),
             ("POST", "/api/login", self._login),
             ("GET", "/api/products", self._authed(self._products)),
             ("GET", "/api/products/(?P<id>[^/]+)", self._authed(self._product)),
@@ -275,6 +275,14 @@ class ShopServer:
 
     def _health(self, request: Request, params: Params) -> Response:
         return Response(200, {"status": "ok", "version": self.version})
+
+    def _page(self, request: Request, params: Params) -> Response:
+        return page(request.path)
+
+    def _static(self, request: Request, params: Params) -> Response:
+        faults = self.faults
+        broken = faults.broken_js and faults.applies_to(request.path)
+        return static(request.path, broken_js=broken)
 
     def _login(self, request: Request, params: Params) -> Response:
         body = _json_object(request)
@@ -335,6 +343,18 @@ def _json_object(request: Request) -> dict[str, Any]:
     body = request.json()
     if not isinstance(body, dict):
         raise HttpError(400, "request body must be a JSON object")
+    return body
+
+
+def _json_body(payload: object, faults: Faults | None) -> bytes:
+    """`payload` as JSON, reshaped by the JSON faults when `faults` apply to the request."""
+    if faults is not None and faults.schema_change:
+        payload = change_schema(payload)
+    if faults is not None and faults.type_change:
+        payload = change_type(payload, faults.type_change)
+    body = json.dumps(payload).encode()
+    if faults is not None and faults.corrupt_json:
+        body = truncate(body)
     return body
 
 
