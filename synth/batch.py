@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from synth.browser.engine import close_running_loop_engine
 from synth.model import CheckSpec, DeployContext, Phase, RunRequest, RunResult
 from synth.outputs.sinks import ResultSink
 from synth.runner import Runner
@@ -41,4 +42,7 @@ async def run_checks(
             await sink.publish(result)
         return result
 
-    return list(await asyncio.gather(*(one(check) for check in checks)))
+    try:
+        return list(await asyncio.gather(*(one(check) for check in checks)))
+    finally:
+        await close_running_loop_engine()  # the browser of this loop, if a check used one

@@ -20,6 +20,7 @@ from synth.checks.loader import LoadedChecks, load_checks
 from synth.config import ConfigError, Settings, find_config_file, load_settings
 from synth.errors import SynthError
 from synth.model import CheckSpec, Phase, RunResult
+from synth.outputs.artifact_links import file_link
 from synth.outputs.report import TerminalReporter
 from synth.outputs.sinks import (
     BaselineTarget,
@@ -283,7 +284,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         raise UsageError(f"no checks to run in environment {args.env!r}")
     out = sys.stderr if args.json == "-" else sys.stdout
-    reporter = TerminalReporter(out, color=None if not args.no_color else False)
+    reporter = TerminalReporter(
+        out,
+        color=None if not args.no_color else False,
+        artifact_link=file_link(settings.browser.artifacts_dir),
+    )
     concurrency = args.concurrency or settings.runner.concurrency
     print(
         f"Running {len(selection.checks)} check(s) against {args.env}"
@@ -368,6 +373,7 @@ def _output_plan(
         baseline=baseline,
         push=push,
         page=page,
+        artifact_dir=settings.browser.artifacts_dir,
     )
 
 

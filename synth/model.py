@@ -140,6 +140,9 @@ class CheckSpec:
     runbook_url: str | None = None
     source: SourceLocation | None = None
     kind: str = "python"
+    uses_browser: bool = False
+    """Drives a browser (`flow.page()` or a YAML `browser:` step): the agent runs it on a
+    browser worker."""
 
     def applies_to(self, environment: str) -> bool:
         return not self.environments or environment in self.environments

@@ -113,6 +113,7 @@ class Agent:
             workers=self.workers,
             processes=lambda: self.processes,
             inline_declarative=lambda: self.settings.scheduler.isolation == "code",
+            browser_concurrency=lambda: self.settings.browser.concurrency,
             metrics=self.metrics,
             on_lag=self.lags.add,
         )
@@ -316,6 +317,7 @@ class Agent:
         await asyncio.gather(self._outbox_task, return_exceptions=True)
         await asyncio.to_thread(self.tracing.shutdown, TRACE_FLUSH_S)
         await self.workers.close()
+        await self.executor.close()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from synth.agent.browser_workers import BrowserWorkers
 from synth.agent.isolation import RunWorkers
 from synth.checks.yaml.compile import runs_only_synth_code
 from synth.model import RunRequest, RunResult
@@ -33,8 +34,11 @@ class RunExecutor:
         inline_declarative: Callable[[], bool],
         metrics: Metrics,
         on_lag: Callable[[float], None],
+        browser_concurrency: Callable[[], int] = lambda: 2,
     ) -> None:
         self._runner = runner
+        self._browser_concurrency = browser_concurrency
+        self._browsers: BrowserWorkers | None = None
         self._workers = workers
         self._processes = processes
         self._inline_declarative = inline_declarative
@@ -44,6 +48,8 @@ class RunExecutor:
     async def run(self, request: RunRequest, due: float | None) -> RunResult:
         """Run `request`; `due` (unix time) is when a scheduled run should have started."""
         check = request.check
+        if check.uses_browser:
+            return await self._in_browser_worker(request, due)
         synth_code_only = runs_only_synth_code(check)
         processes = self._processes()
         if due is not None and processes is not None and synth_code_only:
@@ -61,6 +67,20 @@ class RunExecutor:
                 # Measured at 5,000 checks: ~7 ms of CPU per run on threads, ~2 ms inline.
                 inline=synth_code_only and self._inline_declarative(),
             )
+
+    async def _in_browser_worker(self, request: RunRequest, due: float | None) -> RunResult:
+        """A browser check's run, on one of the browser workers (each owns one Chromium),
+        so API checks never queue behind a page load."""
+        if self._browsers is None:
+            self._browsers = BrowserWorkers(self._browser_concurrency())
+        run = self._runner().run(request) if due is None else self._lagged(request, due)
+        with self._metrics.running():
+            return await self._browsers.run(run, label=request.check.name, urgent=due is None)
+
+    async def close(self) -> None:
+        """Close the browser workers' browsers and threads."""
+        if self._browsers is not None:
+            await self._browsers.close()
 
     async def _in_process(
         self, request: RunRequest, processes: RunProcesses, due: float

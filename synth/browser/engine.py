@@ -53,6 +53,8 @@ class BrowserEngine:
         self._browser: Browser | None = None
         self._marker = ""
         self._lock = asyncio.Lock()
+        self.slots = asyncio.Semaphore(settings.concurrency)
+        """Browser runs at once on this loop (each a context of the one browser)."""
         self.launches = 0
         self.last_exit: str | None = None
         """Why the previous browser went away (crash, kill), for the next failure message."""

@@ -67,12 +67,16 @@ class BrowserSession:
         self._hung: str | None = None
         self._measured: StepRecorder | None = None
         self._named: list[Artifact] = []
+        self._holding = False  # one of the engine's slots
 
     # -- the page ------------------------------------------------------------------------
 
     async def page(self) -> Page:
         if self._page is not None:
             return self._page
+        if not self._holding:
+            await self._engine.slots.acquire()
+            self._holding = True
         browser = await self._engine.browser()
         settings = self._settings
         target = self._ctx.target(None)
@@ -261,6 +265,9 @@ class BrowserSession:
         """Keep the run's artifacts (per `browser.artifacts`) and close its context; a
         browser that does not close in time is killed. Returns the artifacts."""
         context, page = self._context, self._page
+        if self._holding:
+            self._holding = False
+            self._engine.slots.release()
         if context is None:
             return ()
         keep = self._settings.artifacts == "always" or (

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
+import textwrap
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -48,6 +50,7 @@ def check(
     runbook: str | None = None,
     follow_redirects: bool = True,
     max_redirects: int = 10,
+    browser: bool | None = None,
 ) -> Callable[[CheckFunc], CheckFunc]:
     """Declare an async check function that receives a `Flow`.
 
@@ -69,6 +72,9 @@ def check(
         runbook: URL of the runbook on-call should open.
         follow_redirects: follow 3xx redirects (default on; each hop is recorded).
         max_redirects: how many redirects a request may follow before it fails.
+        browser: the check drives a browser (default: found in its code, a call of
+            `flow.page()` or `flow.probe("browser", ...)`); the agent runs such checks on
+            its browser workers.
 
     Example:
         @synth.check(service="shop", every="30s", tags=["checkout"])
@@ -102,6 +108,7 @@ def check(
             kind="python",
             follow_redirects=follow_redirects,
             max_redirects=max_redirects,
+            uses_browser=browser if browser is not None else calls_browser(func),
         )
         if collector.active is not None:
             collector.active.append(spec)
@@ -130,6 +137,7 @@ def build_spec(
     follow_redirects: bool = True,
     max_redirects: int = 10,
     sensitivity: str | None = None,
+    uses_browser: bool = False,
 ) -> CheckSpec:
     """Validate check metadata into a CheckSpec; shared by the Python and YAML forms."""
 
@@ -177,7 +185,26 @@ def build_spec(
         kind=kind,
         follow_redirects=bool(follow_redirects),
         max_redirects=max_redirects,
+        uses_browser=uses_browser,
     )
+
+
+def calls_browser(func: Callable[..., Any]) -> bool:
+    """Whether the function's code asks for a page: `<x>.page()` or
+    `<x>.probe("browser", ...)` (read from its source; False when there is none)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "page":
+                return True
+            if node.func.attr == "probe" and node.args:
+                first = node.args[0]
+                if isinstance(first, ast.Constant) and first.value == "browser":
+                    return True
+    return False
 
 
 def _schedule(every: str | float | None, cron: str | None) -> Schedule:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from synth import __version__
 from synth.model import FailureType, RunResult, Status
+from synth.outputs.artifact_links import ArtifactLink, artifact_lines
 from synth.outputs.report_terminal import ASCII_MARKS, request_line
 from synth.outputs.report_text import (
     LABEL_WIDTH,
@@ -44,6 +45,7 @@ def junit_report(
     env: str,
     duration_s: float | None = None,
     hostname: str | None = None,
+    artifact_link: ArtifactLink | None = None,
 ) -> str:
     """The report as an XML document. `duration_s` is the suite's wall time (default: from
     the first run's start to the last run's end); `hostname` defaults to this machine's."""
@@ -71,7 +73,7 @@ def junit_report(
     _sub(properties, "property", name="environment", value=env)
     _sub(properties, "property", name="synth_version", value=__version__)
     for result in results:
-        _testcase(suite, result)
+        _testcase(suite, result, artifact_link)
     ET.indent(root)
     body = ET.tostring(root, encoding="unicode")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n"
@@ -84,14 +86,16 @@ def write_junit_report(
     env: str,
     duration_s: float | None = None,
     hostname: str | None = None,
+    artifact_link: ArtifactLink | None = None,
 ) -> None:
     """Write `junit_report(...)` to a file (or standard output for "-")."""
-    write_report_text(
-        path, junit_report(results, env=env, duration_s=duration_s, hostname=hostname)
+    report = junit_report(
+        results, env=env, duration_s=duration_s, hostname=hostname, artifact_link=artifact_link
     )
+    write_report_text(path, report)
 
 
-def _testcase(suite: ET.Element, result: RunResult) -> None:
+def _testcase(suite: ET.Element, result: RunResult, artifact_link: ArtifactLink | None) -> None:
     case = _sub(
         suite,
         "testcase",
@@ -106,11 +110,20 @@ def _testcase(suite: ET.Element, result: RunResult) -> None:
         message = failure.message.strip() if failure else "the check failed"
         first_line = split_lines(message)[0][:_MESSAGE_CHARS]
         element = _sub(case, tag, message=f"{kind}: {first_line}", type=kind)
-        element.text = xml_text("\n".join(_failure_text(result)) + "\n")
+        where = [
+            f"{'artifact:':<{LABEL_WIDTH}}{line}" for line in artifact_lines(result, artifact_link)
+        ]
+        element.text = xml_text("\n".join([*_failure_text(result), *where]) + "\n")
     elif result.status is Status.SKIPPED:
         _sub(case, "skipped", message=failure.message if failure else "skipped")
     out = _sub(case, "system-out")
-    out.text = xml_text("\n".join(_run_lines(result)) + "\n")
+    # The attachment lines Jenkins' JUnit Attachments plugin (and GitLab) pick up.
+    attached = [
+        f"[[ATTACHMENT|{artifact_link(result.run_id, a.name)}]]"
+        for a in result.artifacts
+        if artifact_link is not None
+    ]
+    out.text = xml_text("\n".join([*_run_lines(result), *attached]) + "\n")
 
 
 def _failure_text(result: RunResult) -> list[str]:

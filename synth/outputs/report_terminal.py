@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from synth.model import RequestRecord, RunResult, Severity, Status, StepResult
+from synth.outputs.artifact_links import ArtifactLink, artifact_lines
 from synth.outputs.report_text import (
     DEFAULT_TRACEBACK_FRAMES,
     detail_value,
@@ -112,8 +113,10 @@ class TerminalReporter:
         color: bool | None = None,
         verbosity: int = NORMAL,
         unicode: bool | None = None,
+        artifact_link: ArtifactLink | None = None,
     ) -> None:
         self.stream = stream
+        self.artifact_link = artifact_link
         self.verbosity = verbosity
         self._style = Style(color_default(stream) if color is None else color)
         symbols = UNICODE_MARKS.passed + UNICODE_MARKS.failed + UNICODE_MARKS.skipped
@@ -129,7 +132,13 @@ class TerminalReporter:
 
     def run_finished(self, result: RunResult) -> None:
         """The block for one finished run."""
-        text = render_run(result, marks=self.marks, style=self._style, verbosity=self.verbosity)
+        text = render_run(
+            result,
+            marks=self.marks,
+            style=self._style,
+            verbosity=self.verbosity,
+            artifact_link=self.artifact_link,
+        )
         self._write(text)
 
     def summary(self, results: Sequence[RunResult], duration_s: float | None = None) -> None:
@@ -156,6 +165,7 @@ def render_run(
     marks: Marks = UNICODE_MARKS,
     style: Style | None = None,
     verbosity: int = NORMAL,
+    artifact_link: ArtifactLink | None = None,
 ) -> str:
     """One run's block, newline-terminated (no colour unless a `style` enables it)."""
     style = style or Style(False)
@@ -188,6 +198,8 @@ def render_run(
         lines.append(_INDENT + style(f"{marks.failed} {result.failure.type}", "red"))
         detail = failure_lines(result.failure, trace_id=result.trace_id)
         lines.extend(_INDENT * 2 + printable(line) for line in detail)
+    for line in artifact_lines(result, artifact_link):
+        lines.append(_INDENT + style("artifact", "dim") + " " + printable(line))
     for finding in result.findings:
         if finding.severity is Severity.WARN:
             lines.append(_INDENT + style("! baseline", "yellow") + " " + printable(finding.message))

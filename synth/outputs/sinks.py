@@ -24,9 +24,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from synth.model import Phase, RunResult
+from synth.outputs.artifact_links import ArtifactLink, file_link, write_artifact_files
 
 if TYPE_CHECKING:
     from synth.config import Settings
@@ -203,13 +205,27 @@ class _JsonReport(_AtEnd):
 
 
 class _JunitReport(_AtEnd):
-    def __init__(self, path: str, env: str, runs: RunLog) -> None:
-        self.path, self.env, self.runs = path, env, runs
+    def __init__(self, path: str, env: str, runs: RunLog, link: ArtifactLink | None) -> None:
+        self.path, self.env, self.runs, self.link = path, env, runs, link
 
     async def close(self) -> None:
         from synth.outputs.report_junit import write_junit_report
 
-        write_junit_report(self.path, self.runs.results, env=self.env)
+        write_junit_report(self.path, self.runs.results, env=self.env, artifact_link=self.link)
+
+
+class _ArtifactFiles:
+    """Writes each run's artifacts (browser screenshots, traces) beside the reports."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    async def publish(self, result: RunResult) -> None:
+        if result.artifacts:
+            await asyncio.to_thread(write_artifact_files, result, self.root)
+
+    async def close(self) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -322,6 +338,8 @@ class OutputPlan:
     baseline: BaselineTarget | None = None
     push: PushTarget | None = None
     page: PageTarget | None = None
+    artifact_dir: Path | None = None
+    """Where a one-shot process writes its runs' artifacts (`<dir>/<run id>/<name>`)."""
 
 
 def build_sinks(plan: OutputPlan) -> SinkChain:
@@ -336,6 +354,8 @@ def build_sinks(plan: OutputPlan) -> SinkChain:
             raise ValueError("the sinks that work at the end need the plan's RunLog")
     else:
         sinks.append(runs)
+    if plan.artifact_dir is not None:
+        sinks.append(_ArtifactFiles(plan.artifact_dir))
     if plan.log_runs:
         sinks.append(_RunLogLine())
     sinks.append(_Store(plan.store) if plan.store is not None else _Counters(plan.metrics))
@@ -347,7 +367,8 @@ def build_sinks(plan: OutputPlan) -> SinkChain:
         if plan.json_path:
             sinks.append(_JsonReport(plan.json_path, plan.env, runs))
         if plan.junit_path:
-            sinks.append(_JunitReport(plan.junit_path, plan.env, runs))
+            link = file_link(plan.artifact_dir) if plan.artifact_dir is not None else None
+            sinks.append(_JunitReport(plan.junit_path, plan.env, runs, link))
         if plan.baseline is not None:
             sinks.append(_Baseline(plan.baseline, runs))
         if plan.push is not None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import jsonschema
 import pytest
 
+from synth.browser.facts import BrowserFacts
 from synth.codec import run_from_dict, run_to_dict
 from synth.model import Phase, RunResult, Status, StepResult
 from synth.outputs.report_json import JSON_SCHEMA, json_report
@@ -46,7 +47,8 @@ def run_with(*facts: object) -> RunResult:
 
 
 def test_every_kind_is_registered_once() -> None:
-    assert {"tcp": TcpResult, "dns": DnsResult, "tls": TlsResult} == KINDS
+    expected = {"tcp": TcpResult, "dns": DnsResult, "tls": TlsResult, "browser": BrowserFacts}
+    assert expected == KINDS
 
 
 @pytest.mark.parametrize("facts", [TLS, DNS, TCP], ids=["tls", "dns", "tcp"])

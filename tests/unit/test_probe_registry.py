@@ -13,9 +13,12 @@ from synth.probes.facts import KINDS
 from synth.probes.options import ProbeOptions
 from synth.probes.registry import PROBES, probe_named
 
+# The least each probe's options need (a browser step needs an action).
+MINIMAL_OPTIONS: dict[str, object] = {"browser": [{"goto": "/"}]}
+
 
 def test_every_protocol_is_registered() -> None:
-    assert list(PROBES) == ["tcp", "dns", "tls"]
+    assert list(PROBES) == ["tcp", "dns", "tls", "browser"]
     for kind, probe in PROBES.items():
         assert isinstance(probe, Probe)
         assert probe.kind == kind
@@ -31,7 +34,8 @@ def test_each_probe_meets_the_contract() -> None:
         assert set(probe.templated) <= set(probe.options.model_fields)
         assert probe.summary
         # the default step name comes from the options alone
-        assert probe.title(probe.options(), "shop").startswith(probe.kind)
+        minimal = MINIMAL_OPTIONS.get(probe.kind, {})
+        assert probe.title(probe.options.model_validate(minimal), "shop").startswith(probe.kind)
 
 
 def test_yaml_steps_follow_the_registry() -> None:

@@ -423,7 +423,7 @@ CASES = [
     pytest.param(
         check_with("  - {name: s}\n"),
         4,
-        "steps[0]: a step has exactly one of request, tcp, dns or tls",
+        "steps[0]: a step has exactly one of request, tcp, dns, tls or browser",
         id="no-kind",
     ),
     pytest.param(

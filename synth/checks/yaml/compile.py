@@ -68,6 +68,7 @@ def compile_check(model: CheckModel, source: SourceLocation | None) -> CheckSpec
         kind="yaml",
         follow_redirects=model.follow_redirects,
         max_redirects=model.max_redirects,
+        uses_browser=any(_kind(step) == "browser" for step in model.steps),
     )
 
 
@@ -131,6 +132,11 @@ def _probe_step(name: str, kind: str, options: ProbeOptions) -> StepFunc:
             await flow.probe(kind, **values)
 
     return run_probe
+
+
+def _kind(step: StepFields) -> str:
+    chosen = step.probe()
+    return chosen[0] if chosen is not None else "request"
 
 
 def _plain(value: Any) -> Any:
