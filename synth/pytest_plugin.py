@@ -148,7 +148,12 @@ class SynthSession:
             )
         page = PageTarget(self.settings, self.checks, self._page_lines) if self.page else None
         return OutputPlan(
-            metrics=self.metrics, runs=self.runs, baseline=baseline, push=push, page=page
+            metrics=self.metrics,
+            runs=self.runs,
+            baseline=baseline,
+            push=push,
+            page=page,
+            artifact_dir=self.settings.browser.artifacts_dir,
         )
 
     def _recorded(self, line: str) -> None:
@@ -186,8 +191,11 @@ class SynthSession:
         """Flush traces, then close the sinks: record the baseline, push metrics and page
         failures. Their lines go to the summary; only a baseline that could not be
         recorded changes the session's outcome (raised), as with `synth run`."""
+        from synth.browser.engine import close_running_loop_engine
+
         self.tracing.shutdown(TRACE_FLUSH_S)
         try:
+            self._loop().run(close_running_loop_engine())  # the session's browser, if any
             self._loop().run(self.sinks.close())
         finally:
             if self._event_loop is not None:
@@ -301,9 +309,13 @@ class CheckItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CheckFailed):
+            from synth.outputs.artifact_links import file_link
             from synth.outputs.report_terminal import ASCII_MARKS, render_run
 
-            return render_run(excinfo.value.result, marks=ASCII_MARKS).rstrip("\n")
+            state = self.config.stash[_STATE]
+            link = file_link(state.settings.browser.artifacts_dir)
+            result = excinfo.value.result
+            return render_run(result, marks=ASCII_MARKS, artifact_link=link).rstrip("\n")
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:

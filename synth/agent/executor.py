@@ -3,12 +3,14 @@ own event loop and a worker thread (synth.agent.isolation)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from synth.agent.browser_workers import BrowserWorkers
 from synth.agent.isolation import RunWorkers
+from synth.browser.engine import LAUNCH_HOOKS
 from synth.checks.yaml.compile import runs_only_synth_code
 from synth.model import RunRequest, RunResult
 
@@ -73,6 +75,7 @@ class RunExecutor:
         so API checks never queue behind a page load."""
         if self._browsers is None:
             self._browsers = BrowserWorkers(self._browser_concurrency())
+            LAUNCH_HOOKS.append(self._metrics.browser.launched)
         run = self._runner().run(request) if due is None else self._lagged(request, due)
         with self._metrics.running():
             return await self._browsers.run(run, label=request.check.name, urgent=due is None)
@@ -81,6 +84,8 @@ class RunExecutor:
         """Close the browser workers' browsers and threads."""
         if self._browsers is not None:
             await self._browsers.close()
+            with contextlib.suppress(ValueError):
+                LAUNCH_HOOKS.remove(self._metrics.browser.launched)
 
     async def _in_process(
         self, request: RunRequest, processes: RunProcesses, due: float

@@ -317,6 +317,7 @@ class AlertEngine:
                 recent=recent,
                 failing_locations=failing,
                 redactor=self.redactor(),
+                public_url=self._settings().server.public_url,
             )
         elif decision is Decision.RESOLVE:
             event = payloads.resolve_event(result, playbook_name=name)

@@ -13,6 +13,7 @@ from typing import Any
 from synth.alerting.flaky import Flakiness
 from synth.config import PlaybookSettings
 from synth.model import AlertAction, CheckSpec, RunResult
+from synth.outputs.artifact_links import api_link
 from synth.redact import Redactor
 from synth.store.records import DeployRecord, NewOutboxEvent, RunSummary
 
@@ -57,6 +58,13 @@ def summary_of(result: RunResult, failing_locations: Sequence[str] = ()) -> str:
     return _clip(text + locations, SUMMARY_MAX)
 
 
+_ARTIFACT_TEXT = {
+    "screenshot.png": "Screenshot",
+    "trace.zip": "Playwright trace",
+    "console.log": "Console log",
+}
+
+
 def _links(
     playbook: PlaybookSettings, check: CheckSpec | None, trace_id: str
 ) -> list[dict[str, str]]:
@@ -97,8 +105,10 @@ def trigger_event(
     recent: Sequence[RunSummary] = (),
     failing_locations: Sequence[str] = (),
     redactor: Redactor,
+    public_url: str | None = None,
 ) -> NewOutboxEvent:
-    """The PagerDuty trigger for a failing check × environment."""
+    """The PagerDuty trigger for a failing check × environment; the run's artifacts
+    (browser screenshot, trace) are linked when `public_url` says where the agent is."""
     failure = result.failure
     details: dict[str, Any] = {
         "check": result.check,
@@ -118,6 +128,7 @@ def trigger_event(
         else None,
         "trace_id": result.trace_id or None,
         "run_id": result.run_id,
+        "artifacts": [a.name for a in result.artifacts] or None,
         "attempts": result.attempts,
         "started_at": result.started_at.isoformat(),
         "playbook": playbook_name,
@@ -144,6 +155,12 @@ def trigger_event(
     }
     event: dict[str, Any] = {"payload": payload, "client": "synth"}
     links = _links(playbook, check, result.trace_id)
+    if public_url and result.artifacts:
+        link = api_link(public_url)
+        links += [
+            {"href": link(result.run_id, a.name), "text": _ARTIFACT_TEXT.get(a.name, a.name)}
+            for a in result.artifacts
+        ]
     if links:
         event["links"] = links
     if playbook.dashboard_url:

@@ -15,6 +15,7 @@ import os
 import signal
 import uuid
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,10 @@ LAUNCH_ARGS = (
     "--disable-sync",
     "--disable-dev-shm-usage",
 )
+
+
+LAUNCH_HOOKS: list[Callable[[], None]] = []
+"""Called (from the launching thread) each time a Chromium starts: the agent counts them."""
 
 
 class BrowserUnavailable(SynthError):
@@ -108,6 +113,8 @@ class BrowserEngine:
         browser.on("disconnected", lambda _: self._gone(marker))
         self._browser, self._marker = browser, marker
         self.launches += 1
+        for hook in list(LAUNCH_HOOKS):
+            hook()
         if self.launches > 1:
             log.warning(
                 "browser relaunched",

@@ -41,6 +41,7 @@ from synth.model import (
     Status,
     StepResult,
 )
+from synth.outputs.browser_metrics import BrowserMetrics
 from synth.outputs.cluster_metrics import ClusterMetrics
 from synth.outputs.lean_histogram import LeanHistogram
 from synth.outputs.lean_scalars import LeanScalars
@@ -198,6 +199,7 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge("synth_runs_in_flight", "Check runs executing now.", registry=r)
+        self.browser = BrowserMetrics(lean, r)
         self.results_pending = Gauge(
             "synth_results_pending",
             "Finished run results not yet stored (a store falling behind the runs).",
@@ -371,6 +373,7 @@ class Metrics:
             self.step_duration.observe(step_labels, step.duration_s, exemplar)
             self._observe_requests(step_labels, step)
             self._observe_certificate(result, step)
+            self.browser.observe_step(step_labels, step)
         if result.phase is Phase.SCHEDULED and (labels[0], labels[1], labels[3]) not in (
             self._scheduled
         ):
