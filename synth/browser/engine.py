@@ -120,6 +120,7 @@ class BrowserEngine:
                 "browser relaunched",
                 extra={"launches": self.launches, "cause": self.last_exit or "unknown"},
             )
+        self.last_exit = None
         return browser
 
     def _gone(self, marker: str) -> None:

@@ -91,11 +91,14 @@ def _expectation(text: str) -> Classified:
     subject = call.group("locator") if call else found.group("what")
     expected = (found.group("verb") + (found.group("expected") or "")).strip()
     actual = (found.group("actual") or "").strip()
-    if not actual and "waiting for" in text and "resolved to" not in text:
+    if "element(s) not found" in text or (actual == "None" and "resolved to" not in text):
         actual = "no element matched"
+    elif not actual:
+        actual = 'empty text ("")'
+
     return Classified(
         FailureType.ASSERTION,
         f"{subject} expected {expected}",
         expected=expected,
-        actual=actual or None,
+        actual=actual,
     )

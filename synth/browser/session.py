@@ -47,6 +47,10 @@ class StepWatch:
     page_errors: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
+    """The page's requests to the services that failed or answered 5xx."""
+    error_responses: list[str] = field(default_factory=list)
+    """Requests to the services answered 4xx/5xx (not the document): the likely cause of
+    an element that never appeared."""
     crashed: bool = False
 
 
@@ -129,6 +133,12 @@ class BrowserSession:
             self._watch.document_status = response.status
             self._watch.document_url = self._ctx.redactor.url(response.url)
             self._watch.navigations += 1
+        elif response.status >= 400 and _origin(response.url) in self._origins:
+            path = urlsplit(self._ctx.redactor.url(response.url)).path
+            seen = f"{request.method} {path} answered {response.status}"
+            self._watch.error_responses.append(seen)
+            if response.status >= 500:
+                self._watch.failed_requests.append(seen)
 
     def _on_request_failed(self, request: Request) -> None:
         if _origin(request.url) in self._origins:
@@ -211,11 +221,12 @@ class BrowserSession:
             FailureType.TIMEOUT,
         ):
             return problem
+        message = classified.message
         if classified.type is FailureType.SCRIPT_ERROR and self._engine.last_exit:
-            cause = self._engine.last_exit
-            message = f"{classified.message} (cause: {cause})"
-        else:
-            message = classified.message
+            message = f"{message} (cause: {self._engine.last_exit})"
+        elif self._watch.error_responses:
+            answered = "; ".join(dict.fromkeys(self._watch.error_responses[-3:]))
+            message = f"{message}; the page's requests to the service: {answered}"
         redact = self._ctx.redactor.text
         return Failure(
             classified.type,

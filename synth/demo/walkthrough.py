@@ -25,6 +25,7 @@ from synth.checks.loader import load_checks
 from synth.config import Settings
 from synth.demo.shop import ShopThread, run_in_thread
 from synth.model import CheckSpec, Phase, RunResult
+from synth.outputs.artifact_links import file_link
 from synth.outputs.metrics import Metrics
 from synth.outputs.report import TerminalReporter
 from synth.outputs.sinks import OutputPlan, RunLog, build_sinks
@@ -136,7 +137,12 @@ def _run(
         OutputPlan(
             metrics=Metrics(phase_buckets=settings.metrics.http_phase_buckets),
             runs=runs,
-            terminal=TerminalReporter(sys.stdout, color=color),
+            terminal=TerminalReporter(
+                sys.stdout,
+                color=color,
+                artifact_link=file_link(settings.browser.artifacts_dir),
+            ),
+            artifact_dir=settings.browser.artifacts_dir,
         )
     )
 
