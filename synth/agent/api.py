@@ -10,16 +10,16 @@ or holding values no store can keep gets 400/422 with the reason.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from synth import __version__
-from synth.agent import json_body, openapi
+from synth.agent import artifacts, json_body, openapi
 from synth.agent.adapters import hooks_router
 from synth.agent.auth import AuthError, request_target
 from synth.agent.cluster_status import cluster_status
@@ -210,7 +210,39 @@ def build_api(agent: Agent) -> ASGIApp:
             raise HTTPException(503, f"store unavailable: {exc}") from None
         if result is None:
             raise HTTPException(404, f"no run {run_id[:64]!r}")
-        return run_to_dict(result)
+        try:
+            stored = await store.list_artifacts(result.run_id)
+        except StoreError as exc:
+            raise HTTPException(503, f"store unavailable: {exc}") from None
+        body = run_to_dict(result)
+        body["artifacts"] = _linked(result.run_id, map(artifacts.info_to_dict, stored))
+        return body
+
+    @app.get(
+        "/v1/runs/{run_id}/artifacts/{name}",
+        tags=["runs"],
+        response_class=Response,
+        responses=artifacts.OPENAPI_200,
+    )
+    async def get_artifact(
+        run_id: str,
+        name: Annotated[str, Path(json_schema_extra={"pattern": artifacts.NAME_PATTERN})],
+    ) -> Response:
+        """One artifact of a run (a browser step's screenshot, Playwright trace or console
+        log), served with its content type: `url` in the run's `artifacts` points here."""
+        if not artifacts.valid_name(name):
+            raise HTTPException(
+                404, f"no artifact {name[:100]!r}: names match {artifacts.NAME_PATTERN}"
+            )
+        store = _store(agent)
+        try:
+            found = await store.get_artifact(run_id[:64], name)
+        except StoreError as exc:
+            raise HTTPException(503, f"store unavailable: {exc}") from None
+        if found is None:
+            raise HTTPException(404, f"no artifact {name!r} of run {run_id[:64]!r}")
+        content_type, data = found
+        return artifacts.response(name, content_type, data)
 
     @app.post("/v1/runs", tags=["runs"])
     async def run_now(body: RunNow) -> dict[str, Any]:
@@ -232,7 +264,9 @@ def build_api(agent: Agent) -> ASGIApp:
                 location=agent.settings.location,
             )
         )
-        return run_to_dict(result)
+        ran = run_to_dict(result)
+        ran["artifacts"] = _linked(result.run_id, ran["artifacts"])
+        return ran
 
     @app.post("/v1/deploys", tags=["deploys"], status_code=202)
     async def announce_deploy(event: DeployEvent, response: Response) -> dict[str, Any]:
@@ -322,6 +356,9 @@ def build_api(agent: Agent) -> ASGIApp:
                 outcome.problems
             )
         return JSONResponse(body, status_code=200 if outcome.ok else 422)
+
+    def _linked(run_id: str, listed: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        return artifacts.linked(agent.settings.server.public_url, run_id, listed)
 
     app.include_router(hooks_router(agent))
     openapi.install(app)

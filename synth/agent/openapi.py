@@ -35,7 +35,7 @@ NO_NUL = "^[^\\u0000]*$"
 DESCRIPTIONS = {
     "400": "The body is not UTF-8 JSON, or nests deeper than 64 levels",
     "401": "No or bad credentials (writes always; reads with server.read_auth)",
-    "404": "No such check, environment, run, deploy or configured hook",
+    "404": "No such check, environment, run, artifact, deploy or configured hook",
     "412": "The checks failed (the gate answer is the body)",
     "413": "The body is over server.max_body_bytes",
     "422": "A field is invalid, or holds NaN, Infinity, NUL or a lone surrogate",
@@ -52,6 +52,7 @@ STATUSES: dict[str, tuple[str, ...]] = {
     "GET /v1/checks": ("401",),
     "GET /v1/runs": _READ,
     "GET /v1/runs/{run_id}": (*_READ, "404"),
+    "GET /v1/runs/{run_id}/artifacts/{name}": (*_READ, "404"),
     "POST /v1/runs": (*_WRITE, "404"),
     "POST /v1/deploys": (*_WRITE, "404"),
     "GET /v1/deploys/{deploy_id}": (*_READ, "404"),
