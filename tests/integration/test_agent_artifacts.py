@@ -6,18 +6,21 @@ JSON, read authentication, strict names (404 with the reason), unknown ones 404.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from agent_harness import (
     AgentProcess,
     StartAgent,
     bearer,
     copy_example_checks,
     store_url,
+    wait_for,
     write_config,
 )
-from postgres import postgres_server  # noqa: F401
+from postgres import PostgresServer, postgres_server  # noqa: F401
 
 from synth.demo import ShopThread
 from synth.model import Artifact, Failure, FailureType, Phase, RunResult, Status, StepResult
@@ -175,3 +178,32 @@ def test_the_artifact_route_is_documented(
     )
     (name,) = [p for p in operation["parameters"] if p["name"] == "name"]
     assert name["schema"]["pattern"] == "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test's own, to stop and start."""
+    server = PostgresServer.create()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+def test_artifacts_are_503_while_the_store_is_down(
+    tmp_path: Path, shop: ShopThread, start_agent: StartAgent, private_postgres: PostgresServer
+) -> None:
+    agent = start(tmp_path, shop, start_agent, private_postgres.create_database())
+    path = f"/v1/runs/{RUN_ID}/artifacts/console.log"
+    assert agent.get(path).content == CONSOLE
+
+    private_postgres.stop()
+    down = agent.get(path)
+    assert down.status_code == 503, down.text
+    assert "store unavailable" in down.json()["detail"]
+    assert agent.get(f"/v1/runs/{RUN_ID}").status_code == 503
+
+    private_postgres.start()  # same port, same data
+    wait_for(lambda: agent.get("/readyz").status_code == 200, timeout=10, what="/readyz 200")
+    assert agent.get(path).content == CONSOLE
