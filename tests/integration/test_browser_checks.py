@@ -414,6 +414,31 @@ async def test_traceparent_on_the_document_and_the_pages_fetch(site: Site) -> No
     assert "traceparent" not in elsewhere.headers  # never to an origin outside the services
 
 
+async def test_a_page_used_outside_a_step_sends_no_empty_traceparent(site: Site) -> None:
+    """flow.page() is meant for steps, but a check may navigate before its first one: the
+    header it gets is then the run's (or none) — never an empty, invalid `traceparent`."""
+
+    @synth.check(service="web", retries=0, timeout="20s")
+    async def navigates_before_its_step(flow: Flow) -> None:
+        page = await flow.page()
+        await page.goto("/")
+        async with flow.step("welcome"):
+            await page.goto("/welcome")
+
+    result = await run(settings_for(site), spec_of(navigates_before_its_step))
+    assert result.status is Status.PASSED, run_to_dict(result)
+    (before,) = site.seen("/")
+    (inside,) = site.seen("/welcome")
+    inside_match = TRACEPARENT.match(inside.headers.get("traceparent", ""))
+    assert inside_match
+    assert inside_match.group("trace") == result.trace_id
+    if "traceparent" in before.headers:
+        traceparent = before.headers["traceparent"]
+        found = TRACEPARENT.match(traceparent)
+        assert found, f"the document before the step had traceparent {traceparent!r}"
+        assert found.group("trace") == result.trace_id
+
+
 # -- 4. artifacts --------------------------------------------------------------------
 
 
@@ -568,6 +593,7 @@ async def kill_mid_run(settings: Settings, runner: Runner) -> tuple[RunResult, i
     assert pid is not None
     assert is_synth_chromium(pid)
     os.kill(pid, signal.SIGKILL)
+    assert await exited(pid, 5)
     return await asyncio.wait_for(task, 15), pid
 
 
@@ -608,3 +634,47 @@ async def test_a_script_error_after_a_relaunch_is_not_blamed_on_the_old_crash(
     assert failure_type is FailureType.SCRIPT_ERROR, message
     assert "bad-eval-5521" in message
     assert "cause:" not in message, "a healthy browser's script error blamed on a past crash"
+
+
+async def exited(pid: int, timeout: float) -> bool:
+    """Wait (bounded) for process `pid` to end: its pidfd becomes readable when it does."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    loop = asyncio.get_running_loop()
+    gone = asyncio.Event()
+    loop.add_reader(fd, gone.set)
+    try:
+        async with asyncio.timeout(timeout):
+            await gone.wait()
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    return True
+
+
+async def test_changed_browser_settings_do_not_leave_the_old_browser_running(
+    site: Site,
+) -> None:
+    """The agent's reload builds a new Runner with new settings; a browser worker's loop
+    then gets an engine for them. The previous engine's Chromium must not live on."""
+    first = settings_for(site)
+    second = settings_for(site, browser={"action_timeout": "2s"})
+    async with own_engine():
+        old = engine_for_running_loop(first.browser)
+        try:
+            assert (await run(first, spec_of(sign_in_py))).status is Status.PASSED
+            old_pid = old.pid()
+            assert old_pid is not None
+            assert (await run(second, spec_of(sign_in_py))).status is Status.PASSED
+            new_pid = engine_for_running_loop(second.browser).pid()
+            assert new_pid is not None
+            assert new_pid != old_pid
+            assert await exited(old_pid, 5), (
+                f"the first settings' Chromium (pid {old_pid}) is still running"
+            )
+        finally:
+            await old.aclose()  # never leave it behind, whatever the engine did
