@@ -128,6 +128,7 @@ def failure_to_dict(failure: Failure) -> dict[str, Any]:
         "url": failure.url,
         "response_excerpt": failure.response_excerpt,
         "traceback": failure.traceback,
+        "in_target": failure.in_target,
     }
 
 
@@ -261,6 +262,7 @@ def _failure(d: Mapping[str, Any]) -> Failure:
         url=_opt_str(d, "url"),
         response_excerpt=_opt_str(d, "response_excerpt"),
         traceback=_opt_str(d, "traceback"),
+        in_target=_bool(d, "in_target", False),
     )
 
 

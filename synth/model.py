@@ -230,6 +230,9 @@ class Failure:
     url: str | None = None
     response_excerpt: str | None = None
     traceback: str | None = None
+    in_target: bool = False
+    """The target itself raised it: a `script_error` thrown by the service's page (its
+    JavaScript), not by the check's code — a deploy with it fails rather than errs."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,7 +100,12 @@ def _decide(results: Sequence[RunResult], checks: tuple[str, ...], error: str | 
         for r in results
         if not r.passed
     )
-    target_failures = [f for f in failing if f.failure_type != FailureType.SCRIPT_ERROR]
+    # A check's own error says nothing about the deploy; a page's script error does.
+    target_failures = [
+        f
+        for f, r in zip(failing, (r for r in results if not r.passed), strict=True)
+        if f.failure_type != FailureType.SCRIPT_ERROR or (r.failure and r.failure.in_target)
+    ]
     if target_failures:
         names = ", ".join(sorted({f"{f.check} ({f.step})" for f in target_failures}))
         return Verdict(

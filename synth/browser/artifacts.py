@@ -77,8 +77,13 @@ class ArtifactCollector:
             os.unlink(path)
         self._keep(TRACE, "application/zip", data)
 
+    def note(self, text: str) -> None:
+        """A line for the console log about what could not be kept."""
+        self._notes.append(text)
+
     def console(self, lines: list[str]) -> None:
         text = "\n".join([*lines, *(f"synth: {note}" for note in self._notes)])
+        text = text or "synth: the page logged nothing to its console"
         data = self._redactor.text(text).encode()
         if len(data) > self._max:
             data = data[: self._max - 64] + b"\n[truncated at the artifact size cap]\n"

@@ -127,6 +127,12 @@ class BrowserEngine:
         if marker == self._marker and self.last_exit is None:
             self.last_exit = "the browser process exited"
 
+    def forget(self, browser: Browser) -> None:
+        """`browser` is dead though it has not said so yet: launch a new one next time."""
+        if self._browser is browser:
+            self._browser = None
+            self.last_exit = self.last_exit or "the browser process exited"
+
     def pid(self) -> int | None:
         """The PID of the Chromium this engine launched, if it is running."""
         return _find_pid(f"--synth-browser={self._marker}") if self._marker else None
@@ -176,6 +182,7 @@ def _find_pid(marker: str) -> int | None:
     return None
 
 
+_closing: set[asyncio.Task[None]] = set()
 _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BrowserEngine] = (
     weakref.WeakKeyDictionary()
 )
@@ -186,6 +193,10 @@ def engine_for_running_loop(settings: BrowserSettings) -> BrowserEngine:
     loop = asyncio.get_running_loop()
     engine = _engines.get(loop)
     if engine is None or engine.settings != settings:
+        if engine is not None:  # new settings (a reload): the old browser must not linger
+            closing = loop.create_task(engine.aclose())
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
         engine = BrowserEngine(settings)
         _engines[loop] = engine
     return engine

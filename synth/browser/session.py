@@ -6,6 +6,7 @@ and the run's artifacts at the end."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("synth.browser")
 
 CLOSE_TIMEOUT_S = 5.0
+ARTIFACT_TIMEOUT_S = 5.0
 
 
 @dataclass(slots=True)
@@ -81,17 +83,8 @@ class BrowserSession:
         if not self._holding:
             await self._engine.slots.acquire()
             self._holding = True
-        browser = await self._engine.browser()
+        context = await self._new_context()
         settings = self._settings
-        target = self._ctx.target(None)
-        tls = target.tls or self._ctx.environment.tls
-        context = await browser.new_context(
-            base_url=target.base_url,
-            viewport={"width": settings.viewport.width, "height": settings.viewport.height},
-            ignore_https_errors=not tls.verify,
-            service_workers="block",  # every request goes through the route below
-            user_agent=None,
-        )
         self._context = context
         context.set_default_timeout(settings.action_timeout * 1000)
         context.set_default_navigation_timeout(settings.navigation_timeout * 1000)
@@ -111,10 +104,39 @@ class BrowserSession:
         self._page = page
         return page
 
+    async def _new_context(self) -> BrowserContext:
+        """A fresh context; once more on a new browser if the one at hand died between
+        runs (killed or crashed before its disconnect was noticed)."""
+        from playwright.async_api import Error
+
+        settings = self._settings
+        target = self._ctx.target(None)
+        tls = target.tls or self._ctx.environment.tls
+        for attempt in (1, 2):
+            browser = await self._engine.browser()
+            try:
+                return await browser.new_context(
+                    base_url=target.base_url,
+                    viewport={
+                        "width": settings.viewport.width,
+                        "height": settings.viewport.height,
+                    },
+                    ignore_https_errors=not tls.verify,
+                    service_workers="block",  # every request goes through the route below
+                )
+            except Error as error:
+                if attempt == 2 or not _closed(error):
+                    raise
+                self._engine.forget(browser)
+        raise AssertionError("unreachable")
+
     async def _traced(self, route: Route, request: Request) -> None:
-        headers = await request.all_headers()
-        headers["traceparent"] = self._traceparent
         try:
+            if not self._traceparent:  # before the first step: no span to carry
+                await route.continue_()
+                return
+            headers = await request.all_headers()
+            headers["traceparent"] = self._traceparent
             await route.continue_(headers=headers)
         except Exception as error:  # the page went away while the request was routed
             log.debug("route not continued: %s", error)
@@ -148,7 +170,10 @@ class BrowserSession:
             )
 
     def _on_page_error(self, error: Any) -> None:
-        text = self._ctx.redactor.text(str(error).strip().splitlines()[0] if str(error) else "")
+        message = getattr(error, "message", None) or str(error)
+        name = getattr(error, "name", None)
+        first = message.strip().splitlines()[0] if message.strip() else "(no message)"
+        text = self._ctx.redactor.text(f"{name}: {first}" if name else first)
         self._watch.page_errors.append(text)
         self._console.append(f"{_clock()} pageerror {text}")
 
@@ -194,12 +219,14 @@ class BrowserSession:
                 f"uncaught error in the page: {watch.page_errors[0]}",
                 actual="; ".join(watch.page_errors[:3]),
                 url=watch.document_url,
+                in_target=True,
             )
         if self._settings.fail_on_console_errors and watch.console_errors:
             return Failure(
                 FailureType.SCRIPT_ERROR,
                 f"console error in the page: {watch.console_errors[0]}",
                 actual="; ".join(watch.console_errors[:3]),
+                in_target=True,
             )
         if self._settings.fail_on_failed_requests and watch.failed_requests:
             return Failure(
@@ -246,7 +273,7 @@ class BrowserSession:
             return
         self._measured = recorder
         try:
-            measured = await asyncio.wait_for(page.evaluate(vitals.READ_SCRIPT), 2.0)
+            measured = await asyncio.wait_for(page.evaluate(vitals.READ_SCRIPT), 1.0)
         except Exception as error:
             log.debug("no browser timings for step %s: %s", recorder.name, error)
             measured = None
@@ -276,36 +303,65 @@ class BrowserSession:
         """Keep the run's artifacts (per `browser.artifacts`) and close its context; a
         browser that does not close in time is killed. Returns the artifacts."""
         context, page = self._context, self._page
-        if self._holding:
-            self._holding = False
-            self._engine.slots.release()
-        if context is None:
-            return ()
-        keep = self._settings.artifacts == "always" or (
-            failed and self._settings.artifacts == "on_failure"
-        )
-        collector = ArtifactCollector(self._ctx.redactor, self._settings.max_artifact_bytes)
-        try:
-            async with asyncio.timeout(CLOSE_TIMEOUT_S * 2):
-                if keep and page is not None and not page.is_closed() and not self._watch.crashed:
-                    await collector.screenshot(page)
-                if self._tracing:
-                    await collector.trace(context, keep=keep)
-                await context.close()
-        except TimeoutError:
-            pid = self._engine.kill("it stopped answering while the run's context closed")
-            self._hung = f"the browser stopped answering; chromium (pid {pid}) killed and restarted"
-        except Exception as error:  # the browser went away: nothing more to collect
-            log.debug("browser context not closed: %s", error)
-        if keep:
-            collector.console(self._console)
         self._context = self._page = None
-        return (*self._named, *collector.artifacts())
+        try:
+            if context is None:
+                return ()
+            keep = self._settings.artifacts == "always" or (
+                failed and self._settings.artifacts == "on_failure"
+            )
+            collector = ArtifactCollector(self._ctx.redactor, self._settings.max_artifact_bytes)
+            try:
+                await self._collect(collector, context, page, keep=keep)
+                await asyncio.wait_for(context.close(), CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                pid = self._engine.kill("it did not close a run's context within 5 s")
+                self._hung = (
+                    f"the browser stopped answering; chromium (pid {pid}) killed and restarted"
+                )
+            except Exception as error:  # the browser went away: nothing more to collect
+                log.debug("browser context not closed: %s", error)
+            if keep:
+                collector.console(self._console)
+            return (*self._named, *collector.artifacts())
+        finally:
+            if self._holding:
+                self._holding = False
+                self._engine.slots.release()
+
+    async def _collect(
+        self,
+        collector: ArtifactCollector,
+        context: BrowserContext,
+        page: Page | None,
+        *,
+        keep: bool,
+    ) -> None:
+        """The screenshot and trace, each within its own bound: a page still waiting for
+        its document (an outage that accepts connections and never answers) must not
+        cost the run its trace, nor its browser."""
+        if keep and page is not None and not page.is_closed() and not self._watch.crashed:
+            with contextlib.suppress(Exception):
+                session = await asyncio.wait_for(context.new_cdp_session(page), 1.0)
+                await asyncio.wait_for(session.send("Page.stopLoading"), 1.0)
+            try:
+                await asyncio.wait_for(collector.screenshot(page), ARTIFACT_TIMEOUT_S)
+            except TimeoutError:
+                collector.note("no screenshot: the page did not render within 5 s")
+        if self._tracing:
+            try:
+                await asyncio.wait_for(collector.trace(context, keep=keep), ARTIFACT_TIMEOUT_S)
+            except TimeoutError:
+                collector.note("no trace: the browser did not write it within 5 s")
 
     @property
     def hung(self) -> str | None:
         """Why the run's browser was killed at the end of the run, if it was."""
         return self._hung
+
+
+def _closed(error: Exception) -> bool:
+    return "closed" in str(error).lower() or "crashed" in str(error).lower()
 
 
 def _service_origins(ctx: FlowContext) -> tuple[str, ...]:

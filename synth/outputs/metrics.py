@@ -326,9 +326,8 @@ class Metrics:
         )
         self.cluster = ClusterMetrics(r)
         # What the fast writer renders: every lean family above, whichever gets added.
-        self._lean = tuple(
-            v for v in vars(self).values() if isinstance(v, LeanHistogram | LeanScalars)
-        )
+        families = [*vars(self).values(), *vars(self.browser).values()]
+        self._lean = tuple(v for v in families if isinstance(v, LeanHistogram | LeanScalars))
 
     def describe_agent(self, *, version: str, location: str) -> None:
         """Agent self-metrics: synth_agent_info{version,location} and process_* metrics."""

@@ -79,6 +79,7 @@ _FAILURE = {
             name: _NULLABLE_STR
             for name in ("expected", "actual", "method", "url", "response_excerpt", "traceback")
         },
+        "in_target": {"type": "boolean"},
     },
 }
 _REQUEST = {

@@ -131,12 +131,18 @@ def write_check(directory: Path, filename: str, source: str) -> Path:
     return path
 
 
-def copy_example_checks(directory: Path) -> Path:
-    """Copy the repository's example checks (checkout, browse, shop-port) into
-    `directory/checks/`."""
+BROWSER_EXAMPLES = frozenset({"shop_ui_checkout.yaml"})
+"""The example checks that drive Chromium: copied only by the tests about browsers."""
+
+
+def copy_example_checks(directory: Path, *, browser: bool = False) -> Path:
+    """Copy the repository's example checks (checkout, browse, shop-port; with `browser`
+    also shop-ui-checkout) into `directory/checks/`."""
     target = directory / "checks"
     target.mkdir(parents=True, exist_ok=True)
     for source in sorted(EXAMPLE_CHECKS.iterdir()):
+        if source.name in BROWSER_EXAMPLES and not browser:
+            continue
         if source.suffix in (".py", ".yaml", ".yml") and not source.name.startswith("_"):
             (target / source.name).write_bytes(source.read_bytes())
     return target

@@ -4,6 +4,7 @@ file:line, JUnit XML through pytest's own --junitxml."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -51,14 +52,26 @@ def test_checks_run_as_pytest_items(tmp_path: Path, shop: ShopThread) -> None:
     assert "FAILED synth::load error checks/broken.py:5" in out, out
     assert "checks/broken.py:5: syntax error" in out
     # checkout fails with the same report as `synth run`; browse (tag `browse`) is
-    # deselected by -m; shop-port (tag `probe`) passes.
+    # deselected by -m; shop-port (tag `probe`) passes. The browser check (tag `checkout`)
+    # runs in real Chromium: the product page cannot load its products, so the button it
+    # clicks never appears; its screenshot is written beside the session and named.
     assert "FAILED synth::checkout" in out
     assert "FAIL list products" in out
     assert "expected status 200, got 503" in out
     assert "synth::browse" not in out
-    assert "2 failed, 1 passed, 1 deselected" in out, out
+    assert "FAILED synth::shop-ui-checkout" in out, out
+    assert "GET /api/products answered 503" in out, out
+    shots = re.findall(r"artifact screenshot\.png: (\S+)", out)
+    assert shots, out
+    assert (tmp_path / shots[0]).read_bytes().startswith(b"\x89PNG")
+    assert "3 failed, 1 passed, 1 deselected" in out, out
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
-    assert set(cases) == {"load error checks/broken.py:5", "checkout", "shop-port"}
+    assert set(cases) == {
+        "load error checks/broken.py:5",
+        "checkout",
+        "shop-port",
+        "shop-ui-checkout",
+    }
     failure = cases["checkout"].find("failure")
     assert failure is not None
     assert "expected status 200, got 503" in (failure.text or "")
@@ -69,7 +82,9 @@ def test_checks_run_as_pytest_items(tmp_path: Path, shop: ShopThread) -> None:
     done = pytest_run(tmp_path, "--synth-env", "staging", "-k", "browse", "-rA")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PASSED synth::browse" in done.stdout
-    assert "1 passed, 2 deselected" in done.stdout
+    # -k matches markers too: the browser check's tag `browser` contains "browse".
+    assert "PASSED synth::shop-ui-checkout" in done.stdout
+    assert "2 passed, 2 deselected" in done.stdout
 
     # Without --synth-env the plugin adds nothing: no checks, no items.
     done = pytest_run(tmp_path)

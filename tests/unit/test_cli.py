@@ -272,7 +272,7 @@ def test_the_shipped_example_validates_with_the_variables_the_readme_lists(
     config = REPO_CHECKS.parent / "synth.yaml"
     assert main(["validate", "--config", str(config), str(REPO_CHECKS), "--env", env]) == 0
     out = capsys.readouterr().out
-    assert out == f"3 check(s) loaded, environments: {env}; 0 problem(s)\n"
+    assert out == f"4 check(s) loaded, environments: {env}; 0 problem(s)\n"
 
 
 # -- list -----------------------------------------------------------------------------------
@@ -376,6 +376,8 @@ def shop_config(tmp_path: Path, shop: ShopThread) -> Path:
           shop_password: {{value: {DEFAULT_PASSWORD}}}
     runner:
       retry_delay: 0s
+    browser:
+      artifacts_dir: "{tmp_path / "artifacts"}"
     """
     config.write_text(dedent(text), encoding="utf-8")
     return config
@@ -400,16 +402,20 @@ def test_run_against_demo_shop_passes_and_writes_reports(
     code, report, junit = run_shop(shop_config, tmp_path, "pass")
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
-    assert captured.out.startswith("Running 3 check(s) against local")
-    assert "3 checks: 3 passed, 0 failed" in captured.out
+    assert captured.out.startswith("Running 4 check(s) against local")
+    assert "4 checks: 4 passed, 0 failed" in captured.out
     assert DEFAULT_PASSWORD not in captured.out + captured.err
     # The secret really was sent: the shop saw logins.
     assert any(r.path == "/api/login" for r in shop.requests)
 
     assert report["environment"] == "local"
-    assert report["summary"] == {"total": 3, "passed": 3, "failed": 0, "skipped": 0}
+    assert report["summary"] == {"total": 4, "passed": 4, "failed": 0, "skipped": 0}
     runs = {r["check"]: r for r in report["runs"]}
-    assert set(runs) == {"browse", "checkout", "shop-port"}
+    assert set(runs) == {"browse", "checkout", "shop-port", "shop-ui-checkout"}
+    facts = runs["shop-ui-checkout"]["steps"][0]["facts"]
+    assert facts["kind"] == "browser"
+    assert facts["status"] == 200
+    assert runs["shop-ui-checkout"]["artifacts"] == []  # kept on failure only
     assert [s["name"] for s in runs["checkout"]["steps"]] == [
         "log in",
         "list products",
@@ -420,12 +426,12 @@ def test_run_against_demo_shop_passes_and_writes_reports(
     assert all(r["status"] == "passed" for r in runs.values())
 
     assert junit.tag == "testsuites"
-    assert (junit.get("tests"), junit.get("failures"), junit.get("errors")) == ("3", "0", "0")
+    assert (junit.get("tests"), junit.get("failures"), junit.get("errors")) == ("4", "0", "0")
     suite = junit.find("testsuite")
     assert suite is not None
     assert suite.get("name") == "synth.local"
     cases = {c.get("name"): c for c in suite.iter("testcase")}
-    assert set(cases) == {"browse", "checkout", "shop-port"}
+    assert set(cases) == {"browse", "checkout", "shop-port", "shop-ui-checkout"}
     assert all(c.find("failure") is None and c.find("error") is None for c in cases.values())
 
 
@@ -440,16 +446,25 @@ def test_run_against_failing_demo_shop_exits_1_naming_the_step(
     assert DEFAULT_PASSWORD not in out + captured.err
     assert re.search(r"^ +(✗|FAIL) check out +\S+ +http_status$", out, re.MULTILINE), out
     assert "expected status 201, got 503" in out
-    assert "3 checks: 2 passed, 1 failed (checkout)" in out
+    # The browser check fails too (the page shows "Checkout failed"), with its screenshot.
+    assert "4 checks: 2 passed, 2 failed (checkout, shop-ui-checkout)" in out
+    shot = re.search(r"artifact screenshot\.png: (\S+)", out)
+    assert shot is not None, out
+    assert Path(shot.group(1)).read_bytes().startswith(b"\x89PNG")
+    assert Path(shot.group(1)).is_relative_to(tmp_path / "artifacts")
+    assert "POST /api/checkout answered 503" in out
 
-    assert report["summary"] == {"total": 3, "passed": 2, "failed": 1, "skipped": 0}
+    assert report["summary"] == {"total": 4, "passed": 2, "failed": 2, "skipped": 0}
     checkout = next(r for r in report["runs"] if r["check"] == "checkout")
     assert checkout["status"] == "failed"
     assert checkout["failed_step"] == "check out"
     assert checkout["failure_type"] == "http_status"
     assert checkout["attempts"] == 2  # retries=1 in checks/shop_checkout.py
 
-    assert (junit.get("tests"), junit.get("failures"), junit.get("errors")) == ("3", "1", "0")
+    assert (junit.get("tests"), junit.get("failures"), junit.get("errors")) == ("4", "2", "0")
+    browser_case = next(c for c in junit.iter("testcase") if c.get("name") == "shop-ui-checkout")
+    attached = browser_case.findtext("system-out") or ""
+    assert f"[[ATTACHMENT|{shot.group(1)}]]" in attached
     case = next(c for c in junit.iter("testcase") if c.get("name") == "checkout")
     failure = case.find("failure")
     assert failure is not None
