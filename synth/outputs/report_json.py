@@ -22,6 +22,7 @@ from synth.model import (
     Severity,
     Status,
 )
+from synth.outputs.artifact_links import ArtifactLink
 from synth.outputs.report_text import write_report_text
 from synth.probes.facts import KINDS
 
@@ -34,8 +35,10 @@ def json_report(
     env: str,
     started_at: datetime,
     duration_s: float,
+    artifact_link: ArtifactLink | None = None,
 ) -> dict[str, Any]:
-    """The whole report: when and where the runs happened, a summary, and every run."""
+    """The whole report: when and where the runs happened, a summary, and every run (with
+    each artifact's `url`: where it was written, when `artifact_link` says)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "synth_version": __version__,
@@ -48,8 +51,15 @@ def json_report(
             "failed": sum(1 for r in results if r.status is Status.FAILED),
             "skipped": sum(1 for r in results if r.status is Status.SKIPPED),
         },
-        "runs": [run_to_dict(r) for r in results],
+        "runs": [_with_links(run_to_dict(r), artifact_link) for r in results],
     }
+
+
+def _with_links(run: dict[str, Any], link: ArtifactLink | None) -> dict[str, Any]:
+    if link is not None:
+        for artifact in run["artifacts"]:
+            artifact["url"] = link(run["run_id"], artifact["name"])
+    return run
 
 
 def write_json_report(
@@ -59,9 +69,16 @@ def write_json_report(
     env: str,
     started_at: datetime,
     duration_s: float,
+    artifact_link: ArtifactLink | None = None,
 ) -> None:
     """Write `json_report(...)` to a file, or to standard output for "-"."""
-    report = json_report(results, env=env, started_at=started_at, duration_s=duration_s)
+    report = json_report(
+        results,
+        env=env,
+        started_at=started_at,
+        duration_s=duration_s,
+        artifact_link=artifact_link,
+    )
     write_report_text(path_or_dash, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 

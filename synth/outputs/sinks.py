@@ -189,8 +189,8 @@ class _Terminal:
 
 
 class _JsonReport(_AtEnd):
-    def __init__(self, path: str, env: str, runs: RunLog) -> None:
-        self.path, self.env, self.runs = path, env, runs
+    def __init__(self, path: str, env: str, runs: RunLog, link: ArtifactLink | None) -> None:
+        self.path, self.env, self.runs, self.link = path, env, runs, link
 
     async def close(self) -> None:
         from synth.outputs.report_json import write_json_report
@@ -201,6 +201,7 @@ class _JsonReport(_AtEnd):
             env=self.env,
             started_at=self.runs.started_at,
             duration_s=self.runs.duration_s,
+            artifact_link=self.link,
         )
 
 
@@ -364,10 +365,10 @@ def build_sinks(plan: OutputPlan) -> SinkChain:
     if runs is not None:
         if plan.terminal is not None:
             sinks.append(_Terminal(plan.terminal, runs))
+        link = file_link(plan.artifact_dir) if plan.artifact_dir is not None else None
         if plan.json_path:
-            sinks.append(_JsonReport(plan.json_path, plan.env, runs))
+            sinks.append(_JsonReport(plan.json_path, plan.env, runs, link))
         if plan.junit_path:
-            link = file_link(plan.artifact_dir) if plan.artifact_dir is not None else None
             sinks.append(_JunitReport(plan.junit_path, plan.env, runs, link))
         if plan.baseline is not None:
             sinks.append(_Baseline(plan.baseline, runs))

@@ -455,6 +455,9 @@ def test_run_against_failing_demo_shop_exits_1_naming_the_step(
     assert "POST /api/checkout answered 503" in out
 
     assert report["summary"] == {"total": 4, "passed": 2, "failed": 2, "skipped": 0}
+    ui = next(r for r in report["runs"] if r["check"] == "shop-ui-checkout")
+    urls = {a["name"]: a["url"] for a in ui["artifacts"]}
+    assert urls["screenshot.png"] == shot.group(1)  # the JSON report says where it is
     checkout = next(r for r in report["runs"] if r["check"] == "checkout")
     assert checkout["status"] == "failed"
     assert checkout["failed_step"] == "check out"
