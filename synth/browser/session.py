@@ -282,7 +282,8 @@ class BrowserSession:
         recorder.details.update(_display(facts))
         if measured and self._watch.navigations:
             start_ns, end_ns = vitals.navigation_span_ns(measured)
-            attributes: dict[str, str | int | float | bool] = {"url.full": facts.url}
+            document = self._watch.document_url or facts.url
+            attributes: dict[str, str | int | float | bool] = {"url.full": document}
             if facts.status is not None:
                 attributes["http.response.status_code"] = facts.status
             attributes.update({f"synth.browser.{k}_s": v for k, v in facts.timings().items()})

@@ -19,7 +19,7 @@ import re
 import signal
 import textwrap
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -27,6 +27,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 import pytest_asyncio
 from browser_site import PAGE_ERROR, SIGNED_IN, Site, refused_port
+from otlp_receiver import OtlpHttpReceiver, otel_env, otlp_http_fixture, tree  # noqa: F401
 from playwright.async_api import expect
 
 import synth
@@ -37,6 +38,7 @@ from synth.checks.loader import load_checks
 from synth.codec import run_to_dict
 from synth.config import Settings
 from synth.model import CheckSpec, FailureType, RunRequest, RunResult, Status
+from synth.outputs.tracing import TracingConfig, start_tracing
 from synth.runner import Runner
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -678,3 +680,40 @@ async def test_changed_browser_settings_do_not_leave_the_old_browser_running(
             )
         finally:
             await old.aclose()  # never leave it behind, whatever the engine did
+
+
+# -- traces ---------------------------------------------------------------------------------
+
+
+async def test_a_browser_step_is_a_span_with_a_navigation_span_the_page_joined(
+    site: Site, otlp_http: Callable[..., OtlpHttpReceiver]
+) -> None:
+    receiver = otlp_http()
+    config = TracingConfig.from_env(otel_env(receiver.endpoint))
+    tracing = start_tracing(config, location="local", environment=ENV)
+    try:
+        runner = Runner(settings_for(site), tracer=tracing.tracer)
+        result = await run(runner.settings, spec_of(sign_in_py), runner)
+        assert result.status is Status.PASSED, failure_of(result)
+        assert tracing.flush(5.0), "the receiver did not take the spans"
+    finally:
+        tracing.shutdown(2.0)
+    spans = receiver.wait_for(lambda got: any(s.name == "navigate" for s in got))
+    children = tree(spans, result.trace_id)
+    (root,) = children[""]
+    (step,) = children[root.span_id]
+    assert step.name == "sign in"
+    (navigate,) = [s for s in children.get(step.span_id, []) if s.name == "navigate"]
+    assert navigate.kind == "client"
+    assert navigate.attributes["url.full"] == site.base_url + "/"
+    assert navigate.attributes["http.response.status_code"] == 200
+    assert navigate.attributes["synth.browser.ttfb_s"] >= 0
+    # Timed by the browser's clock (millisecond precision), inside its step.
+    slack_ns = 5_000_000
+    assert step.start_ns - slack_ns <= navigate.start_ns <= navigate.end_ns
+    assert navigate.end_ns <= step.end_ns + slack_ns
+    # The page's document request carried the step span's context.
+    (document,) = site.seen("/")
+    found = TRACEPARENT.match(document.headers["traceparent"])
+    assert found is not None
+    assert (found["trace"], found["span"]) == (result.trace_id, step.span_id)
