@@ -29,7 +29,9 @@ log = logging.getLogger("synth.browser")
 
 CLOSE_TIMEOUT_S = 5.0
 # Chromium on a closed network: background services would try (and fail) to reach Google's
-# hosts at every start; sandboxing needs user namespaces, which a container as root lacks.
+# hosts at every start. Its sandbox is `browser.sandbox` (Playwright passes --no-sandbox
+# unless asked for it): it needs unprivileged user namespaces, which the container
+# runtimes' default seccomp profiles refuse.
 LAUNCH_ARGS = (
     "--disable-gpu",
     "--disable-quic",
@@ -94,14 +96,13 @@ class BrowserEngine:
             f"--js-flags=--max-old-space-size={heap_mb}",
             f"--synth-browser={marker}",  # how kill() finds the process it started
         ]
-        if os.geteuid() == 0:
-            args.append("--no-sandbox")
         try:
             browser = await self._playwright.chromium.launch(
                 executable_path=str(executable),
                 headless=True,
                 args=args,
                 timeout=self.settings.launch_timeout * 1000,
+                chromium_sandbox=self.settings.sandbox,
                 handle_sigint=False,
                 handle_sigterm=False,
                 handle_sighup=False,

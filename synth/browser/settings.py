@@ -47,3 +47,6 @@ class BrowserSettings(BaseModel):
     """Fail the step when a same-origin request of the page fails or answers 5xx."""
     viewport: Viewport = Viewport()
     launch_timeout: Seconds = Field(default=30.0, gt=0, le=600)
+    sandbox: bool = False
+    """Chromium's own sandbox: needs unprivileged user namespaces (a pod with an
+    Unconfined or custom seccomp profile) and a non-root user."""
