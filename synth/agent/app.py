@@ -388,7 +388,7 @@ class Agent:
         """Schedule the pairs this agent runs (all, or its cluster share), and export
         their per-check series."""
         self.scheduler.replace(pairs)
-        self.alerts.checks_moved()
+        self.alerts.checks_moved([(check.name, env) for check, env in pairs])
         scheduled = self.settings.scheduler.enabled
         intervals = {(c.name, env): interval_s(c) for c, env in pairs} if scheduled else {}
         self.metrics.set_schedule(intervals, self.settings.location)
@@ -521,6 +521,7 @@ class Agent:
         """Apply the run results alerting could not store (the store was away)."""
         while True:
             await asyncio.sleep(STORE_RETRY_S)
+            await self.alerts.seed_flakiness()
             await self.alerts.flush()
 
     async def _retention_loop(self) -> None:

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
 from synth.alerting import payloads
@@ -128,12 +128,44 @@ class AlertEngine:
         self._quiet: dict[tuple[str, str], datetime] = {}
         self.flaky = FlakyTracker()
         self._flaky_notified: set[tuple[str, str]] = set()
+        self._owned: set[tuple[str, str]] = set()
+        self._to_seed: set[tuple[str, str]] = set()  # owned, flakiness not read back yet
+        self._seeding: asyncio.Task[None] | None = None
         self._notices: deque[NewOutboxEvent] = deque(maxlen=PENDING_MAX)
 
-    def checks_moved(self) -> None:
-        """The set of checks this agent runs changed (a cluster rebalance): what it knew
-        of quiet pairs may be stale, since another member ran them meanwhile."""
+    def checks_moved(self, pairs: Collection[tuple[str, str]] | None = None) -> None:
+        """The set of checks this agent runs changed (a start, a reload, a cluster
+        rebalance): what it knew of quiet pairs may be stale, since another member ran them
+        meanwhile; the flakiness of pairs new to it is read back from the stored runs."""
         self._quiet.clear()
+        if pairs is None:
+            return
+        owned = set(pairs)
+        self._to_seed = (self._to_seed | (owned - self._owned)) & owned
+        self._owned = owned
+        if self._to_seed and (self._seeding is None or self._seeding.done()):
+            with contextlib.suppress(RuntimeError):  # no running loop: the retry loop seeds
+                self._seeding = asyncio.get_running_loop().create_task(self.seed_flakiness())
+
+    async def seed_flakiness(self) -> None:
+        """Read back the 24 h flakiness of the pairs that need it; kept for later when the
+        store is away."""
+        store = self._store()
+        if store is None or not self._to_seed:
+            return
+        pairs = set(self._to_seed)
+        location = self._settings().location
+        try:
+            history = await store.flaky_history(
+                location=location, pairs=pairs, now=datetime.now(UTC)
+            )
+        except StoreError as exc:
+            log.warning("flakiness not read back from the store (will retry): %s", exc)
+            return
+        for pair in pairs & self._to_seed:
+            flakiness = self.flaky.seed(pair, history.get(pair))
+            self._metrics.flakiness((pair[0], pair[1], location), flakiness.ratio)
+        self._to_seed -= pairs
 
     def redactor(self) -> Redactor:
         settings = self._settings()

@@ -1,9 +1,11 @@
 """Which checks are flaky: per check × environment, the share of runs over the last 24 h
 that failed transiently — passed on a retry, or failed once between two passes.
 
-A rolling window of hourly buckets in memory (24 small records per check × environment);
-an agent that restarts starts counting afresh. The most common (step, failure type) of the
-transient failures names where the noise comes from, so it can be fixed at its source.
+A rolling window of hourly buckets in memory (24 small records per check × environment),
+seeded from the stored runs when an agent starts or takes a check over from another
+cluster member (synth.store.flaky_history), so a restart does not forget the noise. The
+most common (step, failure type) of the transient failures names where the noise comes
+from, so it can be fixed at its source.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from synth.model import FailedAttempt, FailureType, RunResult
+from synth.store.flaky_history import PairHistory
 
 WINDOW_S = 86_400.0
 BUCKET_S = 3_600.0
@@ -90,6 +93,19 @@ class FlakyTracker:
         """The pair's flakiness now (no runs: ratio 0)."""
         pair = self._pairs.get((check, env))
         return self._summary(pair, self._clock()) if pair else Flakiness(0, 0)
+
+    def seed(self, pair: tuple[str, str], history: PairHistory | None) -> Flakiness:
+        """Replace what is known of `pair` with its stored history (None: no runs)."""
+        state = _Pair()
+        if history is not None:
+            for start in sorted(history.hours):
+                hour = history.hours[start]
+                bucket = _Bucket(start.timestamp(), hour.runs, hour.transient)
+                bucket.causes.update(hour.causes)
+                state.buckets.append(bucket)
+            state.streak, state.pending = history.streak, history.pending
+        self._pairs[pair] = state
+        return self._summary(state, self._clock())
 
     def forget(self, check: str) -> None:
         """Drop a check that was removed."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 import synth.store.alerts as alerts
 import synth.store.artifacts as artifacts
+import synth.store.flaky_history as flaky_history
 import synth.store.rows as table_rows
 from synth.alerting.playbook import IncidentState, LocationState
 from synth.baseline.record import StepBaseline
@@ -194,6 +195,13 @@ class Store:
             raise StoreError(
                 f"run {run_id} is stored in a form this synth cannot read: {error}"
             ) from error
+
+    async def flaky_history(
+        self, *, location: str, pairs: Collection[tuple[str, str]], now: datetime
+    ) -> dict[tuple[str, str], flaky_history.PairHistory]:
+        """The last 24 h of transient failures of these check × environment pairs."""
+        async with self._transaction("read flakiness", write=False) as connection:
+            return await flaky_history.read(connection, location=location, now=now, pairs=pairs)
 
     async def list_artifacts(self, run_id: str) -> list[ArtifactInfo]:
         """Metadata of a run's stored artifacts, by name; empty for a run without any."""
