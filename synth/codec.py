@@ -60,6 +60,7 @@ def run_to_dict(result: RunResult) -> dict[str, Any]:
         "attempts": result.attempts,
         "outcome": result.outcome,
         "failed_attempts": [_attempt_to_dict(a) for a in result.failed_attempts],
+        "attempt_location": result.attempt_location,
         "trace_id": result.trace_id,
         "started_at": format_time(result.started_at),
         "duration_s": result.duration_s,
@@ -213,6 +214,7 @@ def _run(d: Mapping[str, Any]) -> RunResult:
         tags=tuple(_as_str(t, "tags[]") for t in _list(d, "tags", [])),
         findings=tuple(_finding(f) for f in _list(d, "findings", [])),
         failed_attempts=tuple(_failed_attempt(a) for a in _list(d, "failed_attempts", [])),
+        attempt_location=_opt_str(d, "attempt_location"),
     )
 
 

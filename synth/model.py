@@ -324,6 +324,9 @@ class RunResult:
     """The attempts before the last one, each of which failed (oldest first)."""
     artifacts: tuple[Artifact, ...] = ()
     """Files of the last attempt (browser screenshots, traces, console logs)."""
+    attempt_location: str | None = None
+    """Where the last attempt ran when it was not here: a retry asked of another location
+    (synth.agent.remote_retry). None: every attempt ran at `location`."""
 
     @property
     def passed(self) -> bool:

@@ -10,6 +10,7 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -18,20 +19,30 @@ from synth.checks.context import FlowContext
 from synth.checks.failures import FlowAborted
 from synth.checks.flow import Flow
 from synth.config import Environment, Settings, resolve_environment
-from synth.model import Artifact, FailedAttempt, RunRequest, RunResult, Status
+from synth.model import Artifact, FailedAttempt, Phase, RunRequest, RunResult, Status
 from synth.probes.http import SslContexts
 from synth.redact import redacting_run
 from synth.spans import IdTracer, RunTracer
 from synth.warmup import prepare_tls, tls_settings, warm_http
+
+RetryElsewhere = Callable[[RunRequest, RunResult], Awaitable[RunResult | None]]
+"""Asks another location to retry a failed run: its attempt, or None (retry here)."""
 
 
 class Runner:
     """Runs checks with shared SSL contexts and resolved environments; safe to use from
     many concurrent tasks."""
 
-    def __init__(self, settings: Settings, *, tracer: RunTracer | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        tracer: RunTracer | None = None,
+        retry_elsewhere: RetryElsewhere | None = None,
+    ) -> None:
         self.settings = settings
         self.tracer: RunTracer = tracer or IdTracer()
+        self.retry_elsewhere = retry_elsewhere
         self._ssl_contexts = SslContexts()
         self._environments: dict[str, Environment] = {}
         self._warm = False
@@ -54,16 +65,19 @@ class Runner:
         prepare_tls(self._ssl_contexts, tls_settings(self.settings))
         await warm_http(self._ssl_contexts, user_agent=self.settings.runner.user_agent)
 
-    async def run(self, request: RunRequest) -> RunResult:
-        """Run the check, retrying a failed attempt up to its retries (synth.alerting.policy)
-        after a jittered `runner.retry_delay`; the last attempt is the result, carrying the
-        failed attempts before it."""
+    async def run(self, request: RunRequest, *, retries: int | None = None) -> RunResult:
+        """Run the check, retrying a failed attempt up to its retries (synth.alerting.policy;
+        `retries` overrides) after a jittered `runner.retry_delay`; the last attempt is the
+        result, carrying the failed attempts before it. A scheduled run's first retry is
+        asked of another location when there is one (`retry_elsewhere`), so a fault of
+        this location's network is not mistaken for the target's."""
         environment = self.environment(request.environment)
-        retries = retries_for(request.check, self.settings)
+        if retries is None:
+            retries = retries_for(request.check, self.settings)
         failed: list[FailedAttempt] = []
         attempt = 1
+        result = await self._attempt(request, environment, attempt)
         while True:
-            result = await self._attempt(request, environment, attempt)
             if result.passed or attempt > retries:
                 return replace(result, failed_attempts=tuple(failed)) if failed else result
             if result.failure is not None:
@@ -73,6 +87,21 @@ class Runner:
             delay = self.settings.runner.retry_delay
             await asyncio.sleep(delay * (0.5 + random.random()))  # jitter
             attempt += 1
+            elsewhere = None
+            ask = self.retry_elsewhere if request.phase is Phase.SCHEDULED else None
+            if attempt == 2 and ask is not None:
+                elsewhere = await ask(request, result)
+            if elsewhere is not None:
+                result = replace(
+                    elsewhere,
+                    phase=request.phase,
+                    location=request.location,
+                    attempts=attempt,
+                    attempt_location=elsewhere.location,
+                    tags=request.check.tags,
+                )
+            else:
+                result = await self._attempt(request, environment, attempt)
 
     async def _attempt(
         self, request: RunRequest, environment: Environment, attempt: int

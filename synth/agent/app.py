@@ -23,6 +23,7 @@ from pathlib import Path
 from synth import __version__
 from synth.agent import gc_tuning, malloc_tuning
 from synth.agent.auth import Authenticator, ReplayCache
+from synth.agent.background import alerts_catch_up, retention
 from synth.agent.baselines import BaselineComparator
 from synth.agent.cluster_member import cluster_membership
 from synth.agent.deploy_takeover import DeployTakeover
@@ -30,6 +31,7 @@ from synth.agent.deploys import DeployEvent, DeployManager
 from synth.agent.executor import RunExecutor
 from synth.agent.isolation import RunWorkers
 from synth.agent.lag import LagRecorder
+from synth.agent.remote_retry import remote_retries
 from synth.agent.run_processes import RunProcesses
 from synth.agent.scheduler import CheckScheduler, interval_s, scheduled_pairs
 from synth.agent.sharing import CheckSharing
@@ -100,7 +102,7 @@ class Agent:
         self.lags = LagRecorder()
         self.metrics.describe_agent(version=__version__, location=state.settings.location)
         self.tracing = _start_tracing(tracing or TracingConfig(), state.settings, self.metrics)
-        self.runner = Runner(state.settings, tracer=self.tracing.tracer)
+        self.runner = self._new_runner(state.settings)
         self.store: Store | None = None
         self.store_ok = False
         self.workers = RunWorkers(
@@ -145,6 +147,7 @@ class Agent:
             on_lease_lost=self.lease_lost,
             owned_count=lambda: self.sharing.owned_count,
         )
+        self.remote = remote_retries(self)
         self.sharing = CheckSharing(
             self.membership,
             apply=self._schedule_share,
@@ -237,8 +240,11 @@ class Agent:
         if self.store is None:
             self._background.append(asyncio.create_task(self._store_reconnect()))
         self._writer_task = asyncio.create_task(self.writer.run())
-        self._background.append(asyncio.create_task(self._retention_loop()))
-        self._background.append(asyncio.create_task(self._alerts_retry_loop()))
+        usable = lambda: self.store if self.store_ok else None  # noqa: E731
+        self._background.append(asyncio.create_task(retention(usable)))
+        self._background.append(asyncio.create_task(alerts_catch_up(self.alerts, STORE_RETRY_S)))
+        if self.membership is not None:
+            self._background.append(asyncio.create_task(self.remote.serve()))
         self._outbox_task = asyncio.create_task(self.outbox.run())
         if self.membership is not None:
             self._background.append(asyncio.create_task(self.membership.run()))
@@ -346,7 +352,7 @@ class Agent:
                 # Run processes load the new checks while they keep running the old ones;
                 # everything switches together below.
                 generation = await self.processes.prepare_reload() if self.processes else None
-                runner = Runner(state.settings, tracer=self.tracing.tracer)
+                runner = self._new_runner(state.settings)
                 await runner.warm_up()  # before the switch: no await between it and runs
                 self.state = state
                 # Rotated API tokens and HMAC secrets take effect on reload, like the hooks
@@ -512,24 +518,16 @@ class Agent:
         self.store_ok = True
         log.info("store reachable again; buffered results written")
 
+    def _new_runner(self, settings: Settings) -> Runner:
+        return Runner(settings, tracer=self.tracing.tracer, retry_elsewhere=self._retry)
+
+    async def _retry(self, request: RunRequest, failed: RunResult) -> RunResult | None:
+        return await self.remote.retry(request, failed)
+
     async def _store_reconnect(self) -> None:
         while self.store is None:
             await asyncio.sleep(STORE_RETRY_S)
             await self._open_store()
-
-    async def _alerts_retry_loop(self) -> None:
-        """Apply the run results alerting could not store (the store was away)."""
-        while True:
-            await asyncio.sleep(STORE_RETRY_S)
-            await self.alerts.seed_flakiness()
-            await self.alerts.flush()
-
-    async def _retention_loop(self) -> None:
-        while True:
-            await asyncio.sleep(3600)
-            if self.store is not None and self.store_ok:
-                with contextlib.suppress(StoreError):
-                    await self.store.prune()
 
     async def ready(self) -> dict[str, bool]:
         """Readiness parts: config and checks loaded, scheduler running, store reachable

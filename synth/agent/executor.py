@@ -47,11 +47,14 @@ class RunExecutor:
         self._metrics = metrics
         self._on_lag = on_lag
 
-    async def run(self, request: RunRequest, due: float | None) -> RunResult:
-        """Run `request`; `due` (unix time) is when a scheduled run should have started."""
+    async def run(
+        self, request: RunRequest, due: float | None, *, retries: int | None = None
+    ) -> RunResult:
+        """Run `request`; `due` (unix time) is when a scheduled run should have started;
+        `retries` overrides the check's (an unscheduled run only)."""
         check = request.check
         if check.uses_browser:
-            return await self._in_browser_worker(request, due)
+            return await self._in_browser_worker(request, due, retries)
         synth_code_only = runs_only_synth_code(check)
         processes = self._processes()
         if due is not None and processes is not None and synth_code_only:
@@ -59,7 +62,11 @@ class RunExecutor:
             if result is not None:
                 return result
         sources = frozenset({check.source.path}) if check.source else frozenset()
-        run = self._runner().run(request) if due is None else self._lagged(request, due)
+        run = (
+            self._runner().run(request, retries=retries)
+            if due is None
+            else self._lagged(request, due)
+        )
         with self._metrics.running():
             return await self._workers.run(
                 run,
@@ -70,13 +77,19 @@ class RunExecutor:
                 inline=synth_code_only and self._inline_declarative(),
             )
 
-    async def _in_browser_worker(self, request: RunRequest, due: float | None) -> RunResult:
+    async def _in_browser_worker(
+        self, request: RunRequest, due: float | None, retries: int | None
+    ) -> RunResult:
         """A browser check's run, on one of the browser workers (each owns one Chromium),
         so API checks never queue behind a page load."""
         if self._browsers is None:
             self._browsers = BrowserWorkers(self._browser_concurrency())
             LAUNCH_HOOKS.append(self._metrics.browser.launched)
-        run = self._runner().run(request) if due is None else self._lagged(request, due)
+        run = (
+            self._runner().run(request, retries=retries)
+            if due is None
+            else self._lagged(request, due)
+        )
         with self._metrics.running():
             return await self._browsers.run(run, label=request.check.name, urgent=due is None)
 

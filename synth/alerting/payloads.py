@@ -128,6 +128,7 @@ def trigger_event(
         else None,
         "trace_id": result.trace_id or None,
         "run_id": result.run_id,
+        "retried_in": result.attempt_location,
         "artifacts": [a.name for a in result.artifacts] or None,
         "attempts": result.attempts,
         "started_at": result.started_at.isoformat(),

@@ -181,6 +181,7 @@ _RUN = {
         "failed_step": _NULLABLE_STR,
         "attempts": {"type": "integer", "minimum": 1},
         "outcome": {"enum": ["passed", PASSED_AFTER_RETRY, "failed"]},
+        "attempt_location": _NULLABLE_STR,
         "failed_attempts": {
             "type": "array",
             "items": {

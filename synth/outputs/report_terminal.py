@@ -175,10 +175,15 @@ def render_run(
         printable(result.environment),
         format_duration(result.duration_s),
     ]
+    elsewhere = f" in {result.attempt_location}" if result.attempt_location else ""
     if result.passed_after_retry:
-        header.append(style(f"(passed on attempt {result.attempts})", "yellow"))
+        header.append(style(f"(passed on attempt {result.attempts}{elsewhere})", "yellow"))
     elif result.attempts > 1:
-        header.append(f"({result.attempts} attempts)")
+        header.append(
+            f"({result.attempts} attempts, the last{elsewhere})"
+            if elsewhere
+            else f"({result.attempts} attempts)"
+        )
     lines = [header[0] + " " + "  ".join(header[1:])]
     for attempt in result.failed_attempts:
         where = f" at step {attempt.failed_step!r}" if attempt.failed_step else ""

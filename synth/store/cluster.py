@@ -79,7 +79,7 @@ class ClusterTable:
         life whose lease has not run out yet)."""
         key = (cluster_members.c.location == location) & (cluster_members.c.member_id == member_id)
         async with self._transaction("join the cluster", write=True) as connection:
-            now = await _db_now(connection)
+            now = await db_now(connection)
             row = (
                 await connection.execute(sa.select(cluster_members).where(key).with_for_update())
             ).first()
@@ -127,7 +127,7 @@ class ClusterTable:
         """Extend the lease of `epoch` and read the members; None when the lease had run
         out or was taken (the member must stop running checks and join again)."""
         async with self._transaction("renew the cluster lease", write=True) as connection:
-            now = await _db_now(connection)
+            now = await db_now(connection)
             renewed = await connection.execute(
                 sa.update(cluster_members)
                 .where(
@@ -162,7 +162,7 @@ class ClusterTable:
     async def members(self, location: str) -> ClusterView:
         """Every member row of `location`, live or expired (for GET /v1/cluster)."""
         async with self._transaction("read the cluster", write=False) as connection:
-            return await _view(connection, location, await _db_now(connection), live_only=False)
+            return await _view(connection, location, await db_now(connection), live_only=False)
 
     async def orphaned_deploys(self, limit: int = 20) -> list[tuple[str, str]]:
         """(id, owner) of unfinished deploys whose verifying member holds no live lease,
@@ -171,7 +171,7 @@ class ClusterTable:
         Any location's live member may take them: a verdict from another location is
         better than none."""
         async with self._transaction("find orphaned deploys", write=False) as connection:
-            now = await _db_now(connection)
+            now = await db_now(connection)
             live = sa.select(
                 sa.func.concat(cluster_members.c.member_id, "/", cluster_members.c.instance)
             ).where(cluster_members.c.lease_until > now)
@@ -193,7 +193,7 @@ class ClusterTable:
         """Make `owner` the verifier of an unfinished deploy still held by `previous`;
         the record as claimed, or None when someone else claimed or finished it first."""
         async with self._transaction("claim a deploy", write=True) as connection:
-            now = await _db_now(connection)
+            now = await db_now(connection)
             claimed = await connection.execute(
                 sa.update(deploys)
                 .where(
@@ -208,7 +208,7 @@ class ClusterTable:
             return await get_deploy(connection, deploys.c.id == deploy_id)
 
 
-async def _db_now(connection: AsyncConnection) -> datetime:
+async def db_now(connection: AsyncConnection) -> datetime:
     value = await connection.scalar(sa.select(sa.func.clock_timestamp()))
     if not isinstance(value, datetime):  # pragma: no cover - PostgreSQL returns timestamptz
         raise TypeError(f"clock_timestamp() returned {value!r}")

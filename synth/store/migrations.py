@@ -201,6 +201,28 @@ def _v6_run_artifacts(connection: sa.Connection) -> None:
     md.tables["run_artifacts"].create(connection)
 
 
+def _v7_retry_requests(connection: sa.Connection) -> None:
+    # A failed run's retry asked of another location (synth.agent.remote_retry): claimed
+    # by a live member there, answered with its run, withdrawn by the asker.
+    md = sa.MetaData()
+    sa.Table(
+        "retry_requests",
+        md,
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("check_name", sa.Text, nullable=False),
+        sa.Column("environment", sa.Text, nullable=False),
+        sa.Column("phase", sa.Text, nullable=False),
+        sa.Column("from_location", sa.Text, nullable=False),
+        sa.Column("requested_at", UTCDateTime, nullable=False),
+        sa.Column("deadline", UTCDateTime, nullable=False),
+        sa.Column("claimed_by", sa.Text, nullable=True),
+        sa.Column("claimed_location", sa.Text, nullable=True),
+        sa.Column("result", JSONText, nullable=True),
+        sa.Column("done_at", UTCDateTime, nullable=True),
+    )
+    md.create_all(connection)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_initial,
     _v2_alerting,
@@ -208,6 +230,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v4_failing_since,
     _v5_cluster,
     _v6_run_artifacts,
+    _v7_retry_requests,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

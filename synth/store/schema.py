@@ -211,3 +211,19 @@ run_artifacts = sa.Table(
     sa.Column("step", sa.Text, nullable=True),
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
+
+retry_requests = sa.Table(
+    "retry_requests",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("check_name", sa.Text, nullable=False),
+    sa.Column("environment", sa.Text, nullable=False),
+    sa.Column("phase", sa.Text, nullable=False),
+    sa.Column("from_location", sa.Text, nullable=False),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("deadline", UTCDateTime, nullable=False),
+    sa.Column("claimed_by", sa.Text, nullable=True),
+    sa.Column("claimed_location", sa.Text, nullable=True),
+    sa.Column("result", JSONText, nullable=True),
+    sa.Column("done_at", UTCDateTime, nullable=True),
+)

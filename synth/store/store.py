@@ -51,6 +51,7 @@ from synth.store.records import (
     StoreError,
     StoreRefused,
 )
+from synth.store.remote_retries import RetryTable
 from synth.store.retention import Pruner
 from synth.store.schema import (
     alert_state,
@@ -98,6 +99,7 @@ class Store:
         )
         self.url = display_url(engine.url)
         self.cluster = ClusterTable(self._transaction)
+        self.retries = RetryTable(self._transaction)
 
     @classmethod
     async def open(

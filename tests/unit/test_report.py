@@ -455,7 +455,7 @@ def test_json_report_fields_and_schema() -> None:
     assert list(browse) == [
         "run_id", "check", "service", "environment", "phase", "location", "status",
         "failure_type", "failed_step", "attempts", "outcome",
-        "failed_attempts", "trace_id", "started_at", "duration_s",
+        "failed_attempts", "attempt_location", "trace_id", "started_at", "duration_s",
         "tags", "deploy", "failure", "steps", "findings", "artifacts",
     ]  # fmt: skip
     assert browse["status"] == "failed"
