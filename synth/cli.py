@@ -30,6 +30,7 @@ from synth.outputs.sinks import (
     RunLog,
     build_sinks,
 )
+from synth.report_command import add_report_parser
 from synth.runner import Runner
 from synth.selection import select_checks
 from synth.store import StoreError
@@ -152,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_baseline_target(diff)
     diff.set_defaults(handler=_cmd_baseline_diff)
     baseline.set_defaults(handler=lambda _args: _usage(baseline))
+
+    add_report_parser(commands)
 
     validate = commands.add_parser(
         "validate",

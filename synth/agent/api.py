@@ -31,6 +31,7 @@ from synth.codec import run_to_dict
 from synth.model import Phase, RunRequest
 from synth.store import StoreError, StoreRefused
 from synth.store.records import deploy_to_dict
+from synth.uptime import build_report, report_to_dict, report_window
 
 if TYPE_CHECKING:
     from synth.agent.app import Agent
@@ -199,6 +200,28 @@ def build_api(agent: Agent) -> ASGIApp:
         except StoreError as exc:
             raise HTTPException(503, f"store unavailable: {exc}") from None
         return {"runs": [_summary(r) for r in runs]}
+
+    @app.get("/v1/report", tags=["runs"])
+    async def uptime_report(
+        since: str = Query(default="30d", max_length=20, description="30d, 12h, 90m, ..."),
+        service: str | None = Query(default=None, max_length=100),
+        env: str | None = Query(default=None, max_length=100),
+    ) -> dict[str, Any]:
+        """Uptime over the period up to now: availability, failures by type and transient
+        failures per check × environment; incidents with their time to detect and to
+        recover (the numbers of `synth report`)."""
+        try:
+            window = report_window(since)
+        except ValueError as exc:
+            raise HTTPException(400, f"since: {exc}") from None
+        store = _store(agent)
+        try:
+            report = await build_report(
+                store, since=window[0], until=window[1], service=service, environment=env
+            )
+        except StoreError as exc:
+            raise HTTPException(503, f"store unavailable: {exc}") from None
+        return report_to_dict(report)
 
     @app.get("/v1/runs/{run_id}", tags=["runs"])
     async def get_run(run_id: str) -> dict[str, Any]:

@@ -205,6 +205,10 @@ class Store:
         async with self._transaction("read flakiness", write=False) as connection:
             return await flaky_history.read(connection, location=location, now=now, pairs=pairs)
 
+    def reading(self, action: str) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A read transaction for queries kept in their own modules (synth.store.uptime)."""
+        return self._transaction(action, write=False)
+
     async def list_artifacts(self, run_id: str) -> list[ArtifactInfo]:
         """Metadata of a run's stored artifacts, by name; empty for a run without any."""
         async with self._transaction("list artifacts", write=False) as connection:

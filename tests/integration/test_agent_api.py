@@ -30,6 +30,7 @@ ROUTES = {
     "/v1/runs": {"get", "post"},
     "/v1/runs/{run_id}": {"get"},
     "/v1/runs/{run_id}/artifacts/{name}": {"get"},
+    "/v1/report": {"get"},
     "/v1/deploys": {"post"},
     "/v1/deploys/{deploy_id}": {"get"},
     "/v1/reload": {"post"},
