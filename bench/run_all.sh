@@ -36,3 +36,8 @@ echo "### bench/agent_scale.py"
 echo
 echo "### bench/cluster_scale.py"
 "$PYTHON" bench/cluster_scale.py "${CLUSTER_SCALE_ARGS[@]}"
+echo
+echo "### bench/browser_cost.py"
+# Browser checks (Debian's chromium, Playwright): e.g. BROWSER_COST_ARGS=--quick for a smoke run.
+read -r -a BROWSER_COST_ARGS <<<"${BROWSER_COST_ARGS:-}"
+"$PYTHON" bench/browser_cost.py "${BROWSER_COST_ARGS[@]}"
