@@ -24,13 +24,17 @@ from synth.units import parse_duration
 
 REPORTED_PHASES = (Phase.SCHEDULED.value, Phase.DEPLOY.value)
 MAX_PERIOD_S = 400 * 86_400.0
+SINCE_PATTERN = r"^(0*[1-9][0-9]{0,8}(\.[0-9]{1,3})?|0+\.0{0,2}[1-9][0-9]{0,2})(ms|s|m|h|d)?$"
+"""A period the API accepts: a positive number of ms, s, m, h or d (seconds without)."""
 
 
 def report_window(since: str, now: datetime | None = None) -> tuple[datetime, datetime]:
-    """[now − since, now) for `since` like `30d`; ValueError for a bad or absurd one."""
+    """[now − since, now) for `since` like `30d` (at most 400 days back); ValueError for
+    one that is not a positive duration."""
     seconds = parse_duration(since)
-    if not 0 < seconds <= MAX_PERIOD_S:
-        raise ValueError(f"must be more than 0 and at most 400d, got {since!r}")
+    if not seconds > 0:
+        raise ValueError(f"must be a positive duration such as 30d, got {since!r}")
+    seconds = min(seconds, MAX_PERIOD_S)
     until = now or datetime.now(UTC)
     return until - timedelta(seconds=seconds), until
 

@@ -31,7 +31,7 @@ from synth.codec import run_to_dict
 from synth.model import Phase, RunRequest
 from synth.store import StoreError, StoreRefused
 from synth.store.records import deploy_to_dict
-from synth.uptime import build_report, report_to_dict, report_window
+from synth.uptime import SINCE_PATTERN, build_report, report_to_dict, report_window
 
 if TYPE_CHECKING:
     from synth.agent.app import Agent
@@ -203,7 +203,9 @@ def build_api(agent: Agent) -> ASGIApp:
 
     @app.get("/v1/report", tags=["runs"])
     async def uptime_report(
-        since: str = Query(default="30d", max_length=20, description="30d, 12h, 90m, ..."),
+        since: str = Query(
+            default="30d", pattern=SINCE_PATTERN, description="30d, 12h, 90m, ... (≤ 400d)"
+        ),
         service: str | None = Query(default=None, max_length=100),
         env: str | None = Query(default=None, max_length=100),
     ) -> dict[str, Any]:

@@ -51,6 +51,7 @@ STATUSES: dict[str, tuple[str, ...]] = {
     "GET /metrics": ("401",),
     "GET /v1/checks": ("401",),
     "GET /v1/runs": _READ,
+    "GET /v1/report": (*_READ, "400"),
     "GET /v1/runs/{run_id}": (*_READ, "404"),
     "GET /v1/runs/{run_id}/artifacts/{name}": (*_READ, "404"),
     "POST /v1/runs": (*_WRITE, "404"),

@@ -63,8 +63,12 @@ def test_report_of_real_runs_and_an_incident(
 
     answer = agent.get("/v1/report", since="1h")
     assert answer.status_code == 200, answer.text
-    assert agent.get("/v1/report", since="forever").status_code == 400
-    assert agent.get("/v1/report", since="401d").status_code == 400
+    assert agent.get("/v1/report", since="forever").status_code == 422
+    assert agent.get("/v1/report", since="0d").status_code == 422
+    longest = agent.get("/v1/report", since="999d").json()  # at most 400 days back
+    assert (
+        datetime.fromisoformat(longest["until"]) - datetime.fromisoformat(longest["since"])
+    ).days == 400
     code, killed = agent.stop()
     assert (code, killed) == (0, False)
 
