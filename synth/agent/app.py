@@ -116,6 +116,7 @@ class Agent:
             processes=lambda: self.processes,
             inline_declarative=lambda: self.settings.scheduler.isolation == "code",
             browser_concurrency=lambda: self.settings.browser.concurrency,
+            browser_nice=lambda: self.settings.browser.nice,
             metrics=self.metrics,
             on_lag=self.lags.add,
         )

@@ -37,9 +37,11 @@ class RunExecutor:
         metrics: Metrics,
         on_lag: Callable[[float], None],
         browser_concurrency: Callable[[], int] = lambda: 2,
+        browser_nice: Callable[[], int] = lambda: 10,
     ) -> None:
         self._runner = runner
         self._browser_concurrency = browser_concurrency
+        self._browser_nice = browser_nice
         self._browsers: BrowserWorkers | None = None
         self._workers = workers
         self._processes = processes
@@ -83,7 +85,7 @@ class RunExecutor:
         """A browser check's run, on one of the browser workers (each owns one Chromium),
         so API checks never queue behind a page load."""
         if self._browsers is None:
-            self._browsers = BrowserWorkers(self._browser_concurrency())
+            self._browsers = BrowserWorkers(self._browser_concurrency(), nice=self._browser_nice())
             LAUNCH_HOOKS.append(self._metrics.browser.launched)
         run = (
             self._runner().run(request, retries=retries)

@@ -272,11 +272,15 @@ class BrowserSession:
         if self._measured is recorder:
             return
         self._measured = recorder
+        reading = time.perf_counter()
         try:
             measured = await asyncio.wait_for(page.evaluate(vitals.READ_SCRIPT), 1.0)
         except Exception as error:
             log.debug("no browser timings for step %s: %s", recorder.name, error)
             measured = None
+        # Measured inside a step (a YAML browser step returns its facts): synth's own time,
+        # not the page's, like the local time of an HTTP step.
+        recorder.local_wait_s += time.perf_counter() - reading
         facts = vitals.facts(measured, self._watch, self._ctx.redactor.url(page.url))
         recorder.facts = facts
         recorder.details.update(_display(facts))

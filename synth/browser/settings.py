@@ -47,6 +47,9 @@ class BrowserSettings(BaseModel):
     """Fail the step when a same-origin request of the page fails or answers 5xx."""
     viewport: Viewport = Viewport()
     launch_timeout: Seconds = Field(default=30.0, gt=0, le=600)
+    nice: int = Field(default=10, ge=0, le=19)
+    """Scheduling priority of the agent's browser workers and the browsers they start
+    (Linux nice): higher yields the CPU to the agent's own loop and API checks."""
     sandbox: bool = False
     """Chromium's own sandbox: needs unprivileged user namespaces (a pod with an
     Unconfined or custom seccomp profile) and a non-root user."""
