@@ -65,7 +65,7 @@ CMD ["agent", "--config", "/etc/synth/synth.yaml", "--host", "0.0.0.0", "--log-f
 # At run time Chromium writes its profile and shared memory (synth passes
 # --disable-dev-shm-usage) under TMPDIR=/tmp, caches under HOME: both writable mounts.
 # Sandbox: Playwright launches Chromium with --no-sandbox unless asked for its sandbox
-# (chromium_sandbox, default off; synth does not ask), so it starts as uid 10001 under the
+# (chromium_sandbox: synth's browser.sandbox, default off), so it starts as uid 10001 under the
 # default seccomp profile, no capabilities, no privilege escalation. Chromium's sandbox
 # would need user namespaces, which Docker's default seccomp profile (and containerd's
 # RuntimeDefault, derived from it) refuses without CAP_SYS_ADMIN: see README "Browser image".

@@ -70,11 +70,22 @@ _BlockDumper.add_representer(str, _str)
 
 
 def source_checks() -> dict[str, bytes]:
+    """The checks the base ships: every one of checks/ but those that drive a browser
+    (the base runs the default image, which has no Chromium; see README "Browser image")."""
     return {
         p.name: p.read_bytes()
         for p in sorted(CHECKS.iterdir())
-        if p.suffix in CHECK_SUFFIXES and not p.name.startswith("_")
+        if p.suffix in CHECK_SUFFIXES and not p.name.startswith("_") and not drives_browser(p)
     }
+
+
+def drives_browser(path: Path) -> bool:
+    """A YAML check with a `browser:` step, or a Python check asking for a page."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".py":
+        return ".page(" in text
+    steps = (yaml.safe_load(text) or {}).get("steps") or []
+    return any(isinstance(step, dict) and "browser" in step for step in steps)
 
 
 def prometheus_rule() -> str:

@@ -72,6 +72,9 @@ class BrowserSession:
         self._tracing = False
         self._hung: str | None = None
         self._measured: StepRecorder | None = None
+        # Requests to the services that answered 4xx/5xx since the page's document loaded
+        # (in this step or an earlier one): why an element may never have appeared.
+        self._document_errors: list[str] = []
         self._named: list[Artifact] = []
         self._holding = False  # one of the engine's slots
 
@@ -155,10 +158,12 @@ class BrowserSession:
             self._watch.document_status = response.status
             self._watch.document_url = self._ctx.redactor.url(response.url)
             self._watch.navigations += 1
+            self._document_errors = []
         elif response.status >= 400 and _origin(response.url) in self._origins:
             path = urlsplit(self._ctx.redactor.url(response.url)).path
             seen = f"{request.method} {path} answered {response.status}"
             self._watch.error_responses.append(seen)
+            self._document_errors.append(seen)
             if response.status >= 500:
                 self._watch.failed_requests.append(seen)
 
@@ -251,8 +256,8 @@ class BrowserSession:
         message = classified.message
         if classified.type is FailureType.SCRIPT_ERROR and self._engine.last_exit:
             message = f"{message} (cause: {self._engine.last_exit})"
-        elif self._watch.error_responses:
-            answered = "; ".join(dict.fromkeys(self._watch.error_responses[-3:]))
+        elif self._document_errors:
+            answered = "; ".join(dict.fromkeys(self._document_errors[-3:]))
             message = f"{message}; the page's requests to the service: {answered}"
         redact = self._ctx.redactor.text
         return Failure(

@@ -67,8 +67,21 @@ def dockerfile() -> tuple[dict[str, str], list[Instruction]]:
 
 
 def final(instructions: list[Instruction]) -> list[Instruction]:
-    last = max(i.stage for i in instructions)
-    return [i for i in instructions if i.stage == last]
+    """What the image a plain build makes runs: the last stage, after the stages it is
+    built FROM (`FROM base AS default` starts with all of `base`), root first; only the
+    root's FROM is kept."""
+    froms = {i.stage: i.args.split() for i in instructions if i.keyword == "FROM"}
+    by_name = {words[-1]: stage for stage, words in froms.items() if len(words) == 3}
+    chain = [max(i.stage for i in instructions)]
+    while froms[chain[-1]][0] in by_name:
+        chain.append(by_name[froms[chain[-1]][0]])
+    order = list(reversed(chain))
+    return [
+        i
+        for stage in order
+        for i in instructions
+        if i.stage == stage and (i.keyword != "FROM" or stage == order[0])
+    ]
 
 
 def only(instructions: list[Instruction], keyword: str) -> Instruction:
@@ -111,7 +124,7 @@ def test_multi_stage_on_a_pinned_slim_base(dockerfile) -> None:
     froms = [i.args for i in instructions if i.keyword == "FROM"]
     assert len(froms) >= 2, froms
     assert froms[0].endswith(" AS builder")
-    base = froms[-1]
+    base = final(instructions)[0].args  # the runtime's root FROM
     resolved = re.sub(r"\$\{(\w+)\}", lambda m: args[m[1]], base.split()[0])
     assert PINNED_BASE.match(resolved), resolved
     assert any(i.keyword == "COPY" and "--from=builder" in i.args for i in final(instructions))

@@ -5,14 +5,11 @@ it counted in memory — the same runs, transient failures and causes, in the sa
 
 from __future__ import annotations
 
-import itertools
 import random
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from postgres import PostgresServer, postgres_server  # noqa: F401
+from store_backends import new_url_fixture, store_fixture  # noqa: F401
 
 from synth.alerting.flaky import FlakyTracker
 from synth.model import (
@@ -32,22 +29,6 @@ STEPS = ("log in", "pay")
 TYPES = (FailureType.TIMEOUT, FailureType.HTTP_STATUS)
 ENDS = "ends-failing-once"
 PRE = Phase.PREPROD
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def new_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
-    if request.param == "sqlite":
-        names = itertools.count(1)
-        return lambda: f"sqlite+aiosqlite:///{tmp_path}/store-{next(names)}.db"
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.create_database
-
-
-@pytest.fixture
-async def store(new_url: Callable[[], str]) -> AsyncIterator[Store]:
-    opened = await Store.open(new_url())
-    yield opened
-    await opened.close()
 
 
 def run(

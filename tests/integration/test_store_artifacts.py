@@ -4,16 +4,15 @@ their run by retention; and a database of schema version 5 migrated with its run
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from postgres import PostgresServer, postgres_server  # noqa: F401
 from sqlalchemy.ext.asyncio import create_async_engine
+from store_backends import new_url_fixture, store_fixture  # noqa: F401
 
 from synth.codec import run_to_dict
 from synth.model import Artifact, Failure, FailureType, Phase, RunResult, Status, StepResult
@@ -27,22 +26,6 @@ NOW = datetime(2025, 3, 14, 12, 0, 0, tzinfo=UTC)
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 TRACE = b"PK\x03\x04" + bytes(range(255, -1, -1)) * 16
 CONSOLE = "error: checkout failed — ünïcode\n".encode()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def new_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
-    if request.param == "sqlite":
-        names = itertools.count(1)
-        return lambda: f"sqlite+aiosqlite:///{tmp_path}/store-{next(names)}.db"
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.create_database
-
-
-@pytest.fixture
-async def store(new_url: Callable[[], str]) -> AsyncIterator[Store]:
-    opened = await Store.open(new_url())
-    yield opened
-    await opened.close()
 
 
 def browser_files(step: str = "open the shop") -> tuple[Artifact, ...]:
