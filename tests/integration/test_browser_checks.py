@@ -20,6 +20,7 @@ import signal
 import textwrap
 import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -32,12 +33,24 @@ from playwright.async_api import expect
 
 import synth
 from synth import Flow
+from synth.baseline.compare import compare
+from synth.baseline.record import fragments
+from synth.baseline.window import RecentLatency
 from synth.browser.engine import close_running_loop_engine, engine_for_running_loop
 from synth.browser.facts import BrowserFacts
 from synth.checks.loader import load_checks
 from synth.codec import run_to_dict
-from synth.config import Settings
-from synth.model import CheckSpec, FailureType, RunRequest, RunResult, Status
+from synth.config import BaselineSettings, Settings
+from synth.model import (
+    CheckSpec,
+    FailureType,
+    Finding,
+    Phase,
+    RunRequest,
+    RunResult,
+    Severity,
+    Status,
+)
 from synth.outputs.tracing import TracingConfig, start_tracing
 from synth.runner import Runner
 
@@ -717,3 +730,56 @@ async def test_a_browser_step_is_a_span_with_a_navigation_span_the_page_joined(
     found = TRACEPARENT.match(document.headers["traceparent"])
     assert found is not None
     assert (found["trace"], found["span"]) == (result.trace_id, step.span_id)
+
+
+# -- the baseline ---------------------------------------------------------------------------
+
+
+@synth.check(service="web", retries=0, timeout="20s")
+async def open_page(flow: Flow) -> None:
+    """Opens the page; in `slow-prod` the page's document comes 0.6 s later."""
+    async with flow.step("open"):
+        page = await flow.page()
+        await page.goto("/slow?hold=0.6" if flow.vars.get("slow") else "/")
+
+
+async def test_a_browser_step_is_judged_against_its_pre_prod_baseline(site: Site) -> None:
+    settings = settings_for(site, browser={"navigation_timeout": "5s"})
+    runner = Runner(settings)
+    spec = spec_of(open_page)
+
+    async def runs(phase: Phase, slow: bool, count: int) -> list[RunResult]:
+        async def body(flow: Flow) -> None:
+            flow.vars["slow"] = slow
+            await open_page(flow)
+
+        check = replace(spec, func=body)
+        done = []
+        for _ in range(count):
+            request = RunRequest(check=check, environment=ENV, phase=phase)
+            result = await asyncio.wait_for(runner.run(request), RUN_BOUND_S)
+            assert result.status is Status.PASSED, failure_of(result)
+            done.append(result)
+        return done
+
+    preprod = await runs(Phase.PREPROD, slow=False, count=4)
+    baselines = {b.step: b for b in fragments(preprod, "v1")}
+    assert baselines["open"].latency.count == 4
+    limits = BaselineSettings(min_samples=4, window_min_samples=3, min_increase="100ms")
+
+    def judged(results: list[RunResult]) -> list[Finding]:
+        window = RecentLatency()
+        for result in results:
+            window.add(result)
+        recent = lambda step: window.stats(spec.name, ENV, step)  # noqa: E731
+        return list(compare(results[-1], baselines, recent, limits).findings)
+
+    same = judged(await runs(Phase.SCHEDULED, slow=False, count=3))
+    assert [f for f in same if f.kind == "latency"] == [], same
+    slower = judged(await runs(Phase.SCHEDULED, slow=True, count=3))
+    (regression,) = [f for f in slower if f.kind == "latency"]
+    assert regression.step == "open"
+    assert regression.type is FailureType.REGRESSION
+    assert regression.severity is Severity.FAIL
+    assert regression.ratio is not None
+    assert regression.ratio > 2
