@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 import synth.store.artifacts as artifacts
 from synth.store.records import OutboxStatus
-from synth.store.schema import as_utc, deploys, outbox, runs
+from synth.store.schema import as_utc, deploys, outbox, retry_requests, runs
 
 log = logging.getLogger("synth.store")
+STALE_RETRIES = timedelta(hours=1)
 
 # One prune call deletes at most this many batches; anything left goes at the next call.
 MAX_PRUNE_BATCHES = 2000
@@ -50,7 +51,8 @@ class Pruner:
     async def prune(self, *, now: datetime | None = None) -> int:
         """Apply retention and return the number of rows deleted: runs that started before
         `now - max_age_s`, runs beyond the newest `max_runs_per_check` of each
-        check × environment, and deploys created before the same age cutoff. A run's
+        check × environment, deploys created before the same age cutoff, delivered outbox
+        events of that age and retry requests an hour past their deadline. A run's
         artifacts are deleted with it, in its batch's transaction (not counted). Deletes in
         bounded batches, each its own transaction, so writers are never held up for long."""
         cutoff = as_utc(now or datetime.now(UTC)) - self._max_age
@@ -67,6 +69,12 @@ class Pruner:
         )
         deleted += await self._delete_batches(
             outbox, outbox.c.id, delivered, outbox.c.created_at, budget
+        )
+        # Retry requests are withdrawn by their asker; one whose asker died mid-wait is
+        # useless once its deadline passed (an hour's margin for clock-free certainty).
+        stale = retry_requests.c.deadline < as_utc(now or datetime.now(UTC)) - STALE_RETRIES
+        deleted += await self._delete_batches(
+            retry_requests, retry_requests.c.id, stale, retry_requests.c.deadline, budget
         )
         if budget.left <= 0:
             log.warning("store prune stopped after %d rows; the rest goes next time", deleted)

@@ -6,6 +6,7 @@ as a single agent does."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from cluster_harness import cluster_config, write_checks
 from postgres import PostgresServer, postgres_server  # noqa: F401
 
 from synth.demo.shop import run_in_thread
+from synth.store import Store
 
 CHECK = "c0000"
 
@@ -96,3 +98,20 @@ def test_a_failed_run_is_retried_from_the_other_location(
         run = eu.get(f"/v1/runs/{summary['run_id']}").json()
         assert run["attempts"] == 2
         assert run["attempt_location"] is None
+
+
+async def test_a_retry_request_its_asker_left_behind_is_pruned(
+    postgres_server: PostgresServer,  # noqa: F811
+) -> None:
+    store = await Store.open(postgres_server.create_database())
+    try:
+        await store.retries.ask(
+            "left-behind", check="c", environment="e", phase="scheduled", location="eu", within_s=5
+        )
+        now = datetime.now(UTC)
+        assert await store.prune(now=now) == 0  # its deadline has not passed by an hour
+        assert await store.prune(now=now + timedelta(hours=2)) == 1
+        assert await store.retries.answered("left-behind") == (False, None)
+        assert await store.prune(now=now + timedelta(hours=2)) == 0
+    finally:
+        await store.close()
