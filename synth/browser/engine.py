@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 import uuid
 import weakref
 from collections.abc import Callable
@@ -63,6 +64,8 @@ class BrowserEngine:
         self.slots = asyncio.Semaphore(settings.concurrency)
         """Browser runs at once on this loop (each a context of the one browser)."""
         self.launches = 0
+        self.launched_in_s = 0.0
+        """How long the latest launch took (kept out of the steps' durations)."""
         self.last_exit: str | None = None
         """Why the previous browser went away (crash, kill), for the next failure message."""
 
@@ -90,6 +93,7 @@ class BrowserEngine:
         if self._playwright is None:
             self._playwright = await async_playwright().start()
         marker = uuid.uuid4().hex
+        launching = time.perf_counter()
         heap_mb = self.settings.max_heap // (1024 * 1024)
         args = [
             *LAUNCH_ARGS,
@@ -113,6 +117,7 @@ class BrowserEngine:
             ) from None
         browser.on("disconnected", lambda _: self._gone(marker))
         self._browser, self._marker = browser, marker
+        self.launched_in_s = time.perf_counter() - launching
         self.launches += 1
         for hook in list(LAUNCH_HOOKS):
             hook()

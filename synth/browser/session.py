@@ -83,6 +83,18 @@ class BrowserSession:
     async def page(self) -> Page:
         if self._page is not None:
             return self._page
+        setting_up = time.perf_counter()
+        try:
+            return await self._open_page()
+        finally:
+            # Waiting for a slot, launching Chromium, creating the context: synth's own
+            # time, not the target's. Left in, the first run's step held the browser's
+            # launch and a pre-prod baseline measured synth's cold start.
+            recorder = self._ctx.current
+            if recorder is not None:
+                recorder.local_wait_s += time.perf_counter() - setting_up
+
+    async def _open_page(self) -> Page:
         if not self._holding:
             await self._engine.slots.acquire()
             self._holding = True

@@ -743,6 +743,28 @@ async def open_page(flow: Flow) -> None:
         await page.goto("/slow?hold=0.6" if flow.vars.get("slow") else "/")
 
 
+@synth.check(service="web", retries=0, timeout="20s")
+async def just_a_page(flow: Flow) -> None:
+    """Gets its page inside the step and does nothing with it."""
+    async with flow.step("get a page"):
+        await flow.page()
+
+
+async def test_launching_the_browser_is_not_the_steps_latency(site: Site) -> None:
+    # The first run on a loop launches Chromium inside its step. That (and waiting for a
+    # slot, and the context) is synth's time: in the step it made a baseline of pre-prod
+    # runs hold synth's cold start, and regressions hid behind it.
+    settings = settings_for(site)
+    engine = engine_for_running_loop(settings.browser)
+    assert engine.launches == 0
+    result = await run(settings, spec_of(just_a_page))
+    assert result.status is Status.PASSED, failure_of(result)
+    assert engine.launches == 1
+    (step,) = result.steps
+    assert engine.launched_in_s > 0
+    assert step.duration_s < engine.launched_in_s, (step.duration_s, engine.launched_in_s)
+
+
 async def test_a_browser_step_is_judged_against_its_pre_prod_baseline(site: Site) -> None:
     settings = settings_for(site, browser={"navigation_timeout": "5s"})
     runner = Runner(settings)
