@@ -13,14 +13,15 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx2
 import yaml
 from prometheus_client.metrics_core import Metric
 
+from synth.metrics_settings import MetricDetail, MetricsSettings
 from synth.outputs.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,19 +36,10 @@ PROMTOOL_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 
-# Metric names agreed for issue 4 that the telemetry branch defines in
-# synth/outputs/metrics.py; rules and panels use them already. Once that branch is merged
-# they are exported by Metrics and this set can be emptied.
-AGREED_ELSEWHERE = frozenset(
-    {
-        "synth_tls_cert_expiry_timestamp_seconds",
-        "synth_http_phase_duration_seconds_bucket",
-        "synth_telemetry_spans_dropped_total",
-        "synth_telemetry_export_errors_total",
-    }
-)
 # Series Prometheus itself makes, not the agent.
 PROMETHEUS_SERIES = frozenset({"up"})
+EVERY_DETAIL: tuple[MetricDetail, ...] = get_args(MetricDetail)
+"""Every opt-in family of `metrics.detail`."""
 
 _LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*\w+\)$")
 _SUFFIXES = {
@@ -61,11 +53,14 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _NAME = re.compile(r"\b[a-zA-Z_][a-zA-Z0-9_]*(?::[a-zA-Z0-9_:]+)?\b")
 
 
-def exported_series_names() -> set[str]:
+def exported_series_names(detail: Iterable[MetricDetail] = EVERY_DETAIL) -> set[str]:
     """Every sample name synth's Metrics can expose (counter `_total`, histogram
-    `_bucket`, ...), read from the families the module defines."""
+    `_bucket`, ...) with this `metrics.detail`, read from the families the module
+    defines. By default the opt-in families too: a rule or panel may use them if it says
+    it needs them."""
     names: set[str] = set()
-    families: list[Metric] = list(Metrics().registry.collect())
+    settings = MetricsSettings(detail=tuple(detail))
+    families: list[Metric] = list(Metrics(settings=settings).registry.collect())
     for family in families:
         for suffix in _SUFFIXES.get(family.type, ("",)):
             names.add(family.name + suffix)

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import yaml
 from prometheus import (
-    AGREED_ELSEWHERE,
     PROMETHEUS_SERIES,
     as_promql,
     dashboard,
@@ -103,7 +102,7 @@ def test_every_expression_parses(tmp_path: Path) -> None:
 
 
 def test_expressions_name_only_metrics_synth_exports() -> None:
-    known = exported_series_names() | AGREED_ELSEWHERE | PROMETHEUS_SERIES | recording_rule_names()
+    known = exported_series_names() | PROMETHEUS_SERIES | recording_rule_names()
     unknown = {
         (where, name)
         for where, expr in expressions(dashboard())
@@ -117,8 +116,10 @@ def test_panels_cover_the_issue() -> None:
     exprs = " ".join(e for _, e in expressions(dashboard()))
     for needle in (
         "synth_check_up",  # status grid
-        "synth_step_duration_seconds_bucket",  # step latency by phase
-        "sum by (failure_type) (increase(synth_check_runs_total{",  # failure types
+        "synth_check_run_duration_seconds_bucket",  # run latency by phase
+        "synth_http_phase_seconds{",  # the last run's HTTP phases
+        "synth_step_duration_seconds_bucket",  # step latency by phase (opt-in)
+        "sum by (failure_type) (increase(synth_check_failures_total{",  # failure types
         "synth_scheduler_lag_seconds_bucket",
         "synth_runs_in_flight",
         "synth_scheduler_skipped_overlaps_total",
@@ -135,6 +136,20 @@ def test_panels_cover_the_issue() -> None:
     annotations = [a for a in dashboard()["annotations"]["list"] if "expr" in a]
     assert annotations
     assert all("synth_deploy_verdicts_total" in a["expr"] for a in annotations)
+
+
+def test_panels_on_opt_in_metrics_say_so() -> None:
+    # A family only `metrics.detail` exports leaves its panel empty by default: the panel
+    # must say what to set, and the core of the board must not need it.
+    default = exported_series_names(detail=())
+    opt_in_panels = set()
+    for panel in panels(dashboard()):
+        names = {n for t in panel.get("targets", []) for n in metric_names(t["expr"])}
+        if any(n.startswith("synth_") and n not in default for n in names):
+            opt_in_panels.add(panel["title"])
+            assert "metrics.detail" in panel["title"], panel["title"]
+            assert "metrics: {detail: [" in panel["description"], panel["title"]
+    assert opt_in_panels == {"Step latency p95 / p50 by phase (metrics.detail: [steps])"}
 
 
 @pytest.mark.parametrize(

@@ -56,15 +56,16 @@ DOWN = """
             r.expect_status(200)
 """
 
-# Dashboard panels that must show data for this agent (the others show series that only
-# appear on errors, TLS targets or telemetry this agent does not have).
+# Dashboard panels that must show data for this agent, on the default metrics (the others
+# show series that only appear on errors, TLS targets or telemetry this agent does not
+# have, or opt-in `metrics.detail` families).
 PANELS_WITH_DATA = {
     "Check status by environment",
     "Success ratio (1h)",
     "Failing locations",
-    "Step latency p95 by phase",
-    "Step latency p50 by phase",
     "Run duration p95 by phase",
+    "Run duration p50 by phase",
+    "HTTP phases of the last run (dns, connect, tls, send, first byte, body)",
     "Failures by type",
     "Failed runs by check and phase",
     "Consecutive failures",
