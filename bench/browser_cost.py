@@ -5,7 +5,8 @@ agent's sustainable rate of browser runs and what they do to API checks' timing.
 1. CPU and peak RSS per run. One process per variant (bench/browser_flows.py), each
    keeping one Chromium for the whole series: `synth` (the Runner running
    checks/shop_ui_checkout.yaml, `browser.artifacts: on_failure`, the default),
-   `synth-never` (artifacts `never`: no Playwright tracing), `bare` (Playwright alone: a
+   `synth-never` (artifacts `never`: no Playwright tracing), `synth-lean` (`never` and
+   `browser.trace_requests: false`: no routing either), `bare` (Playwright alone: a
    fresh context per run, the same actions, the same executable and launch arguments) and
    `bare-synthlike` (bare plus synth's browser-side work: every shop request routed through
    Python to add `traceparent`, the vitals init script and read-out). After a warm-up the
@@ -17,7 +18,7 @@ agent's sustainable rate of browser runs and what they do to API checks' timing.
    <= 1.2x RSS.
 2. Step duration inflation: synth's reported step `duration_s` against bare Playwright's
    wall time of the same step's actions (perf_counter around them; the first step from
-   before `new_context`, as synth's first step opens the run's context). The two are
+   its page's creation: synth leaves its context's set-up out of the step too). The two are
    different runs of the same flow, so: each side's p50/p99, their difference, and the
    p50/p99 of paired differences (run i of synth against run i of bare in the same
    block). Chromium's own `load_s` of the log-in step's last navigation is printed as
@@ -79,7 +80,7 @@ FLOWS = str(Path(__file__).with_name("browser_flows.py"))
 CHECK = REPO / "checks" / "shop_ui_checkout.yaml"
 ENV = "bench"
 PASSWORD = "demo-password"
-VARIANTS = ("synth", "synth-never", "bare", "bare-synthlike")
+VARIANTS = ("synth", "synth-never", "synth-lean", "bare", "bare-synthlike")
 SAMPLE_S = 0.05
 START_TIMEOUT_S = 60.0
 RUN_BOUND_S = 40.0  # per run, waiting for a worker's answer (the worker bounds it at 30 s)
@@ -262,6 +263,78 @@ class Worker:
         stop(self.process)
 
 
+NAVIGATION_CHECK = """\
+name: shop-ui-navigate
+service: shop
+steps:
+  - name: open the shop
+    browser: [{goto: /}]
+  - name: open it again
+    browser: [{goto: /?again=1}]
+"""
+
+
+def measure_navigation(args: argparse.Namespace) -> None:
+    """synth's `duration_s` of a step that is one navigation minus the load time Chromium
+    recorded for it (loadEventEnd - startTime of its navigation entry), run by run: what
+    the step adds around the page's own time. Bare Playwright doing the same `goto`s,
+    timed around the call, is the floor: the hops Python → driver → Chromium and back.
+    The two alternate in blocks."""
+    block = min(args.block, args.runs)
+    rounds = math.ceil(args.runs * 2 / block)
+    done: dict[str, list[dict[str, Any]]] = {"synth-nav": [], "bare-nav": []}
+    with (
+        tempfile.TemporaryDirectory(prefix="synth-bench-nav-") as tmp,
+        running_shop() as (base_url, _),
+    ):
+        workers: dict[str, Worker] = {}
+        try:
+            for variant in done:
+                (Path(tmp) / variant).mkdir()
+                config = worker_config(Path(tmp) / variant, variant, base_url)
+                check_dir = Path(tmp) / variant / "check"
+                (check_dir / CHECK.name).unlink()
+                (check_dir / "navigate.yaml").write_text(NAVIGATION_CHECK)
+                workers[variant] = Worker(variant, config)
+                workers[variant].batch(args.warmup, None)
+            for _ in range(rounds):
+                for variant, worker in workers.items():
+                    done[variant].extend(r for r in worker.batch(block, None) if r["ok"])
+        finally:
+            for worker in workers.values():
+                worker.close()
+    print(
+        f"  {len(done['synth-nav'])} runs each of 2 steps, each step one `goto` (to the load "
+        "event); synth's default settings"
+    )
+    print("  step             who    duration p50/p99   Chromium load p50/p99   over load p50/p99")
+    worst = 0.0
+    for i, name in enumerate(("open the shop", "open it again")):
+        p99 = {}
+        for variant, who in (("synth-nav", "synth"), ("bare-nav", "bare")):
+            pairs = [(r["steps"][i]["s"], r["steps"][i]["load_s"]) for r in done[variant]]
+            pairs = [(d, load) for d, load in pairs if load is not None]
+            if not pairs:
+                print(f"  {name:16} {who:6} no navigation timing")
+                continue
+            durations = [d for d, _ in pairs]
+            loads = [load for _, load in pairs]
+            over = [d - load for d, load in pairs]
+            p99[who] = percentile(over, 99)
+            print(
+                f"  {name:16} {who:6} {ms(percentile(durations, 50)):>7}/"
+                f"{ms(percentile(durations, 99)):<9}  {ms(percentile(loads, 50)):>7}/"
+                f"{ms(percentile(loads, 99)):<12}  {ms(percentile(over, 50)):>6}/{ms(p99[who])}"
+            )
+        if len(p99) == 2:
+            worst = max(worst, p99["synth"] - p99["bare"])
+    print(
+        f"  target: inflation p99 <= {TARGET_INFLATION_MS:g} ms (synth's p99 over the load "
+        f"event minus bare Playwright's, worst step): {worst * 1000:.1f} ms "
+        f"{'met' if worst * 1000 <= TARGET_INFLATION_MS else 'MISSED'}"
+    )
+
+
 def worker_config(directory: Path, variant: str, base_url: str) -> Path:
     """What a worker needs, read here from synth so the bare workers import none of it."""
     settings = BrowserSettings()
@@ -356,7 +429,7 @@ def report_cost(series: dict[str, Series]) -> tuple[float, float]:
     bare = series["bare"]
     cpu_bare = bare.cpu_s / max(len(bare.runs), 1)
     ratios = {}
-    for name in ("synth", "synth-never", "bare-synthlike"):
+    for name in ("synth", "synth-never", "synth-lean", "bare-synthlike"):
         s = series[name]
         cpu = s.cpu_s / max(len(s.runs), 1)
         med = statistics.median(s.blocks) / statistics.median(bare.blocks)
@@ -418,6 +491,15 @@ def report_inflation(series: dict[str, Series]) -> float:
     print(
         f"  log in with artifacts: never (no tracing): p50 {ms(percentile(never, 50))} "
         f"p99 {ms(percentile(never, 99))} ms"
+    )
+    lean_p99 = [
+        percentile(durations("synth-lean", i), 99) - percentile(durations("bare", i), 99)
+        for i in range(len(steps))
+    ]
+    print(
+        "  synth-lean (no tracing, no routing) p99 − bare p99 per step: "
+        + ", ".join(f"{name} {ms(d)}" for name, d in zip(steps, lean_p99, strict=True))
+        + " ms"
     )
     print(
         f"  target: inflation p99 <= {TARGET_INFLATION_MS:g} ms (read as synth p99 − bare p99, "
@@ -682,7 +764,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--k", default=None, help="browser checks per step (2,3,4,5,6,8,10)")
     parser.add_argument("--concurrency", default="2", help="browser.concurrency values: 2,4")
     parser.add_argument("--api-checks", type=int, default=None, help="API checks (200)")
-    parser.add_argument("--skip", default="", help="parts to skip: 1,3,4 (1 includes 2)")
+    parser.add_argument("--skip", default="", help="parts to skip: 1,2,3,4 (1 includes 2)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.runs = args.runs or (10 if quick else 30)
@@ -700,6 +782,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report_cost(series)
         print("\n## 2. Step duration inflation")
         report_inflation(series)
+    if "2" not in skip:
+        print("\n## 2b. Step duration against Chromium's own navigation timing (same runs)")
+        measure_navigation(args)
     with running_shop() as (shop_url, _):
         if "3" not in skip:
             print(

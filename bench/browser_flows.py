@@ -18,9 +18,16 @@ Variants (the same flow: log in, add to cart, check out on the demo shop):
                synth.checks.loader.load_checks); `browser.artifacts: on_failure`, the
                default: Playwright tracing runs for every run and is dropped when it passes
 - synth-never  the same with `browser.artifacts: never` (no tracing)
+- synth-nav    synth (defaults) running whatever check is in check_dir (a navigation-only
+               check: browser_cost.py's part 2b)
+- bare-nav     Playwright alone doing part 2b's navigation-only steps (`goto /`, then
+               `goto /?again=1`), each timed with perf_counter and paired with its
+               navigation entry's load time: Playwright's own floor
+- synth-lean   `artifacts: never` and `browser.trace_requests: false` (no routing: no
+               `traceparent` on the page's requests, Chromium's HTTP cache on)
 - bare         Playwright alone: a fresh context per run, the same actions, locators and
-               timeouts, each step timed with perf_counter (step 1 from before
-               `new_context`, as synth's first step opens the context)
+               timeouts, each step timed with perf_counter (step 1 from its
+               `new_page`: synth leaves the context's set-up out of the step too)
 - bare-synthlike  bare plus what synth asks of the browser: every request to the shop
                routed through Python to add a `traceparent` header, synth's vitals init
                script, its read-out (`page.evaluate`) at each step's end, and
@@ -50,7 +57,15 @@ RUN_BOUND_S = 30.0
 ACTION_TIMEOUT_MS = 5000.0
 NAVIGATION_TIMEOUT_MS = 15000.0
 SHOP_URL = re.compile(r"^[a-z]+://[^/]+/shop/?(?:[?#].*)?$")  # synth's expect_url: /shop
-VARIANTS = ("synth", "synth-never", "bare", "bare-synthlike")
+VARIANTS = (
+    "synth",
+    "synth-never",
+    "synth-lean",
+    "synth-nav",
+    "bare",
+    "bare-synthlike",
+    "bare-nav",
+)
 
 
 def emit(payload: dict[str, Any]) -> None:
@@ -75,7 +90,7 @@ def serve_shop() -> None:
 class SynthFlow:
     """The YAML check run by synth's Runner, on this process's loop (its one engine)."""
 
-    def __init__(self, base_url: str, check_dir: Path, artifacts: str) -> None:
+    def __init__(self, base_url: str, check_dir: Path, browser: dict[str, Any]) -> None:
         from synth.checks.loader import load_checks
         from synth.config import Settings
         from synth.model import RunRequest
@@ -89,7 +104,7 @@ class SynthFlow:
                         "secrets": {"shop_password": {"value": PASSWORD}},
                     }
                 },
-                "browser": {"artifacts": artifacts},
+                "browser": browser,
             }
         )
         loaded = load_checks([check_dir])
@@ -114,6 +129,44 @@ class SynthFlow:
         from synth.browser.engine import close_running_loop_engine
 
         await close_running_loop_engine()
+
+
+LOAD_SCRIPT = """(() => {
+  const n = performance.getEntriesByType('navigation')[0];
+  return n && n.loadEventEnd > 0 ? (n.loadEventEnd - n.startTime) / 1000 : null;
+})()"""
+
+
+class BareNavigation:
+    """Two navigation-only steps in Playwright alone: the floor of part 2b."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.bare = BareFlow(config, synthlike=False)
+
+    async def start(self) -> None:
+        await self.bare.start()
+
+    async def run(self) -> dict[str, Any]:
+        context = await self.bare.browser.new_context(
+            viewport={"width": 1280, "height": 720}, base_url=self.bare.base_url
+        )
+        steps: list[dict[str, Any]] = []
+        try:
+            page = await context.new_page()
+            for name, url in (("open the shop", "/"), ("open it again", "/?again=1")):
+                started = time.perf_counter()
+                await page.goto(url)
+                ended = time.perf_counter()
+                load_s = await page.evaluate(LOAD_SCRIPT)
+                steps.append({"name": name, "s": ended - started, "load_s": load_s})
+        except Exception as error:
+            return {"ok": False, "error": repr(error), "steps": steps}
+        finally:
+            await context.close()
+        return {"ok": True, "error": None, "steps": steps}
+
+    async def close(self) -> None:
+        await self.bare.close()
 
 
 class BareFlow:
@@ -156,7 +209,6 @@ class BareFlow:
         from playwright.async_api import expect
 
         steps: list[dict[str, Any]] = []
-        started = time.perf_counter()
         self._step()
         options: dict[str, Any] = {"base_url": self.base_url}
         if self.synthlike:
@@ -169,7 +221,8 @@ class BareFlow:
                 await context.add_init_script(self.config["init_script"])
                 await context.route(f"{self.base_url.rstrip('/')}/**", self._route)
             page = await context.new_page()
-            # log in
+            # log in: timed from here, as synth leaves its context's set-up out of the step
+            started = time.perf_counter()
             await page.goto("/")
             await page.get_by_label("Email", exact=False).fill(USER, timeout=ACTION_TIMEOUT_MS)
             await page.get_by_label("Password", exact=False).fill(
@@ -220,10 +273,16 @@ async def work(config: dict[str, Any]) -> None:
     variant = config["variant"]
     if variant not in VARIANTS:
         raise SystemExit(f"unknown variant {variant!r}")
-    flow: SynthFlow | BareFlow
+    flow: SynthFlow | BareFlow | BareNavigation
     if variant.startswith("synth"):
-        artifacts = "never" if variant == "synth-never" else "on_failure"
-        flow = SynthFlow(config["base_url"], Path(config["check_dir"]), artifacts)
+        browser: dict[str, Any] = {"artifacts": "on_failure"}
+        if variant in ("synth-never", "synth-lean"):
+            browser["artifacts"] = "never"
+        if variant == "synth-lean":
+            browser["trace_requests"] = False
+        flow = SynthFlow(config["base_url"], Path(config["check_dir"]), browser)
+    elif variant == "bare-nav":
+        flow = BareNavigation(config)
     else:
         flow = BareFlow(config, synthlike=variant == "bare-synthlike")
     await flow.start()

@@ -105,9 +105,11 @@ class BrowserSession:
         context.set_default_navigation_timeout(settings.navigation_timeout * 1000)
         await context.add_init_script(vitals.INIT_SCRIPT)
         if settings.artifacts != "never":
-            await context.tracing.start(snapshots=True, screenshots=False, sources=False)
+            await context.tracing.start(
+                snapshots=settings.trace_snapshots, screenshots=False, sources=False
+            )
             self._tracing = True
-        for origin in self._origins:
+        for origin in self._origins if settings.trace_requests else ():
             await context.route(f"{origin}/**", self._traced)
         page = await context.new_page()
         page.on("response", self._on_response)

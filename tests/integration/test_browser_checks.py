@@ -541,8 +541,12 @@ def assert_no_secret(where: str, data: bytes) -> None:
         assert needle not in data, f"the secret ({form}) is in {where}"
 
 
-async def test_a_secret_typed_with_fill_leaves_the_run_nowhere(site: Site, tmp_path: Path) -> None:
-    settings = settings_for(site)
+@pytest.mark.parametrize("snapshots", [False, True], ids=["default", "trace_snapshots"])
+async def test_a_secret_typed_with_fill_leaves_the_run_nowhere(
+    site: Site, tmp_path: Path, snapshots: bool
+) -> None:
+    # With DOM snapshots the trace holds the field's value in the page's markup too.
+    settings = settings_for(site, browser={"trace_snapshots": snapshots})
     runner = Runner(settings)
     results = [
         await run(settings, spec_of(secret_typed_py), runner),
@@ -730,6 +734,19 @@ async def test_a_browser_step_is_a_span_with_a_navigation_span_the_page_joined(
     found = TRACEPARENT.match(document.headers["traceparent"])
     assert found is not None
     assert (found["trace"], found["span"]) == (result.trace_id, step.span_id)
+
+
+async def test_trace_requests_off_sends_no_traceparent_and_routes_nothing(site: Site) -> None:
+    # Routing the page's requests to add the header costs Chromium its HTTP cache; a user
+    # who does not join backend spans turns it off and the page talks to the site as is.
+    settings = settings_for(site, browser={"trace_requests": False})
+    result = await run(settings, spec_of(sign_in_py))
+    assert result.status is Status.PASSED, failure_of(result)
+    (document,) = site.seen("/")
+    assert "traceparent" not in document.headers
+    traced = await run(settings_for(site), spec_of(sign_in_py))
+    assert traced.status is Status.PASSED, failure_of(traced)
+    assert "traceparent" in site.seen("/")[-1].headers
 
 
 # -- the baseline ---------------------------------------------------------------------------
