@@ -298,7 +298,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f" (concurrency {min(concurrency, len(selection.checks))})",
         file=out,
     )
-    metrics = Metrics(phase_buckets=settings.metrics.http_phase_buckets)
+    metrics = Metrics(settings=settings.metrics)
     if tracing_config.enabled:
         metrics.watch_exporter(tracing_config.exporter_name)
     tracing = start_tracing(

@@ -4,8 +4,6 @@ into frozen typed objects. Nothing downstream re-reads files or the environment.
 
 from __future__ import annotations
 
-import itertools
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from pydantic_settings import (
 
 from synth.browser.settings import BrowserSettings
 from synth.errors import SynthError
+from synth.metrics_settings import MetricsSettings
 from synth.model import Sensitivity, Severity
 from synth.redact import register_process_secret
 from synth.units import parse_duration, parse_size
@@ -191,42 +190,6 @@ class SchedulerSettings(_Frozen):
     # Run processes for scheduled declarative checks (0: none, all runs in the agent's own
     # process). One process runs ~400-500 one-request checks/s: use one per core beyond that.
     processes: int = Field(default=0, ge=0, le=64)
-
-
-HTTP_PHASE_BUCKETS = (
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1,
-    2.5,
-    5,
-    10,
-)
-
-
-class MetricsSettings(_Frozen):
-    """What the per-check metrics cost. At thousands of checks the HTTP-phase histograms
-    are most of `/metrics` (~70% at 5,000 one-step checks): fewer buckets shrink it."""
-
-    http_phase_buckets: tuple[float, ...] = Field(
-        default=HTTP_PHASE_BUCKETS, min_length=1, max_length=40
-    )
-
-    @field_validator("http_phase_buckets")
-    @classmethod
-    def _increasing(cls, buckets: tuple[float, ...]) -> tuple[float, ...]:
-        if any(b <= 0 or not math.isfinite(b) for b in buckets):
-            raise ValueError("bucket bounds must be positive seconds (+Inf is implied)")
-        if any(a >= b for a, b in itertools.pairwise(buckets)):
-            raise ValueError("bucket bounds must be strictly increasing")
-        return buckets
 
 
 class DeploySettings(_Frozen):

@@ -100,7 +100,7 @@ class SynthSession:
         self.page: bool = not config.getoption("synth_no_page")
         if self.push_url:
             check_gateway_url(self.push_url)
-        self.metrics = Metrics(phase_buckets=self.settings.metrics.http_phase_buckets)
+        self.metrics = Metrics(settings=self.settings.metrics)
         tracing_config = TracingConfig.from_env(os.environ)
         if tracing_config.enabled:
             self.metrics.watch_exporter(tracing_config.exporter_name)

@@ -98,7 +98,7 @@ class Agent:
         self.state = state
         self.config_path = config_path
         self.check_paths = list(check_paths)
-        self.metrics = Metrics(phase_buckets=state.settings.metrics.http_phase_buckets)
+        self.metrics = Metrics(settings=state.settings.metrics)
         self.lags = LagRecorder()
         self.metrics.describe_agent(version=__version__, location=state.settings.location)
         self.tracing = _start_tracing(tracing or TracingConfig(), state.settings, self.metrics)

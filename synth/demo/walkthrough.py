@@ -135,7 +135,7 @@ def _run(
     runs = RunLog(order=[check.name for check in checks])
     sinks = build_sinks(
         OutputPlan(
-            metrics=Metrics(phase_buckets=settings.metrics.http_phase_buckets),
+            metrics=Metrics(settings=settings.metrics),
             runs=runs,
             terminal=TerminalReporter(
                 sys.stdout,

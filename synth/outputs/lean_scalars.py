@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from synth.outputs.lean_histogram import escape_help, go_float, label_text
+from synth.outputs.lean_histogram import escape_help, label_text, sample_value
 
 Kind = Literal["counter", "gauge"]
 
@@ -90,9 +90,9 @@ class LeanScalars(Collector):
         names = self.labelnames
         for labels, value in self._snapshot():
             if names:
-                yield f"{sample}{{{label_text(names, labels)}}} {go_float(value)}\n"
+                yield f"{sample}{{{label_text(names, labels)}}} {sample_value(value)}\n"
             else:
-                yield f"{sample} {go_float(value)}\n"
+                yield f"{sample} {sample_value(value)}\n"
 
     def _family(self) -> CounterMetricFamily | GaugeMetricFamily:
         if self.kind == "counter":

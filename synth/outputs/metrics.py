@@ -5,17 +5,22 @@ env, phase, location, step, result, failure_type (plus service for deploy verdic
 http_phase, exporter) — never URLs, ids or free text. Duration histograms carry the run's
 trace id as an exemplar, exposed when the scraper asks for OpenMetrics.
 
-Every known label combination is exported at 0 before its first event (so `increase()`
-sees the first one): agent-wide families when the agent starts (`describe_agent`),
-per-check ones when the schedule is set, paging ones per configured playbook. No family
-has `_created` samples (the lean families cannot have them; the rule is one for all).
+A check costs Prometheus what `metrics.detail` asks (synth.metrics_settings): by default
+24 series for a one-step HTTP check, about what a blackbox_exporter probe exports.
+
+The series alerts and `increase()` need are exported at 0 before their first event:
+agent-wide families when the agent starts (`describe_agent`), a scheduled check's run
+counters by result and state when the schedule is set, paging ones per configured
+playbook. Rarer per-check series — a failure type (unless `detail: [failure_types]`), a
+skipped overlap, a blocked loop, a folded step name — appear with their first event. No
+family has `_created` samples (the lean families cannot have them; the rule is one for all).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
@@ -31,8 +36,9 @@ from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from synth.config import HTTP_PHASE_BUCKETS
+from synth.metrics_settings import MetricsSettings
 from synth.model import (
+    PASSED_AFTER_RETRY,
     AlertAction,
     DeliveryResult,
     FailureType,
@@ -45,11 +51,11 @@ from synth.outputs.browser_metrics import BrowserMetrics
 from synth.outputs.cluster_metrics import ClusterMetrics
 from synth.outputs.lean_histogram import LeanHistogram
 from synth.outputs.lean_scalars import LeanScalars
+from synth.outputs.step_metrics import StepMetrics
 from synth.probes.tls import TlsResult
 from synth.verdict import VerdictResult
 
 RUN_LABELS = ("check", "env", "phase", "location")
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 STORE_OPERATIONS = (
     "open",
@@ -67,11 +73,10 @@ HOOKS = ("github", "argocd", "flagger", "argo_rollouts")
 HOOK_REJECTION_CODES = ("400", "401", "404", "413", "422", "503")
 """The `code` values of synth_hook_rejections_total (any other 4xx/5xx counts as `other`)."""
 PAGE_ACTIONS = (AlertAction.TRIGGER, AlertAction.RESOLVE, AlertAction.CHANGE)
-RUN_OUTCOMES = (
-    (Status.PASSED.value, ""),
-    *((Status.FAILED.value, failure.value) for failure in FailureType),
-)
-"""The (result, failure_type) pairs of synth_check_runs_total."""
+RUN_RESULTS = (Status.PASSED.value, Status.FAILED.value, PASSED_AFTER_RETRY)
+"""The `result` values of synth_check_runs_total."""
+FAILURE_TYPES = tuple(failure.value for failure in FailureType)
+"""The `failure_type` values of synth_check_failures_total."""
 
 MAX_STEP_LABELS = 50
 """Distinct `step` label values one check may export; later new names fold into one."""
@@ -124,8 +129,10 @@ class Metrics:
         self,
         registry: CollectorRegistry | None = None,
         *,
-        phase_buckets: Sequence[float] = HTTP_PHASE_BUCKETS,
+        settings: MetricsSettings | None = None,
     ) -> None:
+        settings = settings or MetricsSettings()
+        self._zero_failure_types = "failure_types" in settings.detail
         # `registry` holds every metric (Pushgateway pushes, queries); the per-check
         # families are lean, exposed by their own fast writer, and everything else lives
         # in `_others` for prometheus-client's.
@@ -138,8 +145,16 @@ class Metrics:
         r, lean = self._others, self.registry
         self.runs = LeanScalars(
             "synth_check_runs",
-            "Check runs by result and failure type.",
-            (*RUN_LABELS, "result", "failure_type"),
+            "Check runs by result (passed, failed, passed_after_retry).",
+            (*RUN_LABELS, "result"),
+            kind="counter",
+            registry=lean,
+        )
+        self.failures = LeanScalars(
+            "synth_check_failures",
+            "Failed runs, and runs that passed only on a retry, by the type of the failure "
+            "(for a retried run, its first failed attempt's).",
+            (*RUN_LABELS, "failure_type"),
             kind="counter",
             registry=lean,
         )
@@ -147,15 +162,11 @@ class Metrics:
             "synth_check_run_duration_seconds",
             "Wall time of a whole check run (all attempts' last).",
             RUN_LABELS,
-            buckets=DURATION_BUCKETS,
+            buckets=settings.run_duration_buckets,
             registry=lean,
         )
-        self.step_duration = LeanHistogram(
-            "synth_step_duration_seconds",
-            "Duration of one step: its requests' network time plus the check code's own time.",
-            (*RUN_LABELS, "step"),
-            buckets=DURATION_BUCKETS,
-            registry=lean,
+        self.steps = StepMetrics(
+            lean, detail=settings.detail, phase_buckets=settings.http_phase_buckets
         )
         self.up = LeanScalars(
             "synth_check_up",
@@ -276,14 +287,6 @@ class Metrics:
             registry=r,
         )
 
-        self.http_phase_duration = LeanHistogram(
-            "synth_http_phase_duration_seconds",
-            "Time of one phase of an HTTP request a step made (dns, connect, tls, send, "
-            "first_byte, body); a reused connection has no dns/connect/tls sample.",
-            (*RUN_LABELS, "step", "http_phase"),
-            buckets=phase_buckets,
-            registry=lean,
-        )
         self.tls_cert_expiry = Gauge(
             "synth_tls_cert_expiry_timestamp_seconds",
             "Unix time the certificate seen by a TLS probe step stops being valid.",
@@ -326,7 +329,7 @@ class Metrics:
         )
         self.cluster = ClusterMetrics(r)
         # What the fast writer renders: every lean family above, whichever gets added.
-        families = [*vars(self).values(), *vars(self.browser).values()]
+        families = [*vars(self).values(), *vars(self.browser).values(), *self.steps.families()]
         self._lean = tuple(v for v in families if isinstance(v, LeanHistogram | LeanScalars))
 
     def describe_agent(self, *, version: str, location: str) -> None:
@@ -363,14 +366,14 @@ class Metrics:
         failure_type = result.failure_type
         if result.passed_after_retry:  # which failure the retry hid
             failure_type = result.failed_attempts[0].failure.type
-        failure = failure_type.value if failure_type else ""
-        self.runs.inc((*labels, result.outcome, failure))
+        self.runs.inc((*labels, result.outcome))
+        if failure_type is not None:
+            self.failures.inc((*labels, failure_type.value))
         exemplar = {"trace_id": result.trace_id} if result.trace_id else None
         self.run_duration.observe(labels, result.duration_s, exemplar)
         for step in result.steps:
             step_labels = (*labels, self.step_label(result.check, step.name))
-            self.step_duration.observe(step_labels, step.duration_s, exemplar)
-            self._observe_requests(step_labels, step)
+            self.steps.observe(step_labels, step, exemplar)
             self._observe_certificate(result, step)
             self.browser.observe_step(step_labels, step)
         if result.phase is Phase.SCHEDULED and (labels[0], labels[1], labels[3]) not in (
@@ -378,7 +381,7 @@ class Metrics:
         ):
             return  # finished after its check left this agent's schedule (set_schedule)
         self.up.set(labels, 1.0 if result.passed else 0.0)
-        self.last_run.set(labels, result.started_at.timestamp())
+        self.last_run.set(labels, round(result.started_at.timestamp(), 3))
         if result.passed:
             self.consecutive_failures.set(labels, 0.0)
         else:
@@ -413,12 +416,10 @@ class Metrics:
             if self.flaky_ratio.value(labels) is None:  # a reload keeps a measured ratio
                 self.flaky_ratio.set(labels, 0.0)
             check, env, _ = labels
-            self.skipped_overlaps.inc((check, env), 0.0)
-            for outcome in RUN_OUTCOMES:
-                self.runs.inc((check, env, scheduled, location, *outcome), 0.0)
-        for check in checks:
-            self.loop_blocked.inc((check,), 0.0)
-            self.steps_folded.inc((check,), 0.0)
+            for result in RUN_RESULTS:
+                self.runs.inc((check, env, scheduled, location, result), 0.0)
+            for failure_type in FAILURE_TYPES if self._zero_failure_types else ():
+                self.failures.inc((check, env, scheduled, location, failure_type), 0.0)
         self._scheduled = set(wanted)
 
     def declare_playbooks(self, playbooks: Mapping[str, bool]) -> None:
@@ -435,12 +436,6 @@ class Metrics:
         for service, env in targets:
             for result in VerdictResult:
                 self.deploy_verdicts.labels(service, env, result.value)
-
-    def _observe_requests(self, step_labels: tuple[str, ...], step: StepResult) -> None:
-        for request in step.requests:
-            exemplar = {"trace_id": request.trace_id} if request.trace_id else None
-            for http_phase, seconds in request.timings.as_dict().items():
-                self.http_phase_duration.observe((*step_labels, http_phase), seconds, exemplar)
 
     def _observe_certificate(self, result: RunResult, step: StepResult) -> None:
         if not isinstance(step.facts, TlsResult):

@@ -187,17 +187,9 @@ def test_run_now_returns_the_full_result(
     body = failed.json()
     assert (body["status"], body["failed_step"]) == ("failed", "check out")
     assert body["failure"]["type"] == "http_status"
-    assert (
-        agent.metric(
-            "synth_check_runs_total",
-            check="checkout",
-            env=ENV,
-            phase="adhoc",
-            result="failed",
-            failure_type="http_status",
-        )
-        == 1
-    )
+    run = {"check": "checkout", "env": ENV, "phase": "adhoc"}
+    assert agent.metric("synth_check_runs_total", **run, result="failed") == 1
+    assert agent.metric("synth_check_failures_total", **run, failure_type="http_status") == 1
 
 
 def test_the_document_matches_the_wire(agent: AgentProcess) -> None:

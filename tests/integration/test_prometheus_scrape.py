@@ -172,25 +172,26 @@ def test_prometheus_scrapes_the_agent_and_evaluates_the_shipped_rules(
         timeout=SERIES_TIMEOUT_S,
         what="synth_check_runs_total for both checks in Prometheus",
     )
-    # Every other outcome of a scheduled check is there at 0: passed, and failed with each
-    # failure type (11 per check), so increase() sees a first failure.
+    # Every other result of a scheduled check is there at 0 (passed, failed,
+    # passed_after_retry: 3 per check), so increase() sees a first failure; the failure's
+    # type is its own counter, created with it.
     every_outcome = server.query('synth_check_runs_total{job="synth-agent"}')
-    assert len(every_outcome) == 2 * 11, labels_of(every_outcome)
+    assert len(every_outcome) == 2 * 3, labels_of(every_outcome)
     assert sorted(labels_of(runs), key=lambda labels: labels["check"]) == [
-        {
-            "__name__": "synth_check_runs_total",
-            "check": "down",
-            **run_labels,
-            "result": "failed",
-            "failure_type": "connect",
-        },
+        {"__name__": "synth_check_runs_total", "check": "down", **run_labels, "result": "failed"},
         {"__name__": "synth_check_runs_total", "check": "tick", **run_labels, "result": "passed"},
     ]
-    step = server.query('synth_step_duration_seconds_count{check="tick"}')
-    assert labels_of(step) == [
-        {"__name__": "synth_step_duration_seconds_count", "check": "tick", **run_labels}
-        | {"step": "health"}
+    failures = server.query('synth_check_failures_total{job="synth-agent"}')
+    assert labels_of(failures) == [
+        {"__name__": "synth_check_failures_total", "check": "down", **run_labels}
+        | {"failure_type": "connect"}
     ]
+    # The last run's HTTP phases as gauges, one per phase of the step (as blackbox does).
+    phases = server.query('synth_http_phase_seconds{check="tick"}')
+    assert sorted(labels["http_phase"] for labels in labels_of(phases)) == sorted(
+        ("dns", "connect", "tls", "send", "first_byte", "body")
+    )
+    assert {labels["step"] for labels in labels_of(phases)} == {"health"}
     interval = server.query('synth_check_interval_seconds{check="tick"}')
     assert labels_of(interval) == [
         {"__name__": "synth_check_interval_seconds", "check": "tick", "env": ENV}
@@ -214,11 +215,10 @@ def test_prometheus_scrapes_the_agent_and_evaluates_the_shipped_rules(
     assert value(server, f'{failing}{{check="tick", env="{ENV}"}}') == 0.0
     p95 = wait_for(
         lambda: value(
-            server,
-            'check_env_phase_step:synth_step_duration_seconds:p95_5m{check="tick", step="health"}',
+            server, 'check_env_phase:synth_check_run_duration_seconds:p95_5m{check="tick"}'
         ),
         timeout=SERIES_TIMEOUT_S,
-        what="the step p95 recording rule",
+        what="the run-duration p95 recording rule",
     )
     assert 0 < p95 < 5
 

@@ -58,9 +58,11 @@ def test_pytest_runs_emit_preprod_metrics_and_spans(
     assert set(runs) == {"health", "missing"}
     assert runs["missing"]["phase"] == "preprod"
     assert runs["missing"]["location"] == "ci-runner"
-    assert runs["missing"]["failure_type"] == "http_status"
-    steps = pushgateway.samples("synth_step_duration_seconds_count")
-    assert {(s["check"], s["step"], s["phase"]) for s, _ in steps} == {
+    (failed,) = [labels for labels, _ in pushgateway.samples("synth_check_failures_total")]
+    assert (failed["check"], failed["failure_type"]) == ("missing", "http_status")
+    phases = pushgateway.samples("synth_http_phase_seconds")
+    steps = [labels for labels, _ in phases if labels["http_phase"] == "first_byte"]
+    assert {(s["check"], s["step"], s["phase"]) for s in steps} == {
         ("health", "health", "preprod"),
         ("missing", "missing page", "preprod"),
     }

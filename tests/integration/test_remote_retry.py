@@ -74,14 +74,9 @@ def test_a_failed_run_is_retried_from_the_other_location(
         # The retry really ran from us: its shop saw more health checks than us's own runs.
         us_runs = len([r for r in us.runs(check=CHECK, limit=200) if r["location"] == "us"])
         assert sum(1 for r in us_shop.requests if r.path == "/health") > us_runs
-        assert eu.metric(
-            "synth_check_runs_total",
-            check=CHECK,
-            env="staging",
-            location="eu",
-            result="passed_after_retry",
-            failure_type="http_status",
-        )
+        where = {"check": CHECK, "env": "staging", "location": "eu"}
+        assert eu.metric("synth_check_runs_total", **where, result="passed_after_retry")
+        assert eu.metric("synth_check_failures_total", **where, failure_type="http_status")
 
         # Without another location the retry is this location's own: still failing.
         code, killed = us.stop()

@@ -66,7 +66,10 @@ def test_traces_exemplars_and_logs(
 ) -> None:
     receiver = otlp_http()
     write_check(tmp_path, "checks.py", CHECKS)
-    agent = start_agent(write_config(tmp_path, shop.base_url), env=otel_env(receiver.endpoint))
+    # The step and phase histograms are opt-in; their exemplars are tested here too.
+    detail = {"metrics": {"detail": ["phases", "steps"]}}
+    config = write_config(tmp_path, shop.base_url, extra=detail)
+    agent = start_agent(config, env=otel_env(receiver.endpoint))
 
     spans = receiver.wait_for(
         lambda s: {"tick", "broken"} <= {x.name for x in s if x.parent_span_id == ""}

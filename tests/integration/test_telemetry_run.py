@@ -82,20 +82,19 @@ def test_push_preprod_metrics_and_traces(
         "phase": "preprod",  # the default phase of `synth run`
         "location": "ci-runner",
         "result": "failed",
-        "failure_type": "http_status",
         "job": "synth",
         "instance": "",  # the gateway's own empty instance label
     }
     assert by_check["health"][0]["result"] == "passed"
-    steps = pushgateway.samples("synth_step_duration_seconds_count")
-    assert {(s["check"], s["step"]) for s, _ in steps} == {
+    ((failed, count),) = pushgateway.samples("synth_check_failures_total")
+    assert (failed["check"], failed["failure_type"], count) == ("missing", "http_status", 1)
+    phases = pushgateway.samples("synth_http_phase_seconds")
+    assert {(s["check"], s["step"]) for s, _ in phases} == {
         ("health", "health"),
         ("missing", "missing page"),
     }
-    phases = {
-        s["http_phase"] for s, _ in pushgateway.samples("synth_http_phase_duration_seconds_count")
-    }
-    assert {"connect", "first_byte"} <= phases
+    measured = {s["http_phase"] for s, seconds in phases if seconds > 0}
+    assert {"connect", "first_byte"} <= measured
     errors = pushgateway.samples("synth_telemetry_export_errors_total")
     assert [(s["exporter"], v) for s, v in errors] == [("otlp_http", 0.0)]
 

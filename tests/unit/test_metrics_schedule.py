@@ -9,7 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from synth.agent.scheduler import interval_s
 from synth.checks.flow import Flow
-from synth.model import CheckSpec, Schedule
+from synth.metrics_settings import MetricsSettings
+from synth.model import CheckSpec, FailureType, Schedule
 from synth.outputs.metrics import Metrics
 
 
@@ -71,3 +72,21 @@ def test_flaky_ratio_exists_at_zero_for_every_scheduled_pair_and_keeps_its_value
     assert samples(metrics, "synth_check_flaky_ratio") == {
         (("check", "a"), ("env", "prod"), ("location", "eu")): 0.25,
     }
+
+
+def test_failure_types_at_zero_only_when_asked_for() -> None:
+    """By default a failure type's series appears with its first failure (10 fewer series
+    per check); `metrics.detail: [failure_types]` exports them all at 0 up front."""
+    lean = Metrics()
+    lean.set_schedule({("a", "prod"): 60.0}, "eu")
+    assert samples(lean, "synth_check_failures_total") == {}
+    assert {dict(k)["result"] for k in samples(lean, "synth_check_runs_total")} == {
+        "passed",
+        "failed",
+        "passed_after_retry",
+    }
+    detailed = Metrics(settings=MetricsSettings(detail=("failure_types",)))
+    detailed.set_schedule({("a", "prod"): 60.0}, "eu")
+    zeroed = samples(detailed, "synth_check_failures_total")
+    assert {dict(k)["failure_type"] for k in zeroed} == {f.value for f in FailureType}
+    assert set(zeroed.values()) == {0.0}

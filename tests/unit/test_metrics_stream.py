@@ -11,7 +11,7 @@ from synth.model import HttpTimings, Phase, RequestRecord, RunResult, Status, St
 from synth.outputs import metrics as metrics_module
 from synth.outputs.metrics import Metrics
 
-CHECKS = 300
+CHECKS = 1500  # ~4 MB of lean series: several chunks
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 

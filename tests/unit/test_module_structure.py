@@ -143,7 +143,7 @@ def test_metric_families_change_only_through_named_metrics_methods() -> None:
     """Callers say what happened (`metrics.store_error("open")`), never which family and
     labels it updates: only synth.outputs.metrics knows that (and which are lean)."""
     families = metric_families()
-    assert {"store_errors", "in_flight", "http_phase_duration"} <= families
+    assert {"store_errors", "in_flight", "run_duration", "failures"} <= families
     reached: list[str] = []
     for path in ROOT.rglob("*.py"):
         if path.name == "metrics.py" and path.parent.name == "outputs":

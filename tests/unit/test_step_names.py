@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from synth.checks.step_names import route_name
+from synth.metrics_settings import MetricsSettings
 from synth.outputs.metrics import MAX_STEP_LABELS, OTHER_STEPS, Metrics, StepLabels
 from synth.redact import Redactor
 
@@ -68,7 +69,8 @@ def test_metrics_export_at_most_the_limit_of_step_series_per_check() -> None:
 
     from synth.model import Phase, RunResult, Status, StepResult
 
-    metrics = Metrics(CollectorRegistry())
+    # With the step histograms on (`metrics.detail: [steps]`): the most series per step.
+    metrics = Metrics(CollectorRegistry(), settings=MetricsSettings(detail=("steps",)))
     metrics.set_schedule({("checkout", "prod"): 60.0}, "local")
     for n in range(MAX_STEP_LABELS + 30):
         step = StepResult(name=f"GET /orders/{n}", status=Status.PASSED, duration_s=0.01)
@@ -94,4 +96,4 @@ def test_metrics_export_at_most_the_limit_of_step_series_per_check() -> None:
     }
     assert len(steps) == MAX_STEP_LABELS + 1
     assert OTHER_STEPS in steps
-    assert 'synth_check_steps_folded_total{check="checkout"} 30.0' in page
+    assert 'synth_check_steps_folded_total{check="checkout"} 30\n' in page

@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from synth.config import ConfigError
+from synth.metrics_settings import MetricsSettings
 from synth.model import (
     CheckSpec,
     HttpTimings,
@@ -163,8 +164,34 @@ def samples(metrics: Metrics, name: str) -> list[tuple[dict[str, str], float, ob
     ]
 
 
-def test_http_phases_with_exemplars() -> None:
+DETAILED = MetricsSettings(detail=("phases", "steps"))
+
+
+def test_the_last_runs_http_phases_are_gauges_by_default() -> None:
     metrics = Metrics()
+    metrics.observe_run(result())
+    phases = samples(metrics, "synth_http_phase_seconds")
+    by_phase = {labels["http_phase"]: value for labels, value, _ in phases}
+    # Every phase, as blackbox_exporter exports a probe's: 0 for the ones it skipped.
+    assert set(by_phase) == {"dns", "connect", "tls", "send", "first_byte", "body"}
+    assert by_phase["tls"] == 0
+    assert by_phase["first_byte"] > 0
+    assert {k: phases[0][0][k] for k in ("check", "env", "phase", "location", "step")} == {
+        "check": "shop",
+        "env": "prod",
+        "phase": "scheduled",
+        "location": "eu-1",
+        "step": "health",
+    }
+    # No per-step or per-phase histogram unless asked for; the run's keeps its exemplar.
+    assert samples(metrics, "synth_http_phase_duration_seconds_count") == []
+    assert samples(metrics, "synth_step_duration_seconds_count") == []
+    run_buckets = samples(metrics, "synth_check_run_duration_seconds_bucket")
+    assert any(e is not None for _, _, e in run_buckets)
+
+
+def test_http_phases_with_exemplars() -> None:
+    metrics = Metrics(settings=DETAILED)
     metrics.observe_run(result())
     counts = samples(metrics, "synth_http_phase_duration_seconds_count")
     assert {labels["http_phase"]: value for labels, value, _ in counts} == {
@@ -220,7 +247,7 @@ def test_plain_text_unless_openmetrics_is_asked_for() -> None:
     assert content_type.startswith("text/plain")
     assert b"# {" not in body
     body, _ = metrics.negotiate("text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
-    assert b"synth_http_phase_duration_seconds_bucket{" in body
+    assert b"synth_check_run_duration_seconds_bucket{" in body
 
 
 # -- span export ----------------------------------------------------------------------------
@@ -350,7 +377,9 @@ def test_log_records_in_a_run_carry_its_span() -> None:
 
 
 def test_http_phase_buckets_are_configurable() -> None:
-    metrics = Metrics(phase_buckets=(0.01, 0.1, 1.0))
+    metrics = Metrics(
+        settings=MetricsSettings(detail=("phases", "steps"), http_phase_buckets=(0.01, 0.1, 1.0))
+    )
     metrics.observe_run(result())
     buckets = samples(metrics, "synth_http_phase_duration_seconds_bucket")
     bounds = {labels["le"] for labels, _, _ in buckets}
