@@ -28,7 +28,7 @@ from synth.alerting.policy import retries_for
 from synth.baseline.record import StepBaseline
 from synth.baseline.sketch import DEFAULT_ACCURACY
 from synth.codec import run_to_dict
-from synth.model import Phase, RunRequest
+from synth.model import Phase, RunRequest, Status
 from synth.store import StoreError, StoreRefused
 from synth.store.records import deploy_to_dict
 from synth.uptime import SINCE_PATTERN, build_report, report_to_dict, report_window
@@ -189,13 +189,15 @@ def build_api(agent: Agent) -> ASGIApp:
         env: str | None = Query(default=None, max_length=100),
         phase: Phase | None = None,
         deploy_id: str | None = Query(default=None, max_length=64),
+        status: Status | None = None,
         limit: int = Query(default=50, ge=1, le=500),
     ) -> dict[str, Any]:
-        """Recent runs, newest first."""
+        """Recent runs, newest first; `status` passed or failed (a run that passed on a
+        retry is passed)."""
         store = _store(agent)
         try:
             runs = await store.list_runs(
-                check=check, env=env, phase=phase, deploy_id=deploy_id, limit=limit
+                check=check, env=env, phase=phase, deploy_id=deploy_id, limit=limit, status=status
             )
         except StoreError as exc:
             raise HTTPException(503, f"store unavailable: {exc}") from None

@@ -31,8 +31,8 @@ from synth.agent.deploys import DeployEvent, DeployManager
 from synth.agent.executor import RunExecutor
 from synth.agent.isolation import RunWorkers
 from synth.agent.lag import LagRecorder
+from synth.agent.process_pools import ProcessPools
 from synth.agent.remote_retry import remote_retries
-from synth.agent.run_processes import RunProcesses
 from synth.agent.scheduler import CheckScheduler, interval_s, scheduled_pairs
 from synth.agent.sharing import CheckSharing
 from synth.agent.writer import ResultWriter
@@ -109,11 +109,19 @@ class Agent:
             state.settings.scheduler.concurrency,
             on_blocked=lambda check, seconds: self.metrics.loop_was_blocked(check, seconds),
         )
-        self.processes: RunProcesses | None = None  # scheduler.processes > 0, from start()
+        processor = self.tracing.processor
+        self.pools = ProcessPools(
+            config_path=config_path,
+            check_paths=check_paths,
+            spans=processor.submit if processor is not None else None,
+            on_restart=self.metrics.run_process_restarted,
+            on_browser_launch=self.metrics.browser.launched,
+        )
         self.executor = RunExecutor(
             runner=lambda: self.runner,
             workers=self.workers,
-            processes=lambda: self.processes,
+            processes=lambda: self.pools.api,
+            browser_processes=lambda: self.pools.browser,
             inline_declarative=lambda: self.settings.scheduler.isolation == "code",
             browser_concurrency=lambda: self.settings.browser.concurrency,
             browser_nice=lambda: self.settings.browser.nice,
@@ -236,7 +244,8 @@ class Agent:
         sys.setswitchinterval(0.001)
         gc_tuning.tune()
         malloc_tuning.fix_mmap_threshold()
-        processes_started = self._start_processes()  # they load the checks meanwhile
+        self.pools.start(self.settings, self.state.checks)  # they load the checks meanwhile
+        self.metrics.watch_run_processes(self.pools.ready_count)
         await self._open_store()
         if self.store is None:
             self._background.append(asyncio.create_task(self._store_reconnect()))
@@ -262,11 +271,7 @@ class Agent:
             owned=0,
         )
         self._apply(self.state)
-        if processes_started is not None:
-            try:
-                await processes_started
-            except Exception:  # the agent runs every check itself rather than not at all
-                log.exception("run processes failed to start; runs stay in the agent")
+        await self.pools.started()
         if self.settings.scheduler.enabled:
             self.scheduler.start()
         self._settle_heap()
@@ -274,22 +279,6 @@ class Agent:
             "agent started",
             extra={"checks": len(self.state.checks), "jobs": self.scheduler.job_count()},
         )
-
-    def _start_processes(self) -> asyncio.Task[None] | None:
-        scheduler = self.settings.scheduler
-        if scheduler.processes == 0 or not scheduler.enabled:
-            return None
-        processor = self.tracing.processor
-        self.processes = RunProcesses(
-            scheduler.processes,
-            config_path=self.config_path,
-            check_paths=self.check_paths,
-            spans=processor.submit if processor is not None else None,
-            log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower(),
-            on_restart=self.metrics.run_process_restarted,
-        )
-        self.metrics.watch_run_processes(self.processes.ready_count)
-        return asyncio.create_task(self.processes.start())
 
     async def stop(self) -> None:
         """Take no new work, let in-flight runs finish within the grace period, flush."""
@@ -308,8 +297,7 @@ class Agent:
                 run.cancel()
             if still:
                 log.warning("cancelled runs after the grace period", extra={"runs": len(still)})
-        if self.processes is not None:
-            await self.processes.close()
+        await self.pools.close()
         if self._writer_task is not None:
             self._writer_task.cancel()
             await asyncio.gather(self._writer_task, return_exceptions=True)
@@ -352,7 +340,7 @@ class Agent:
             else:
                 # Run processes load the new checks while they keep running the old ones;
                 # everything switches together below.
-                generation = await self.processes.prepare_reload() if self.processes else None
+                generations = await self.pools.prepare_reload()
                 runner = self._new_runner(state.settings)
                 await runner.warm_up()  # before the switch: no await between it and runs
                 self.state = state
@@ -362,8 +350,8 @@ class Agent:
                 self.runner = runner
                 self.baselines.reconfigure(state.settings.baseline)
                 self._apply(state)
-                if self.processes is not None and generation is not None:
-                    self.processes.commit(generation)
+                self.pools.commit(generations)
+                self.pools.start(state.settings, state.checks)  # the first browser check
                 self._settle_heap()
                 outcome = ReloadOutcome(True, len(state.checks))
         self.last_reload = outcome

@@ -38,8 +38,10 @@ class RunExecutor:
         on_lag: Callable[[float], None],
         browser_concurrency: Callable[[], int] = lambda: 2,
         browser_nice: Callable[[], int] = lambda: 10,
+        browser_processes: Callable[[], RunProcesses | None] = lambda: None,
     ) -> None:
         self._runner = runner
+        self._browser_processes = browser_processes
         self._browser_concurrency = browser_concurrency
         self._browser_nice = browser_nice
         self._browsers: BrowserWorkers | None = None
@@ -82,8 +84,19 @@ class RunExecutor:
     async def _in_browser_worker(
         self, request: RunRequest, due: float | None, retries: int | None
     ) -> RunResult:
-        """A browser check's run, on one of the browser workers (each owns one Chromium),
-        so API checks never queue behind a page load."""
+        """A browser check's run: a scheduled one in a browser process when there are some
+        (`browser.isolation: process`), else — or when none can take it — on one of the
+        agent's browser worker threads. Each owns one Chromium; API checks never queue
+        behind a page load."""
+        processes = self._browser_processes()
+        if due is not None and processes is not None:
+            with self._metrics.running():
+                made = await processes.run(
+                    request.check.name, request.environment, request.location, due
+                )
+            if made is not None:
+                self._note_lag(made.lag_s)
+                return made.result
         if self._browsers is None:
             self._browsers = BrowserWorkers(self._browser_concurrency(), nice=self._browser_nice())
             LAUNCH_HOOKS.append(self._metrics.browser.launched)

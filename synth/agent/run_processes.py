@@ -12,6 +12,10 @@ without the checks of the current generation (a reload it could not make) — `r
 None and the agent runs the check itself: a run is never lost to a process boundary. A run
 process that dies is restarted (with backoff); the runs it had in flight are run again by
 the agent.
+
+`browser=True` makes them browser processes (`run_process --browser`): each loads every
+check that drives a browser and runs one scheduled run at a time on its own Chromium; a
+run goes to an idle one, waiting for one while all are busy.
 """
 
 from __future__ import annotations
@@ -85,8 +89,13 @@ class RunProcesses:
         spans: SpanSink | None,
         log_level: str = "info",
         on_restart: Callable[[], None] | None = None,
+        browser: bool = False,
+        on_launch: Callable[[], None] | None = None,
     ) -> None:
         self.count = count
+        self.browser = browser
+        self._on_launch = on_launch
+        self._changed = asyncio.Event()  # a child settled a run, was lost or got ready
         self.generation = 0
         self._next_generation = 0
         self._config_path = config_path
@@ -121,6 +130,8 @@ class RunProcesses:
         command = [sys.executable, "-m", "synth.agent.run_process"]
         command += ["--generation", str(self.generation), "--log-level", self._log_level]
         command += ["--shard", str(index), "--shards", str(self.count)]
+        if self.browser:
+            command.append("--browser")
         if self._config_path is not None:
             command += ["--config", str(self._config_path)]
         if self._spans is not None:
@@ -172,7 +183,10 @@ class RunProcesses:
         """Run a scheduled check in its run process: its result and lag, or None when the
         process cannot take it (the caller runs it itself). Cancelling this cancels the
         run there."""
-        child = self._children[shard_of(check, self.count)]
+        if self.browser:
+            child = await self._idle_child()
+        else:
+            child = self._children[shard_of(check, self.count)]
         if child is None or not _usable(child):
             return None
         seq = next(self._seq)
@@ -187,6 +201,19 @@ class RunProcesses:
             if child.pending.pop(seq, None) is not None:
                 child.send("cancel", seq)
             raise
+
+    async def _idle_child(self) -> _Child | None:
+        """A usable browser process running nothing (waited for while every usable one is
+        busy), or None when none is usable."""
+        while True:
+            usable = [c for c in self._children if c is not None and _usable(c)]
+            if not usable:
+                return None
+            idle = [c for c in usable if not c.pending]
+            if idle:
+                return idle[0]
+            self._changed.clear()
+            await self._changed.wait()
 
     async def prepare_reload(self, timeout_s: float = RELOAD_TIMEOUT_S) -> int:
         """Have every run process load the checks as the files are now, as the next
@@ -243,9 +270,12 @@ class RunProcesses:
     def _handle(self, child: _Child, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "result":
-            _, seq, result, lag, spans = message
+            _, seq, result, lag, spans, launches = message
             if spans and self._spans is not None:
                 self._spans(spans)
+            if self._on_launch is not None:
+                for _ in range(launches):
+                    self._on_launch()
             self._settle(child, seq, ProcessRun(result, lag))
         elif kind == "stale":
             self._settle(child, message[1], None)
@@ -268,6 +298,7 @@ class RunProcesses:
                     child.process.kill()
                 return
             self._backoff[child.index] = RESTART_MIN_S
+            self._changed.set()
             log.info("run process ready", extra={"run_process": child.index, "checks": checks})
         elif kind == "reloaded":
             _, generation, ok, checks, problems = message
@@ -287,9 +318,11 @@ class RunProcesses:
         future = child.pending.pop(seq, None)
         if future is not None and not future.done():
             future.set_result(outcome)
+        self._changed.set()
 
     async def _lost(self, child: _Child) -> None:
         child.alive = False
+        self._changed.set()
         if not child.ready.done():
             child.ready.set_result(False)
         for done in child.reloads.values():

@@ -30,6 +30,12 @@ class BrowserSettings(BaseModel):
     concurrency: int = Field(default=2, ge=1, le=64)
     """Browser workers in the agent: each owns one Chromium process and runs one browser
     run at a time; API checks never wait for them."""
+    isolation: Literal["process", "thread"] = "process"
+    """Where the agent runs scheduled browser runs: `process`, `concurrency` browser
+    processes (each a Python interpreter with its Chromium, ~45 MB besides it), so the
+    Playwright client shares no interpreter with the agent's loop; `thread`, worker
+    threads of the agent (less memory; API runs start later beside them). Deploy and
+    ad-hoc runs of browser checks always run on the agent's browser worker threads."""
     navigation_timeout: Seconds = Field(default=15.0, gt=0, le=600)
     action_timeout: Seconds = Field(default=5.0, gt=0, le=600)
     """How long a click, fill or expectation waits for its element before it fails."""

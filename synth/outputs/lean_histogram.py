@@ -37,6 +37,7 @@ _EXACT = 2.0**53
 def sample_value(value: float) -> str:
     """A sample's value as few bytes as both formats read the same: `1`, not `1.0` (a
     count, a 0/1 gauge: most of a page's values)."""
+    value = float(value)  # an int gauge (a count set as is) renders the same
     if value.is_integer() and -_EXACT < value < _EXACT:
         return str(int(value))
     return go_float(value)

@@ -27,7 +27,7 @@ import synth.store.rows as table_rows
 from synth.alerting.playbook import IncidentState, LocationState
 from synth.baseline.record import StepBaseline
 from synth.codec import run_from_dict
-from synth.model import Phase, RunResult
+from synth.model import Phase, RunResult, Status
 from synth.store.cluster import ClusterTable
 from synth.store.engine import (
     create_engine,
@@ -228,6 +228,7 @@ class Store:
         deploy_id: str | None = None,
         limit: int = 50,
         before: datetime | None = None,
+        status: Status | None = None,
     ) -> list[RunSummary]:
         """Runs matching every filter given, newest first; `before` (exclusive) pages back."""
         if not 1 <= limit <= MAX_LIST_LIMIT:
@@ -241,6 +242,8 @@ class Store:
             query = query.where(runs.c.phase == Phase(phase).value)
         if deploy_id is not None:
             query = query.where(runs.c.deploy_id == deploy_id)
+        if status is not None:
+            query = query.where(runs.c.status == Status(status).value)
         if before is not None:
             query = query.where(runs.c.started_at < before)
         query = query.order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(limit)

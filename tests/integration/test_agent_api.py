@@ -190,6 +190,10 @@ def test_run_now_returns_the_full_result(
     run = {"check": "checkout", "env": ENV, "phase": "adhoc"}
     assert agent.metric("synth_check_runs_total", **run, result="failed") == 1
     assert agent.metric("synth_check_failures_total", **run, failure_type="http_status") == 1
+    # Listed by status (an unfiltered list would pass any of these).
+    assert [r["run_id"] for r in agent.runs(phase="adhoc", status="failed")] == [body["run_id"]]
+    assert [r["run_id"] for r in agent.runs(phase="adhoc", status="passed")] == [result["run_id"]]
+    assert agent.get("/v1/runs", status="maybe").status_code == 422
 
 
 def test_the_document_matches_the_wire(agent: AgentProcess) -> None:

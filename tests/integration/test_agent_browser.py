@@ -8,7 +8,9 @@ step's navigation timings."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import zipfile
 from io import BytesIO
 from pathlib import Path
@@ -21,6 +23,7 @@ from agent_harness import (
     StartAgent,
     copy_example_checks,
     wait_for,
+    write_check,
     write_config,
 )
 
@@ -105,3 +108,97 @@ def test_browser_check_on_schedule_and_deploy(
             assert password not in trace.read(name), name
     for name, data in served.items():
         assert password not in data, name
+
+
+BROWSER_CHECK = """
+    name: page-up
+    service: shop
+    every: 1s
+    retries: 0
+    steps:
+      - name: open the shop
+        browser: [{goto: /}]
+"""
+
+
+def ancestors(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of `pid`'s parents, nearest first."""
+    found = []
+    while pid > 1:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        found.append((pid, cmdline))
+    return found
+
+
+def synth_chromiums(agent_pid: int) -> list[list[tuple[int, str]]]:
+    """The ancestry of each Chromium browser process below the agent."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if b"--synth-browser=" not in cmdline or b"--type=" in cmdline:
+                continue  # not one synth started, or one of its helpers (renderer, ...)
+            chain = ancestors(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile
+        if any(pid == agent_pid for pid, _ in chain):
+            found.append(chain)
+    return found
+
+
+def test_scheduled_browser_runs_are_made_in_a_browser_process(
+    tmp_path: Path, shop: ShopThread, start_agent: StartAgent
+) -> None:
+    # The Playwright client of scheduled browser runs lives in a process of its own (its
+    # Chromium below it), not on a thread sharing the agent's interpreter and its loop.
+    write_check(tmp_path, "page.yaml", BROWSER_CHECK)
+    config = write_config(tmp_path, shop.base_url, extra={"browser": {"concurrency": 1}})
+    agent = start_agent(config)
+    wait_for(
+        lambda: len(agent.runs(check="page-up", status="passed")) >= 2,
+        timeout=60,
+        what="two scheduled passes of the browser check",
+    )
+    (chain,) = synth_chromiums(agent.process.pid)
+    parents = [cmd for _, cmd in chain[: [p for p, _ in chain].index(agent.process.pid)]]
+    browser_process = [c for c in parents if "synth.agent.run_process" in c]
+    assert browser_process, parents
+    assert "--browser" in browser_process[0]
+    assert agent.metric("synth_browser_launches_total") == 1.0  # counted by the agent
+
+    # A browser process that dies is restarted; no run is lost meanwhile.
+    (python_pid,) = [p for p, cmd in chain if "synth.agent.run_process" in cmd]
+    os.kill(python_pid, signal.SIGKILL)
+    wait_for(
+        lambda: (agent.metric("synth_run_process_restarts_total") or 0) >= 1,
+        timeout=30,
+        what="the browser process restarted",
+    )
+    before = len(agent.runs(check="page-up", limit=200))
+    wait_for(
+        lambda: len(agent.runs(check="page-up", status="passed", limit=200)) >= before + 2,
+        timeout=60,
+        what="passes after the restart",
+    )
+    failed = agent.runs(check="page-up", status="failed", limit=200)
+    details = [agent.get(f"/v1/runs/{r['run_id']}").json() for r in failed]
+    assert failed == [], json.dumps(details)[:3000]
+
+
+def test_browser_isolation_thread_keeps_chromium_under_the_agent(
+    tmp_path: Path, shop: ShopThread, start_agent: StartAgent
+) -> None:
+    write_check(tmp_path, "page.yaml", BROWSER_CHECK)
+    extra = {"browser": {"concurrency": 1, "isolation": "thread"}}
+    agent = start_agent(write_config(tmp_path, shop.base_url, extra=extra))
+    wait_for(
+        lambda: agent.runs(check="page-up", status="passed"),
+        timeout=60,
+        what="a scheduled pass of the browser check",
+    )
+    (chain,) = synth_chromiums(agent.process.pid)
+    assert not [cmd for _, cmd in chain if "synth.agent.run_process" in cmd], chain

@@ -97,3 +97,15 @@ def test_counters_refuse_to_go_down_and_wrong_label_counts_are_refused() -> None
     with pytest.raises(ValueError, match="expected labels"):
         gauge.set(("a", "b", "c"), 1.0)
     assert runs.value(("only-one",)) is None
+
+
+def test_values_are_written_short_and_read_back_the_same() -> None:
+    family = LeanScalars("synth_test_values", "Values.", ("k",), kind="gauge")
+    values = {"int": 3, "whole": 2.0, "fraction": 0.25, "big": 1.7e9 + 0.5, "huge": 2.0**60}
+    for key, value in values.items():
+        family.set((key,), value)
+    lines = "".join(family.render(openmetrics=False))
+    assert 'synth_test_values{k="int"} 3\n' in lines
+    assert 'synth_test_values{k="whole"} 2\n' in lines
+    parsed = {s.labels["k"]: s.value for f in parse_text(lines) for s in f.samples}
+    assert parsed == {key: float(value) for key, value in values.items()}
