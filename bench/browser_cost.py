@@ -153,8 +153,8 @@ def tree(root: psutil.Process) -> list[psutil.Process]:
 
 
 def kind(process: psutil.Process, root: psutil.Process) -> str:
-    if process.pid == root.pid:
-        return "python"
+    if process.pid == root.pid or process.name().startswith("python"):
+        return "python"  # the agent's browser processes too
     return "driver" if "node" in process.name() else "chromium"
 
 
