@@ -28,11 +28,15 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from synth.alerting.webhook_settings import WebhookSettings, require_a_channel
 from synth.browser.settings import BrowserSettings
 from synth.errors import SynthError
 from synth.metrics_settings import MetricsSettings
 from synth.model import Sensitivity, Severity
 from synth.redact import register_process_secret
+from synth.secret_ref import Secret
+from synth.secret_ref import SecretRef as SecretRef  # re-exported: synth.config.SecretRef
+from synth.secret_ref import secret_shorthand as _secret_shorthand
 from synth.units import parse_duration, parse_size
 
 DEFAULT_CONFIG_FILE = "synth.yaml"
@@ -78,47 +82,6 @@ class ServiceTarget(_Frozen):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
         return value.rstrip("/")
-
-
-class SecretRef(_Frozen):
-    """A secret taken from an environment variable, a file (Kubernetes secret mount) or,
-    for demos, an inline value. Exactly one source."""
-
-    env: str | None = None
-    file: Path | None = None
-    value: SecretStr | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> SecretRef:
-        given = [s for s in (self.env, self.file, self.value) if s is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of env, file or value")
-        return self
-
-    def resolve(self) -> SecretStr:
-        """Read the secret now; raises ValueError saying which source is missing."""
-        if self.value is not None:
-            return self.value
-        if self.env is not None:
-            found = os.environ.get(self.env)
-            if found is None:
-                raise ValueError(f"environment variable {self.env} is not set")
-            return SecretStr(found)
-        assert self.file is not None
-        try:
-            return SecretStr(self.file.read_text(encoding="utf-8").strip())
-        except OSError as exc:
-            raise ValueError(f"cannot read secret file {self.file}: {exc.strerror}") from None
-
-
-def _secret_shorthand(value: Any) -> Any:
-    # `password: ${ENV_NAME}` style shorthand is ambiguous; accept "env:NAME" and "file:/path".
-    if isinstance(value, str):
-        kind, sep, rest = value.partition(":")
-        if sep and kind in ("env", "file"):
-            return {kind: rest}
-        return {"value": value}
-    return value
 
 
 class EnvironmentSettings(_Frozen):
@@ -219,7 +182,6 @@ class ClusterSettings(_Frozen):
     expected_members: int = Field(default=0, ge=0, le=1000)
 
 
-Secret = Annotated[SecretRef, BeforeValidator(_secret_shorthand)]
 _HOOK_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 
 
@@ -364,9 +326,10 @@ class FlakySettings(_Frozen):
 
 
 class PlaybookSettings(_Frozen):
-    """How one team is paged: where (routing key), how loud, and when."""
+    """How one team is paged: where (routing key, webhook), how loud, and when."""
 
-    routing_key: Annotated[SecretRef, BeforeValidator(_secret_shorthand)]
+    routing_key: Annotated[SecretRef, BeforeValidator(_secret_shorthand)] | None = None
+    webhook: WebhookSettings | None = None
     severity: dict[str, PageSeverity] = Field(default_factory=dict)
     runbook_url: str | None = None
     dashboard_url: str | None = None
@@ -381,6 +344,7 @@ class PlaybookSettings(_Frozen):
     retrigger_after: Seconds = Field(default=1800.0, ge=0)
     slack_webhook: Annotated[SecretRef, BeforeValidator(_secret_shorthand)] | None = None
     flaky: FlakySettings | None = None
+    _a_channel = model_validator(mode="after")(require_a_channel)
 
     @field_validator("trace_url_template")
     @classmethod

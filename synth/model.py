@@ -70,13 +70,15 @@ PASSED_AFTER_RETRY = "passed_after_retry"
 
 
 class AlertAction(enum.StrEnum):
-    """What the incident playbook sends: a PagerDuty trigger, resolve or change event, or a
-    Slack notification."""
+    """What the incident playbook sends: a PagerDuty trigger, resolve or change event, a
+    Slack notification, or a signed webhook event (any of the three, to the playbook's
+    `webhook`)."""
 
     TRIGGER = "trigger"
     RESOLVE = "resolve"
     CHANGE = "change"
     SLACK = "slack"
+    WEBHOOK = "webhook"
 
 
 class DeliveryResult(enum.StrEnum):

@@ -38,6 +38,7 @@ from synth.agent.sharing import CheckSharing
 from synth.agent.writer import ResultWriter
 from synth.alerting.engine import AlertEngine
 from synth.alerting.outbox import OutboxSender
+from synth.alerting.payloads import page_actions
 from synth.checks.loader import load_checks
 from synth.config import ConfigError, Settings, load_settings
 from synth.model import CheckSpec, Phase, RunRequest, RunResult
@@ -376,7 +377,7 @@ class Agent:
             (svc, env) for env, e in state.settings.environments.items() for svc in e.services
         )
         self.metrics.declare_playbooks(
-            {name: p.slack_webhook is not None for name, p in state.settings.playbooks.items()}
+            {name: page_actions(p) for name, p in state.settings.playbooks.items()}
         )
 
     def _schedule_share(self, pairs: Sequence[tuple[CheckSpec, str]]) -> None:

@@ -32,6 +32,7 @@ from synth.alerting.playbook import (
     observe,
 )
 from synth.alerting.policy import playbook_name, rule_for
+from synth.alerting.webhook_settings import webhook_problems
 from synth.config import ConfigError, PlaybookSettings, Settings, resolve_environment
 from synth.model import AlertAction, CheckSpec, RunResult
 from synth.outputs.metrics import Metrics
@@ -62,6 +63,10 @@ def playbook_problems(settings: Settings, checks: Iterable[CheckSpec]) -> list[s
                     f"playbooks.{name}.routing_key: a PagerDuty integration key has 32 "
                     f"characters, this one has {len(value)}"
                 )
+        if playbook.webhook is not None:
+            problems += [
+                f"playbooks.{name}.webhook.{p}" for p in webhook_problems(playbook.webhook)
+            ]
     if settings.playbooks:
         known = ", ".join(sorted(settings.playbooks))
         for check in checks:
@@ -76,7 +81,7 @@ def playbook_problems(settings: Settings, checks: Iterable[CheckSpec]) -> list[s
 
 def redactor_for(settings: Settings) -> Redactor:
     """A redactor that knows every secret the configuration holds: environment secrets,
-    routing keys, webhook URLs and API tokens."""
+    routing keys, webhook URLs and secrets, and API tokens."""
     redactor = Redactor()
     for env_name in settings.environments:
         try:
@@ -85,8 +90,10 @@ def redactor_for(settings: Settings) -> Redactor:
             continue
         for value in env.secrets.values():
             redactor.add(value.get_secret_value())
-    refs = [p.routing_key for p in settings.playbooks.values()]
-    refs += [p.slack_webhook for p in settings.playbooks.values() if p.slack_webhook]
+    playbooks = settings.playbooks.values()
+    refs = [p.routing_key for p in playbooks if p.routing_key]
+    refs += [p.slack_webhook for p in playbooks if p.slack_webhook]
+    refs += [ref for p in playbooks if p.webhook for ref in (p.webhook.url, p.webhook.secret)]
     refs += list(settings.server.tokens)
     if settings.server.hmac_secret is not None:
         refs.append(settings.server.hmac_secret)
@@ -300,7 +307,7 @@ class AlertEngine:
                     check=check,
                     redactor=self.redactor(),
                 )
-                self._notices.append(event)
+                self._notices.extend(payloads.for_channels(event, playbook))
                 log.warning(
                     "flaky check: %s",
                     flakiness.describe(result.check),
@@ -309,7 +316,9 @@ class AlertEngine:
         elif flakiness.ratio < limits.notify_above / 2:
             self._flaky_notified.discard(pair)
             key = payloads.flaky_key(result.environment, result.check)
-            self._notices.append(NewOutboxEvent(key, AlertAction.RESOLVE.value, name, {}))
+            resolve = NewOutboxEvent(key, AlertAction.RESOLVE.value, name, {})
+            summary = f"{result.check} in {result.environment} is no longer flaky"
+            self._notices.extend(payloads.for_channels(resolve, playbook, resolved_summary=summary))
 
     async def _send_notices(self) -> bool:
         """Store queued notifications in the outbox; False when the store failed."""
@@ -355,9 +364,10 @@ class AlertEngine:
             event = payloads.resolve_event(result, playbook_name=name)
         else:
             return []
-        events = [event]
-        if playbook.slack_webhook is not None and decision is not Decision.RETRIGGER:
-            summary = f"{result.check} in {result.environment} passes again"
+        summary = f"{result.check} in {result.environment} passes again"
+        repeat = decision is Decision.RETRIGGER
+        events = payloads.for_channels(event, playbook, resolved_summary=summary, repeat=repeat)
+        if playbook.slack_webhook is not None and not repeat:
             events.append(payloads.slack_message(event, resolved_summary=summary))
         return events
 
@@ -380,10 +390,14 @@ class AlertEngine:
         if not names and settings.default_playbook is not None:
             names = [settings.default_playbook]
         events = [
-            payloads.change_event(
-                record, playbook_name=n, location=self._origin, redactor=self.redactor()
-            )
+            channel_event
             for n in names
+            for channel_event in payloads.for_channels(
+                payloads.change_event(
+                    record, playbook_name=n, location=self._origin, redactor=self.redactor()
+                ),
+                settings.playbooks[n],
+            )
         ]
         store = self._store()
         if store is None or not events:

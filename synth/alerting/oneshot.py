@@ -15,8 +15,8 @@ from synth.alerting.engine import redactor_for
 from synth.alerting.outbox import deliver_now
 from synth.alerting.pagerduty import Delivery
 from synth.alerting.policy import playbook_name
-from synth.config import ConfigError, Settings
-from synth.model import CheckSpec, DeliveryResult, Phase, RunResult
+from synth.config import ConfigError, PlaybookSettings, Settings
+from synth.model import AlertAction, CheckSpec, DeliveryResult, Phase, RunResult
 from synth.store import NewOutboxEvent
 
 DEADLINE_S = 60.0
@@ -43,24 +43,15 @@ def page_failures(
         name = playbook_name(check, settings)
         if name is None:
             continue
-        playbook = settings.playbooks[name]
-        try:
-            playbook.routing_key.resolve()
-        except ValueError as exc:
-            print(f"synth: not paging for {result.check}: playbooks.{name}: {exc}", file=out)
-            continue
-        preprod = playbook.model_copy(
-            update={
-                "severity": {
-                    "default": playbook.severity_for(Phase.PREPROD.value, result.environment)
-                }
-            }
+        playbook, unreadable = readable_channels(settings.playbooks[name])
+        for problem in unreadable:
+            print(f"synth: not paging for {result.check}: playbooks.{name}.{problem}", file=out)
+        severity = playbook.severity_for(Phase.PREPROD.value, result.environment)
+        preprod = playbook.model_copy(update={"severity": {"default": severity}})
+        trigger = payloads.trigger_event(
+            result, playbook_name=name, playbook=preprod, check=check, redactor=redactor
         )
-        events.append(
-            payloads.trigger_event(
-                result, playbook_name=name, playbook=preprod, check=check, redactor=redactor
-            )
-        )
+        events += payloads.for_channels(trigger, playbook)
     if not events:
         return True
 
@@ -78,16 +69,21 @@ def page_test(
     if name not in settings.playbooks:
         known = ", ".join(sorted(settings.playbooks)) or "none configured"
         raise ConfigError([f"unknown playbook {name!r} (known: {known})"])
-    try:
-        settings.playbooks[name].routing_key.resolve()
-    except ValueError as exc:
-        raise ConfigError([f"playbooks.{name}.routing_key: {exc}"]) from None
-    events = payloads.routing_test_events(
+    playbook, unreadable = readable_channels(settings.playbooks[name])
+    if unreadable:
+        raise ConfigError([f"playbooks.{name}.{problem}" for problem in unreadable])
+    tests = payloads.routing_test_events(
         name, location=settings.location, nonce=uuid.uuid4().hex[:12]
     )
+    summary = f"synth test page for playbook {name} resolved"
+    events = [
+        e for t in tests for e in payloads.for_channels(t, playbook, resolved_summary=summary)
+    ]
+    channels = [settings.pagerduty.api_url] if playbook.routing_key is not None else []
+    channels += ["the playbook's webhook"] if playbook.webhook is not None else []
     print(
         f"Sending a test trigger and its resolve through playbook {name} "
-        f"(dedup key {events[0].dedup_key}) to {settings.pagerduty.api_url}",
+        f"(dedup key {tests[0].dedup_key}) to {' and '.join(channels)}",
         file=out,
     )
 
@@ -98,8 +94,32 @@ def page_test(
     return all(d.result is DeliveryResult.SENT for d in deliveries)
 
 
+def readable_channels(playbook: PlaybookSettings) -> tuple[PlaybookSettings, list[str]]:
+    """The playbook without the channels whose secrets cannot be read now (a laptop
+    without the variable), and why each was left out."""
+    problems: list[str] = []
+    update: dict[str, None] = {}
+    if playbook.routing_key is not None:
+        try:
+            playbook.routing_key.resolve()
+        except ValueError as exc:
+            problems.append(f"routing_key: {exc}")
+            update["routing_key"] = None
+    if playbook.webhook is not None:
+        try:
+            playbook.webhook.resolve()
+        except ValueError as exc:
+            problems.append(f"webhook.{exc}")
+            update["webhook"] = None
+    return playbook.model_copy(update=update), problems
+
+
 def _describe(event: NewOutboxEvent, delivery: Delivery) -> str:
+    what = event.kind
+    if event.kind == AlertAction.WEBHOOK.value:
+        what = f"webhook {event.payload.get('action')}"
+    key = event.payload.get("dedup_key", event.dedup_key)
     if delivery.result is DeliveryResult.SENT:
-        return f"  {event.kind} sent ({event.dedup_key})"
+        return f"  {what} sent ({key})"
     verb = "rejected" if delivery.result is DeliveryResult.REJECTED else "not delivered"
-    return f"  {event.kind} {verb} ({event.dedup_key}): {delivery.error}"
+    return f"  {what} {verb} ({key}): {delivery.error}"

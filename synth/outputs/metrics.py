@@ -422,11 +422,12 @@ class Metrics:
                 self.failures.inc((check, env, scheduled, location, failure_type), 0.0)
         self._scheduled = set(wanted)
 
-    def declare_playbooks(self, playbooks: Mapping[str, bool]) -> None:
-        """Export every synth_pages_total series of these playbooks (name → whether it
-        notifies Slack too) at 0 before anything is paged."""
-        for playbook, slack in playbooks.items():
-            for action in (*PAGE_ACTIONS, *((AlertAction.SLACK,) if slack else ())):
+    def declare_playbooks(self, playbooks: Mapping[str, Iterable[AlertAction]]) -> None:
+        """Export every synth_pages_total series of these playbooks (name → the actions it
+        can send: PAGE_ACTIONS with a routing key, slack, webhook) at 0 before anything is
+        paged."""
+        for playbook, actions in playbooks.items():
+            for action in actions:
                 for result in DeliveryResult:
                     self.pages.labels(playbook, action.value, result.value)
 

@@ -1,7 +1,7 @@
 """What the uptime report reads from the store (synth.uptime): run counts per check ×
 environment by outcome and failure type, counted in the database; and the incidents the
-playbook paged for (trigger and resolve events of the outbox), each with the start of the
-failure streak that led to it."""
+playbook paged for (trigger and resolve events of the outbox, PagerDuty's or a webhook's),
+each with the start of the failure streak that led to it."""
 
 from __future__ import annotations
 
@@ -89,22 +89,40 @@ async def run_counts(
     ]
 
 
+PAGE_KINDS = ("trigger", "resolve")
+WEBHOOK_KIND = "webhook"
+EVENTS_MAX = MAX_INCIDENTS * 4  # a trigger and a resolve, to PagerDuty and to a webhook
+
+
 async def page_events(
     connection: AsyncConnection, *, since: datetime, until: datetime
 ) -> tuple[list[PageEvent], bool]:
-    """PagerDuty trigger and resolve events created in the period, oldest first; and
-    whether there were more than MAX_INCIDENTS × 2 (the oldest left out)."""
+    """Trigger and resolve events created in the period, oldest first — PagerDuty's and
+    the webhook copies' (as the PagerDuty event they copy: a playbook may page through a
+    webhook alone); and whether there were more than EVENTS_MAX (the oldest left out)."""
     query = (
         sa.select(outbox.c.dedup_key, outbox.c.kind, outbox.c.created_at, outbox.c.payload)
-        .where(outbox.c.kind.in_(("trigger", "resolve")))
+        .where(outbox.c.kind.in_((*PAGE_KINDS, WEBHOOK_KIND)))
         .where(outbox.c.created_at >= since, outbox.c.created_at < until)
         .order_by(outbox.c.created_at.desc(), outbox.c.id.desc())
-        .limit(MAX_INCIDENTS * 2 + 1)
+        .limit(EVENTS_MAX + 1)
     )
     rows = (await connection.execute(query)).all()
-    truncated = len(rows) > MAX_INCIDENTS * 2
-    events = [PageEvent(r.dedup_key, r.kind, r.created_at, r.payload) for r in rows]
-    return list(reversed(events[: MAX_INCIDENTS * 2])), truncated
+    truncated = len(rows) > EVENTS_MAX
+    events = [
+        event
+        for r in rows[:EVENTS_MAX]
+        if (event := _page_event(r.dedup_key, r.kind, r.created_at, r.payload)) is not None
+    ]
+    return list(reversed(events)), truncated
+
+
+def _page_event(key: str, kind: str, at: datetime, payload: Any) -> PageEvent | None:
+    if kind != WEBHOOK_KIND:
+        return PageEvent(key, kind, at, payload)
+    if not isinstance(payload, dict) or payload.get("action") not in PAGE_KINDS:
+        return None  # a deploy's change event
+    return PageEvent(str(payload.get("dedup_key")), str(payload["action"]), at, payload)
 
 
 async def streak_start(
