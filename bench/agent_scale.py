@@ -322,6 +322,13 @@ def measure_synth(nginx: Nginx, n: int, args: argparse.Namespace) -> SynthFigure
             pss = max(pss, sum(pss_mb(p) for p in tree))
             deploy_s = measure_deploys(client)
             pss = max(pss, sum(pss_mb(p) for p in tree))
+            # A reload of the unchanged files, every check recompiled (run processes too).
+            reloading = time.perf_counter()
+            answer = client.post("/v1/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+            reload_s = time.perf_counter() - reloading
+            if answer.status_code != 200:
+                raise RuntimeError(f"reload refused: {answer.status_code} {answer.text[:500]}")
+            pss = max(pss, sum(pss_mb(p) for p in tree))
             peaks = [peak_rss_mb(p) for p in tree]
             rss = sum(peaks)
             if len(peaks) > 1:
@@ -330,7 +337,7 @@ def measure_synth(nginx: Nginx, n: int, args: argparse.Namespace) -> SynthFigure
                     + ", ".join(f"{m:.0f} MB" for m in peaks)
                 )
     scraped_line = f"GET /metrics {scrape_mb:.1f} MB in {scrape_s:.2f}s"
-    print(f"  synth: {scraped_line}; {total_runs:.0f} runs counted in all")
+    print(f"  synth: {scraped_line}; {total_runs:.0f} runs counted in all; reload {reload_s:.1f}s")
     if processes and runs:
         share = agent_cpu / (cpu1 - cpu0) if cpu1 > cpu0 else math.nan
         print(

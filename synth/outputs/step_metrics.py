@@ -1,7 +1,9 @@
 """Per-step metrics, as detailed as `metrics.detail` asks.
 
 By default a step exports what blackbox_exporter exports of a probe: the last run's time in
-each HTTP phase, as gauges (`synth_http_phase_seconds`, 6 series per HTTP step). Its
+each HTTP phase, as gauges (`synth_http_phase_seconds`, up to 6 series per HTTP step: a
+phase the step's requests never went through — DNS for an IP address, TLS for http — has
+none; once it has, a run without it sets 0). Its
 distributions are in the trace and the store. `metrics.detail` adds histograms:
 `phases` → `synth_http_phase_duration_seconds` (per step × phase, exemplars → trace),
 `steps` → `synth_step_duration_seconds` (per step).
@@ -36,8 +38,9 @@ class StepMetrics:
         self.phase_seconds = LeanScalars(
             "synth_http_phase_seconds",
             "Last run of a step: seconds its HTTP requests spent in each phase (dns, "
-            "connect, tls, send, first_byte, body), summed over the step's requests (0 for "
-            "a phase a reused connection skipped).",
+            "connect, tls, send, first_byte, body), summed over the step's requests; no "
+            "series for a phase they never had (DNS for an IP, TLS for http), 0 for one this "
+            "run skipped.",
             (*labels, "http_phase"),
             kind="gauge",
             registry=lean,
@@ -74,7 +77,7 @@ class StepMetrics:
             self.step_duration.observe(step_labels, step.duration_s, exemplar)
         if not step.requests:
             return
-        totals = dict.fromkeys(HTTP_PHASES, 0.0)
+        totals: dict[str, float] = {}
         for request in step.requests:
             timings = request.timings.as_dict()
             for http_phase, seconds in timings.items():
@@ -83,6 +86,11 @@ class StepMetrics:
                 trace = {"trace_id": request.trace_id} if request.trace_id else None
                 for http_phase, seconds in timings.items():
                     self.phase_duration.observe((*step_labels, http_phase), seconds, trace)
-        for http_phase, seconds in totals.items():
-            # Microseconds: finer is noise, and 17 digits a sample cost bytes per check.
-            self.phase_seconds.set((*step_labels, http_phase), round(seconds, 6))
+        for http_phase in HTTP_PHASES:
+            labels = (*step_labels, http_phase)
+            total = totals.get(http_phase)
+            if total is not None:
+                # Microseconds: finer is noise, and 17 digits a sample cost bytes per check.
+                self.phase_seconds.set(labels, round(total, 6))
+            elif self.phase_seconds.value(labels) is not None:
+                self.phase_seconds.set(labels, 0.0)  # this run skipped it (or failed before)
