@@ -541,12 +541,11 @@ def assert_no_secret(where: str, data: bytes) -> None:
         assert needle not in data, f"the secret ({form}) is in {where}"
 
 
-@pytest.mark.parametrize("snapshots", [False, True], ids=["default", "trace_snapshots"])
-async def test_a_secret_typed_with_fill_leaves_the_run_nowhere(
-    site: Site, tmp_path: Path, snapshots: bool
-) -> None:
-    # With DOM snapshots the trace holds the field's value in the page's markup too.
-    settings = settings_for(site, browser={"trace_snapshots": snapshots})
+async def test_a_secret_typed_with_fill_leaves_the_run_nowhere(site: Site, tmp_path: Path) -> None:
+    await secret_typed_leaves_nothing(site, tmp_path, settings_for(site))
+
+
+async def secret_typed_leaves_nothing(site: Site, tmp_path: Path, settings: Settings) -> None:
     runner = Runner(settings)
     results = [
         await run(settings, spec_of(secret_typed_py), runner),
@@ -739,12 +738,13 @@ async def test_a_browser_step_is_a_span_with_a_navigation_span_the_page_joined(
 async def test_trace_requests_off_sends_no_traceparent_and_routes_nothing(site: Site) -> None:
     # Routing the page's requests to add the header costs Chromium its HTTP cache; a user
     # who does not join backend spans turns it off and the page talks to the site as is.
-    settings = settings_for(site, browser={"trace_requests": False})
+    settings = settings_for(site, browser={"trace_requests": False, "navigation_timeout": "10s"})
     result = await run(settings, spec_of(sign_in_py))
     assert result.status is Status.PASSED, failure_of(result)
     (document,) = site.seen("/")
     assert "traceparent" not in document.headers
-    traced = await run(settings_for(site), spec_of(sign_in_py))
+    traced_settings = settings_for(site, browser={"navigation_timeout": "10s"})
+    traced = await run(traced_settings, spec_of(sign_in_py))
     assert traced.status is Status.PASSED, failure_of(traced)
     assert "traceparent" in site.seen("/")[-1].headers
 
@@ -787,7 +787,8 @@ async def test_launching_the_browser_is_not_the_steps_latency(site: Site) -> Non
     # The first run on a loop launches Chromium inside its step. That (and waiting for a
     # slot, and the context) is synth's time: in the step it made a baseline of pre-prod
     # runs hold synth's cold start, and regressions hid behind it.
-    settings = settings_for(site)
+    # Settings no other test uses: an engine of their own, launched by this run.
+    settings = settings_for(site, browser={"max_heap": "320MiB", "navigation_timeout": "10s"})
     engine = engine_for_running_loop(settings.browser)
     assert engine.launches == 0
     result = await run(settings, spec_of(just_a_page))
@@ -838,3 +839,14 @@ async def test_a_browser_step_is_judged_against_its_pre_prod_baseline(site: Site
     assert regression.severity is Severity.FAIL
     assert regression.ratio is not None
     assert regression.ratio > 2
+
+
+# -- settings of their own (last: each starts another browser) --------------------------
+
+
+async def test_a_secret_typed_with_fill_leaves_no_trace_with_dom_snapshots(
+    site: Site, tmp_path: Path
+) -> None:
+    # With DOM snapshots the trace holds the field's value in the page's markup too.
+    browser = {"trace_snapshots": True, "navigation_timeout": "10s"}
+    await secret_typed_leaves_nothing(site, tmp_path, settings_for(site, browser=browser))
