@@ -18,6 +18,7 @@ from fastapi import APIRouter, HTTPException
 
 from synth.alerting.silences import SilenceRequest
 from synth.store import StoreError, StoreRefused
+from synth.store.silences import MAX_LISTED as MAX_SILENCES
 
 if TYPE_CHECKING:
     from synth.agent.app import Agent
@@ -44,6 +45,10 @@ def silences_router(agent: Agent) -> APIRouter:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         try:
+            if len(await store().silences.current(now)) >= MAX_SILENCES:
+                raise HTTPException(
+                    422, f"{MAX_SILENCES} silences are active or upcoming already: end some"
+                )
             await store().silences.add(silence)
         except StoreRefused as exc:
             raise HTTPException(422, str(exc)) from None

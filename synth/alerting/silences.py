@@ -133,7 +133,10 @@ def _aware(moment: datetime, zone: ZoneInfo | None = None) -> datetime:
     """`moment` in UTC; a naive one is read in `zone` (UTC when none)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone or UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{moment.isoformat()} is out of range") from None
 
 
 class SilenceRequest(BaseModel):
