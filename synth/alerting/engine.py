@@ -141,6 +141,7 @@ class AlertEngine:
         self._to_seed: set[tuple[str, str]] = set()  # owned, flakiness not read back yet
         self._seeding: asyncio.Task[None] | None = None
         self._notices: deque[NewOutboxEvent] = deque(maxlen=PENDING_MAX)
+        self._silence_logged: dict[tuple[str, str], str] = {}
         self.silences = SilenceBook(lambda: self._settings().maintenance, store)
 
     def checks_moved(self, pairs: Collection[tuple[str, str]] | None = None) -> None:
@@ -280,13 +281,17 @@ class AlertEngine:
         elif decision is Decision.RETRIGGER:
             log.info("still failing: sending the trigger again", extra=context)
         elif decision is Decision.SILENCED and silence is not None:
-            log.info(
-                "silenced: not paging (%s, until %s): %s",
-                silence.id,
-                silence.end.isoformat(),
-                silence.reason,
-                extra=context,
-            )
+            # Once per check × environment and silence, not at every run it covers.
+            occurrence = f"{silence.id}@{silence.start.isoformat()}"
+            if self._silence_logged.get(pair) != occurrence:
+                self._silence_logged[pair] = occurrence
+                log.info(
+                    "silenced: not paging (%s, until %s): %s",
+                    silence.id,
+                    silence.end.isoformat(),
+                    silence.reason,
+                    extra=context,
+                )
         elif decision is Decision.SUPPRESSED:
             log.info("not re-opening yet (reopen_after): the check fails again", extra=context)
         if update.events:

@@ -232,3 +232,41 @@ def test_a_deploy_verification_pages_through_a_silence_unless_it_says_deploys(
         "trigger",
         "resolve",
     ]
+
+
+def test_a_maintenance_window_from_the_config_holds_pages_until_it_ends(
+    tmp_path: Path, shop: ShopThread, pagerduty: PagerDutyStandIn, start_agent: StartAgent
+) -> None:
+    shop.set_faults(status=503, path_prefix="/health")
+    ends = datetime.now(UTC) + timedelta(seconds=15)
+    window = {
+        "name": "failover",
+        "start": iso(ends - timedelta(minutes=10)),
+        "end": iso(ends),
+        "matchers": {"tag": "core"},
+        "reason": "database failover",
+    }
+    agent = start_agent(scheduled(tmp_path, shop, pagerduty, maintenance=[window]))
+    wait_for(lambda: gauge(agent) == 1, timeout=10, what=f"{GAUGE} at 1 inside the window")
+    wait_for(
+        lambda: any("silenced: not paging (config:failover" in m for m in agent.log_messages()),
+        timeout=10,
+        what="failures past the threshold kept from paging by the window",
+    )
+    assert datetime.now(UTC) < ends, "the test was too slow to see the window at work"
+    assert pagerduty.accepted() == []
+    listed = agent.get("/v1/silences").json()["silences"]
+    assert [(s["id"], s["source"], s["reason"]) for s in listed] == [
+        ("config:failover", "config", "database failover")
+    ]
+
+    trigger = wait_events(pagerduty, 1, "trigger", timeout=30)[0]
+    assert datetime.now(UTC) >= ends
+    assert trigger.dedup_key == KEY
+    wait_for(lambda: gauge(agent) == 0, timeout=10, what=f"{GAUGE} at 0 after the window")
+    after_page = failed_runs(agent)
+    wait_for(lambda: failed_runs(agent) >= after_page + 3, timeout=20, what="3 more failed runs")
+    assert [e.action for e in pagerduty.accepted()] == ["trigger"]
+    assert agent.get("/v1/silences").json()["silences"] == []
+    silenced_logs = [m for m in agent.log_messages() if m.startswith("silenced: not paging")]
+    assert len(silenced_logs) == 1, silenced_logs  # once per window, not once per run
