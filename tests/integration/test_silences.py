@@ -1,7 +1,7 @@
 """Silences end to end: a real `synth agent` subprocess runs a scheduled check against the
 demo shop and pages the PagerDuty stand-in (as tests/integration/test_pagerduty.py
-configures it); silences are made through `/v1/silences` and kept in the agent's SQLite
-store."""
+configures it); silences are made through `/v1/silences` and kept in the agent's store
+(SQLite; the API test also on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from agent_harness import ENV, AgentProcess, StartAgent, bearer, wait_for
 from pagerduty_standin import PagerDutyStandIn
+from postgres import PostgresServer, postgres_server  # noqa: F401
 from test_pagerduty import KEY, PLAYBOOK, configure, outbox, wait_events
 
 from synth.demo import ShopThread
@@ -28,9 +29,15 @@ EVERY_SECOND_CHECK = """
 GAUGE = "synth_check_silenced"
 
 
-def scheduled(directory: Path, shop: ShopThread, pagerduty: PagerDutyStandIn, **extra: Any) -> Path:
+def scheduled(
+    directory: Path,
+    shop: ShopThread,
+    pagerduty: PagerDutyStandIn,
+    store: str | None = None,
+    **extra: Any,
+) -> Path:
     """test_pagerduty's configuration, with `health` scheduled every second."""
-    path = configure(directory, shop, pagerduty, check=EVERY_SECOND_CHECK)
+    path = configure(directory, shop, pagerduty, check=EVERY_SECOND_CHECK, store=store)
     config = yaml.safe_load(path.read_text())
     config["scheduler"] = {"jitter": 0, "enabled": True}
     config.update(extra)
@@ -110,8 +117,13 @@ def test_a_silenced_failure_is_counted_but_pages_only_once_the_silence_ends(
 
 
 def test_the_silences_api_authenticates_refuses_bad_input_and_keeps_silences(
-    tmp_path: Path, shop: ShopThread, pagerduty: PagerDutyStandIn, start_agent: StartAgent
+    tmp_path: Path,
+    shop: ShopThread,
+    pagerduty: PagerDutyStandIn,
+    start_agent: StartAgent,
+    agent_store: str,
 ) -> None:
+    """On SQLite and on PostgreSQL."""
     window = {
         "name": "weekly-db",
         "schedule": "0 2 * * SUN",
@@ -120,7 +132,7 @@ def test_the_silences_api_authenticates_refuses_bad_input_and_keeps_silences(
         "matchers": {"service": "shop", "env": "production"},
         "reason": "weekly database maintenance",
     }
-    config = scheduled(tmp_path, shop, pagerduty, maintenance=[window])
+    config = scheduled(tmp_path, shop, pagerduty, agent_store, maintenance=[window])
     agent = start_agent(config)
     now = datetime.now(UTC)
     good = {
