@@ -317,7 +317,9 @@ class AlertEngine:
         pair = (result.check, result.environment)
         limits = playbook.flaky
         if pair not in self._flaky_notified:
-            if flakiness.runs >= limits.min_runs and flakiness.ratio >= limits.notify_above:
+            crossed = flakiness.runs >= limits.min_runs and flakiness.ratio >= limits.notify_above
+            # A silence holds the notification too; it goes once the silence is over.
+            if crossed and self.silences.covering(_target(result, check), _utc_now()) is None:
                 self._flaky_notified.add(pair)
                 event = payloads.flaky_event(
                     result,
@@ -440,6 +442,10 @@ class AlertEngine:
             log.warning("deploy change event not stored: %s", exc)
             return
         self._wake()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _target_of(check_name: str, env: str, check: CheckSpec | None, deploy: bool = False) -> Target:
