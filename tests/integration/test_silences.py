@@ -282,3 +282,53 @@ def test_a_maintenance_window_from_the_config_holds_pages_until_it_ends(
     assert agent.get("/v1/silences").json()["silences"] == []
     silenced_logs = [m for m in agent.log_messages() if m.startswith("silenced: not paging")]
     assert len(silenced_logs) == 1, silenced_logs  # once per window, not once per run
+
+
+def test_agents_sharing_a_store_honour_each_other_s_silences(
+    tmp_path: Path,
+    shop: ShopThread,
+    pagerduty: PagerDutyStandIn,
+    start_agent: StartAgent,
+    postgres_server: PostgresServer,  # noqa: F811
+) -> None:
+    """Two locations on one PostgreSQL store (each runs every check): a silence made on
+    one agent holds the other's pages too, and ending it on the other pages once."""
+    store = postgres_server.create_database()
+    eu, us = (
+        start_agent(scheduled(tmp_path / name, shop, pagerduty, store, location=name))
+        for name in ("eu", "us")
+    )
+
+    def gauge_at(agent: AgentProcess, location: str) -> float | None:
+        return agent.metric(GAUGE, check="health", env=ENV, location=location)
+
+    wait_for(lambda: gauge_at(us, "us") == 0, timeout=10, what=f"{GAUGE} at 0 in us")
+    made = silence(
+        eu,
+        {
+            "matchers": {"service": "shop"},
+            "end": iso(datetime.now(UTC) + timedelta(minutes=10)),
+            "reason": "failover",
+            "author": "alice",
+        },
+    )
+    wait_for(lambda: gauge_at(us, "us") == 1, timeout=15, what=f"{GAUGE} at 1 in us")
+    shop.set_faults(status=503, path_prefix="/health")
+    for agent in (eu, us):
+        wait_for(
+            lambda agent=agent: any(
+                m.startswith("silenced: not paging") for m in agent.log_messages()
+            ),
+            timeout=15,
+            what="failures kept from paging in each location",
+        )
+    assert pagerduty.accepted() == []
+
+    ended = us.http.delete(f"/v1/silences/{made['id']}", headers=bearer())
+    assert ended.status_code == 200, ended.text
+    trigger = wait_events(pagerduty, 1, "trigger", timeout=30)[0]
+    assert trigger.dedup_key == KEY
+    wait_for(lambda: gauge_at(eu, "eu") == 0, timeout=15, what=f"{GAUGE} at 0 in eu")
+    after_page = failed_runs(eu)
+    wait_for(lambda: failed_runs(eu) >= after_page + 4, timeout=20, what="more failed runs")
+    assert [e.action for e in pagerduty.accepted()] == ["trigger"]
