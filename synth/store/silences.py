@@ -1,7 +1,7 @@
 """Silences made through the API (`silences`): kept in the store so that they survive a
 restart and every agent sharing the store (a cluster) honours them. SQLite and PostgreSQL
 alike. Ending a silence moves its end to now; ended silences stay (they are small) for
-the record."""
+the record, until retention deletes them with the runs of their time."""
 
 from __future__ import annotations
 

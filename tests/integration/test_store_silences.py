@@ -54,6 +54,12 @@ async def test_silences_are_kept_listed_and_ended(new_url: Callable[[], str]) ->
         assert await second.silences.end("nosuch", NOW) is None
         assert await first.silences.end("over", NOW) == over  # already over: unchanged
         assert [s.id for s in await first.silences.current(NOW)] == ["active", "all"]
+
+        # Retention deletes silences that ended before its cutoff (30 days by default).
+        assert await first.prune(now=NOW + timedelta(days=30, minutes=1)) == 2
+        assert [s.id for s in await first.silences.current(NOW)] == ["active", "all"]
+        assert await first.prune(now=NOW + timedelta(days=31)) == 2
+        assert await first.silences.current(NOW) == []
     finally:
         await first.close()
         await second.close()
