@@ -28,6 +28,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from synth.alerting.silences import MaintenanceWindow
 from synth.alerting.webhook_settings import WebhookSettings, require_a_channel
 from synth.browser.settings import BrowserSettings
 from synth.errors import SynthError
@@ -405,6 +406,7 @@ class Settings(BaseSettings):
     baseline: BaselineSettings = BaselineSettings()
     playbooks: dict[str, PlaybookSettings] = Field(default_factory=dict)
     default_playbook: str | None = None
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list, max_length=1000)
     pagerduty: PagerDutySettings = PagerDutySettings()
     cluster: ClusterSettings = ClusterSettings()
     browser: BrowserSettings = BrowserSettings()

@@ -24,6 +24,7 @@ from synth.agent.adapters import hooks_router
 from synth.agent.auth import AuthError, request_target
 from synth.agent.cluster_status import cluster_status
 from synth.agent.deploys import DeployEvent, DeployRefused
+from synth.agent.silences_api import silences_router
 from synth.alerting.policy import retries_for
 from synth.baseline.record import StepBaseline
 from synth.baseline.sketch import DEFAULT_ACCURACY
@@ -388,6 +389,7 @@ def build_api(agent: Agent) -> ASGIApp:
         return artifacts.linked(agent.settings.server.public_url, run_id, listed)
 
     app.include_router(hooks_router(agent))
+    app.include_router(silences_router(agent))
     openapi.install(app)
     return WriteGuard(app, agent)
 

@@ -18,9 +18,10 @@ RETENTION_EVERY_S = 3600.0
 
 async def alerts_catch_up(alerts: AlertEngine, every_s: float) -> None:
     """Read back flakiness and apply the run results alerting could not store (the store
-    was away), every `every_s`."""
+    was away), every `every_s`; read the silences again (synth_check_silenced)."""
     while True:
         await asyncio.sleep(every_s)
+        await alerts.refresh_silences()
         await alerts.seed_flakiness()
         await alerts.flush()
 

@@ -35,7 +35,7 @@ NO_NUL = "^[^\\u0000]*$"
 DESCRIPTIONS = {
     "400": "The body is not UTF-8 JSON, or nests deeper than 64 levels",
     "401": "No or bad credentials (writes always; reads with server.read_auth)",
-    "404": "No such check, environment, run, artifact, deploy or configured hook",
+    "404": "No such check, environment, run, artifact, deploy, silence or configured hook",
     "412": "The checks failed (the gate answer is the body)",
     "413": "The body is over server.max_body_bytes",
     "422": "A field is invalid, or holds NaN, Infinity, NUL or a lone surrogate",
@@ -60,7 +60,16 @@ STATUSES: dict[str, tuple[str, ...]] = {
     "GET /v1/baselines": _READ,
     "POST /v1/baselines": _WRITE,
     "GET /v1/cluster": _READ,
-    "POST /v1/reload": _WRITE,  # 422: the new config was rejected
+    "POST /v1/reload": _WRITE,
+    "GET /v1/silences": _READ,
+    "POST /v1/silences": _WRITE,
+    "DELETE /v1/silences/{silence_id}": (
+        "400",
+        "401",
+        "404",
+        "413",
+        "503",
+    ),  # 422: the new config was rejected
     "POST /v1/hooks/github": _HOOK,
     "POST /v1/hooks/argocd": _HOOK,
     "POST /v1/hooks/flagger": (*_HOOK, "412"),

@@ -32,9 +32,11 @@ from synth.alerting.playbook import (
     observe,
 )
 from synth.alerting.policy import playbook_name, rule_for
+from synth.alerting.silence_book import SilenceBook
+from synth.alerting.silences import Target
 from synth.alerting.webhook_settings import webhook_problems
 from synth.config import ConfigError, PlaybookSettings, Settings, resolve_environment
-from synth.model import AlertAction, CheckSpec, RunResult
+from synth.model import AlertAction, CheckSpec, Phase, RunResult
 from synth.outputs.metrics import Metrics
 from synth.redact import Redactor
 from synth.store import AlertUpdate, DeployRecord, NewOutboxEvent, RunSummary, Store, StoreError
@@ -139,6 +141,8 @@ class AlertEngine:
         self._to_seed: set[tuple[str, str]] = set()  # owned, flakiness not read back yet
         self._seeding: asyncio.Task[None] | None = None
         self._notices: deque[NewOutboxEvent] = deque(maxlen=PENDING_MAX)
+        self._silence_logged: dict[tuple[str, str], str] = {}
+        self.silences = SilenceBook(lambda: self._settings().maintenance, store)
 
     def checks_moved(self, pairs: Collection[tuple[str, str]] | None = None) -> None:
         """The set of checks this agent runs changed (a start, a reload, a cluster
@@ -227,6 +231,8 @@ class AlertEngine:
             and (now - quiet_since).total_seconds() < rule.stale_after_s
         ):
             return
+        await self.silences.refresh(now)
+        silence = self.silences.covering(_target(result, check), now)
         recent = (
             await store.list_runs(check=result.check, env=result.environment, limit=RECENT_LIMIT)
             if not result.passed
@@ -240,7 +246,9 @@ class AlertEngine:
             own = next((s for s in locations if s.location == result.location), None)
             updated = observe(own, result.location, not result.passed, at, rule)
             everyone = [s for s in locations if s.location != result.location] + [updated]
-            new_incident, decision = decide(incident, everyone, at, rule)
+            new_incident, decision = decide(
+                incident, everyone, at, rule, silenced=silence is not None
+            )
             failing.extend(failing_locations(everyone, at, rule))
             outcome.append(decision)
             events = self._events(decision, result, name, playbook, check, recent, failing)
@@ -272,6 +280,18 @@ class AlertEngine:
             log.info("resolving the incident: the check recovered", extra=context)
         elif decision is Decision.RETRIGGER:
             log.info("still failing: sending the trigger again", extra=context)
+        elif decision is Decision.SILENCED and silence is not None:
+            # Once per check × environment and silence, not at every run it covers.
+            occurrence = f"{silence.id}@{silence.start.isoformat()}"
+            if self._silence_logged.get(pair) != occurrence:
+                self._silence_logged[pair] = occurrence
+                log.info(
+                    "silenced: not paging (%s, until %s): %s",
+                    silence.id,
+                    silence.end.isoformat(),
+                    silence.reason,
+                    extra=context,
+                )
         elif decision is Decision.SUPPRESSED:
             log.info("not re-opening yet (reopen_after): the check fails again", extra=context)
         if update.events:
@@ -297,7 +317,9 @@ class AlertEngine:
         pair = (result.check, result.environment)
         limits = playbook.flaky
         if pair not in self._flaky_notified:
-            if flakiness.runs >= limits.min_runs and flakiness.ratio >= limits.notify_above:
+            crossed = flakiness.runs >= limits.min_runs and flakiness.ratio >= limits.notify_above
+            # A silence holds the notification too; it goes once the silence is over.
+            if crossed and self.silences.covering(_target(result, check), _utc_now()) is None:
                 self._flaky_notified.add(pair)
                 event = payloads.flaky_event(
                     result,
@@ -371,6 +393,17 @@ class AlertEngine:
             events.append(payloads.slack_message(event, resolved_summary=summary))
         return events
 
+    async def refresh_silences(self, *, force: bool = True) -> None:
+        """Read the silences again and set synth_check_silenced of the pairs this agent
+        runs."""
+        now = datetime.now(UTC)
+        await self.silences.refresh(now, force=force)
+        location = self._settings().location
+        for check_name, env in self._owned:
+            target = _target_of(check_name, env, self._check(check_name))
+            covered = self.silences.covering(target, now) is not None
+            self._metrics.silence((check_name, env, location), covered)
+
     async def refresh_incidents(self, store: Store | None = None) -> None:
         """Set synth_incidents_open from the store."""
         store = store or self._store()
@@ -409,3 +442,18 @@ class AlertEngine:
             log.warning("deploy change event not stored: %s", exc)
             return
         self._wake()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _target_of(check_name: str, env: str, check: CheckSpec | None, deploy: bool = False) -> Target:
+    service = check.service if check is not None else None
+    tags = tuple(check.tags) if check is not None else ()
+    return Target(check=check_name, env=env, service=service, tags=tags, deploy=deploy)
+
+
+def _target(result: RunResult, check: CheckSpec | None) -> Target:
+    deploy = result.phase is Phase.DEPLOY
+    return _target_of(result.check, result.environment, check, deploy)

@@ -80,6 +80,7 @@ class Decision(enum.StrEnum):
     RESOLVE = "resolve"
     SUPPRESSED = "suppressed"  # would trigger, but it resolved less than reopen_after ago
     RETRIGGER = "retrigger"  # still failing: send the trigger again (see `decide`)
+    SILENCED = "silenced"  # would trigger or re-trigger, but a silence covers it
 
 
 def observe(
@@ -133,10 +134,20 @@ def decide(
     locations: Iterable[LocationState],
     now: datetime,
     rule: Rule,
+    *,
+    silenced: bool = False,
 ) -> tuple[IncidentState, Decision]:
-    """The incident after looking at every location's state, and what to send."""
+    """The incident after looking at every location's state, and what to send.
+
+    `silenced` (a silence or maintenance window covers the check × environment): no
+    trigger and no repeated trigger; the incident stays as it was (a closed one is not
+    opened), so the first run after the silence that still fails triggers it — once.
+    A resolve still goes through."""
     current = incident or IncidentState()
     failing = len(failing_locations(locations, now, rule))
+    would_page = not current.open or _retrigger_due(current, now, rule)
+    if silenced and failing >= rule.min_locations and would_page:
+        return current, Decision.SILENCED
     if not current.open and failing >= rule.min_locations:
         if (
             current.resolved_at is not None

@@ -197,6 +197,13 @@ class Metrics:
             kind="gauge",
             registry=lean,
         )
+        self.silenced = LeanScalars(
+            "synth_check_silenced",
+            "1 while a silence or maintenance window covers the check (no pages).",
+            ("check", "env", "location"),
+            kind="gauge",
+            registry=lean,
+        )
         self.deploy_verdicts = Counter(
             "synth_deploy_verdicts",
             "Deploy verifications by verdict.",
@@ -399,6 +406,7 @@ class Metrics:
         for gone in self._scheduled - wanted.keys():
             self.check_interval.remove(gone)
             self.flaky_ratio.remove(gone)
+            self.silenced.remove(gone)
             self.skipped_overlaps.remove(gone[:2])
             # Its state gauges go too: a check removed, or run by another cluster member
             # now, must not keep alerting (SynthCheckFailing) from here.
@@ -415,6 +423,8 @@ class Metrics:
             self.check_interval.set(labels, seconds)
             if self.flaky_ratio.value(labels) is None:  # a reload keeps a measured ratio
                 self.flaky_ratio.set(labels, 0.0)
+            if self.silenced.value(labels) is None:
+                self.silenced.set(labels, 0.0)
             check, env, _ = labels
             for result in RUN_RESULTS:
                 self.runs.inc((check, env, scheduled, location, result), 0.0)
@@ -509,6 +519,11 @@ class Metrics:
     def flakiness(self, labels: tuple[str, str, str], ratio: float) -> None:
         """The transient-failure ratio of a check (check, env, location) over 24 h."""
         self.flaky_ratio.set(labels, ratio)
+
+    def silence(self, labels: tuple[str, str, str], silenced: bool) -> None:
+        """Whether a silence covers a scheduled check (check, env, location) now."""
+        if labels in self._scheduled:
+            self.silenced.set(labels, 1.0 if silenced else 0.0)
 
     def incidents(self, playbook: str, count: int) -> None:
         self.incidents_open.labels(playbook).set(count)

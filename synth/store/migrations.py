@@ -223,6 +223,27 @@ def _v7_retry_requests(connection: sa.Connection) -> None:
     md.create_all(connection)
 
 
+def _v8_silences(connection: sa.Connection) -> None:
+    # Silences from `POST /v1/silences` (synth.store.silences): kept so that they survive
+    # restarts and every agent sharing the store honours them.
+    md = sa.MetaData()
+    silences = sa.Table(
+        "silences",
+        md,
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("matchers", JSONText, nullable=False),
+        sa.Column("all_checks", sa.Boolean, nullable=False),
+        sa.Column("deploys", sa.Boolean, nullable=False),
+        sa.Column("starts_at", UTCDateTime, nullable=False),
+        sa.Column("ends_at", UTCDateTime, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("author", sa.Text, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    sa.Index("ix_silences_ends_at", silences.c.ends_at)
+    md.create_all(connection)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_initial,
     _v2_alerting,
@@ -231,6 +252,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v5_cluster,
     _v6_run_artifacts,
     _v7_retry_requests,
+    _v8_silences,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 import synth.store.artifacts as artifacts
 from synth.store.records import OutboxStatus
-from synth.store.schema import as_utc, deploys, outbox, retry_requests, runs
+from synth.store.schema import as_utc, deploys, outbox, retry_requests, runs, silences
 
 log = logging.getLogger("synth.store")
 STALE_RETRIES = timedelta(hours=1)
@@ -52,7 +52,8 @@ class Pruner:
         """Apply retention and return the number of rows deleted: runs that started before
         `now - max_age_s`, runs beyond the newest `max_runs_per_check` of each
         check × environment, deploys created before the same age cutoff, delivered outbox
-        events of that age and retry requests an hour past their deadline. A run's
+        events of that age, silences that ended before the cutoff and retry requests an hour
+        past their deadline. A run's
         artifacts are deleted with it, in its batch's transaction (not counted). Deletes in
         bounded batches, each its own transaction, so writers are never held up for long."""
         cutoff = as_utc(now or datetime.now(UTC)) - self._max_age
@@ -75,6 +76,11 @@ class Pruner:
         stale = retry_requests.c.deadline < as_utc(now or datetime.now(UTC)) - STALE_RETRIES
         deleted += await self._delete_batches(
             retry_requests, retry_requests.c.id, stale, retry_requests.c.deadline, budget
+        )
+        # Silences stay for the record as long as runs do after they end.
+        over = silences.c.ends_at < cutoff
+        deleted += await self._delete_batches(
+            silences, silences.c.id, over, silences.c.ends_at, budget
         )
         if budget.left <= 0:
             log.warning("store prune stopped after %d rows; the rest goes next time", deleted)

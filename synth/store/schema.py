@@ -227,3 +227,18 @@ retry_requests = sa.Table(
     sa.Column("result", JSONText, nullable=True),
     sa.Column("done_at", UTCDateTime, nullable=True),
 )
+
+silences = sa.Table(
+    "silences",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("matchers", JSONText, nullable=False),
+    sa.Column("all_checks", sa.Boolean, nullable=False),
+    sa.Column("deploys", sa.Boolean, nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("ends_at", UTCDateTime, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+sa.Index("ix_silences_ends_at", silences.c.ends_at)

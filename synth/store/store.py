@@ -62,6 +62,7 @@ from synth.store.schema import (
     run_artifacts,
     runs,
 )
+from synth.store.silences import SilenceTable
 
 log = logging.getLogger("synth.store")
 
@@ -100,6 +101,7 @@ class Store:
         self.url = display_url(engine.url)
         self.cluster = ClusterTable(self._transaction)
         self.retries = RetryTable(self._transaction)
+        self.silences = SilenceTable(self._transaction)
 
     @classmethod
     async def open(

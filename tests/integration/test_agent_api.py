@@ -40,6 +40,8 @@ ROUTES = {
     "/v1/hooks/argo-rollouts": {"get", "post"},
     "/v1/baselines": {"get", "post"},
     "/v1/cluster": {"get"},
+    "/v1/silences": {"get", "post"},
+    "/v1/silences/{silence_id}": {"delete"},
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 

@@ -32,6 +32,7 @@ BASE = {
     "synth_check_last_run_timestamp_seconds": 1,
     "synth_check_consecutive_failures": 1,
     "synth_check_flaky_ratio": 1,
+    "synth_check_silenced": 1,
     "synth_check_interval_seconds": 1,
     # The last run's phases, as blackbox_exporter's: those a plain-http request to an IP
     # address goes through (connect, send, first_byte, body; no dns, no tls).
