@@ -1,6 +1,6 @@
 """`metrics:` in synth.yaml — how much each check costs Prometheus.
 
-By default a one-step HTTP check exports at most 24 series (README, "Series per check"): its run
+By default a one-step HTTP check exports at most 25 series (README, "Series per check"): its run
 counts by result, one run-duration histogram, its state gauges and the last run's HTTP
 phases as gauges. `detail` adds per-step and per-phase histograms and failure-type series
 at 0, each a multiple of that.

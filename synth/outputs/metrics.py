@@ -6,7 +6,7 @@ http_phase, exporter) — never URLs, ids or free text. Duration histograms carr
 trace id as an exemplar, exposed when the scraper asks for OpenMetrics.
 
 A check costs Prometheus what `metrics.detail` asks (synth.metrics_settings): by default
-at most 24 series for a one-step HTTP check, about what a blackbox_exporter probe exports.
+at most 25 series for a one-step HTTP check, about what a blackbox_exporter probe exports.
 
 The series alerts and `increase()` need are exported at 0 before their first event:
 agent-wide families when the agent starts (`describe_agent`), a scheduled check's run
