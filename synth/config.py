@@ -94,6 +94,9 @@ class EnvironmentSettings(_Frozen):
     secrets: dict[str, Annotated[SecretRef, BeforeValidator(_secret_shorthand)]] = Field(
         default_factory=dict
     )
+    # Whether failures here count as reaching production ("caught before production"):
+    # by default every environment but the baseline's pre-prod one (`baseline.from_env`).
+    production: bool | None = None
 
 
 class RunnerSettings(_Frozen):

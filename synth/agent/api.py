@@ -32,6 +32,7 @@ from synth.codec import run_to_dict
 from synth.model import Phase, RunRequest, Status
 from synth.store import StoreError, StoreRefused
 from synth.store.records import deploy_to_dict
+from synth.ui.routes import ui_router
 from synth.uptime import SINCE_PATTERN, build_report, report_to_dict, report_window
 
 if TYPE_CHECKING:
@@ -390,6 +391,7 @@ def build_api(agent: Agent) -> ASGIApp:
 
     app.include_router(hooks_router(agent))
     app.include_router(silences_router(agent))
+    app.include_router(ui_router(agent))
     openapi.install(app)
     return WriteGuard(app, agent)
 
@@ -446,7 +448,11 @@ class WriteGuard:
         try:
             self._authenticate(scope, path, hook, headers, body)
         except AuthError as exc:
-            await _reply(send, 401, str(exc), {"www-authenticate": "Bearer"})
+            # The pages are read by browsers: ask them for Basic credentials (a token).
+            challenge = (
+                'Basic realm="synth", charset="UTF-8"' if path.startswith("/ui") else "Bearer"
+            )
+            await _reply(send, 401, str(exc), {"www-authenticate": challenge})
             return
         if body and not hook:
             try:

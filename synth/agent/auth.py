@@ -10,6 +10,8 @@ method and path means a signature captured on one endpoint is refused on every o
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import heapq
 import hmac
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from synth.errors import SynthError
 
 SIGNATURE_HEADER = "x-synth-signature"
+READ_METHODS = frozenset({"GET", "HEAD"})
 SCHEME = "v2"
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -90,6 +93,8 @@ class Authenticator:
         authorization = headers.get("authorization", "")
         if authorization:
             scheme, _, token = authorization.partition(" ")
+            if scheme.lower() == "basic" and method in READ_METHODS:
+                return self._verify_basic(token)
             if scheme.lower() != "bearer" or not token:
                 raise AuthError("Authorization must be 'Bearer <token>'")
             if token_matches(token, self.tokens):
@@ -103,6 +108,18 @@ class Authenticator:
         raise AuthError(
             f"missing credentials: send 'Authorization: Bearer <token>' or {SIGNATURE_HEADER}"
         )
+
+    def _verify_basic(self, credentials: str) -> str:
+        """A browser's Basic credentials (any user name, a token as the password), for
+        reads only: a browser resends them by itself, so they must not authorize writes."""
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise AuthError("Basic credentials are not base64 of 'user:token'") from None
+        _, _, password = decoded.partition(":")
+        if password and token_matches(password, self.tokens):
+            return "basic"
+        raise AuthError("invalid token in Basic credentials (the password is a server token)")
 
     def verify_metrics(self, headers: Mapping[str, str]) -> None:
         """`/metrics` is open unless `server.metrics_tokens` is set; then it takes a bearer

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -244,6 +245,136 @@ def _v8_silences(connection: sa.Connection) -> None:
     md.create_all(connection)
 
 
+def _v9_run_hours(connection: sa.Connection) -> None:
+    # Hourly run counts per check × environment × location (synth.store.run_hours), filled
+    # from the runs already stored; and an index of failed runs by time.
+    md = sa.MetaData()
+    hours = sa.Table(
+        "run_hours",
+        md,
+        sa.Column("check_name", sa.Text, primary_key=True),
+        sa.Column("environment", sa.Text, primary_key=True),
+        sa.Column("location", sa.Text, primary_key=True),
+        sa.Column("hour", UTCDateTime, primary_key=True),
+        sa.Column("passed", sa.Integer, nullable=False),
+        sa.Column("failed", sa.Integer, nullable=False),
+        sa.Column("duration_s", sa.Float, nullable=False),
+        sa.Column("last_failed_at", UTCDateTime, nullable=True),
+    )
+    sa.Index("ix_run_hours_hour", hours.c.hour)
+    latest = sa.Table(
+        "run_latest",
+        md,
+        sa.Column("check_name", sa.Text, primary_key=True),
+        sa.Column("environment", sa.Text, primary_key=True),
+        sa.Column("location", sa.Text, primary_key=True),
+        sa.Column("run_id", sa.Text, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("failure_type", sa.Text, nullable=True),
+        sa.Column("started_at", UTCDateTime, nullable=False),
+        sa.Column("duration_s", sa.Float, nullable=False),
+        sa.Column("last_failed_at", UTCDateTime, nullable=True),
+    )
+    md.create_all(connection)
+    runs = sa.table(
+        "runs",
+        *(sa.column(name, sa.Text) for name in ("run_id", "check_name", "environment")),
+        *(sa.column(name, sa.Text) for name in ("location", "phase", "status", "failure_type")),
+        sa.column("started_at", UTCDateTime),
+        sa.column("duration_s", sa.Float),
+    )
+    sa.Index(
+        "ix_runs_failed_started",
+        sa.Table("runs", sa.MetaData(), sa.Column("started_at"), sa.Column("status")).c.started_at,
+        sqlite_where=sa.text("status = 'failed'"),
+        postgresql_where=sa.text("status = 'failed'"),
+    ).create(connection)
+    if connection.dialect.name == "sqlite":
+        # UTCDateTime keeps naive UTC text ("YYYY-MM-DD HH:MM:SS.ffffff") on SQLite.
+        hour: sa.ColumnElement[Any] = sa.func.substr(runs.c.started_at, 1, 13).concat(
+            ":00:00.000000"
+        )
+    else:
+        hour = sa.func.date_trunc("hour", runs.c.started_at)
+    failed = runs.c.status == "failed"
+    backfill = (
+        sa.select(
+            runs.c.check_name,
+            runs.c.environment,
+            runs.c.location,
+            hour.label("hour"),
+            sa.func.sum(sa.case((failed, 0), else_=1)),
+            sa.func.sum(sa.case((failed, 1), else_=0)),
+            sa.func.sum(runs.c.duration_s),
+            sa.func.max(sa.case((failed, runs.c.started_at), else_=None)),
+        )
+        .where(runs.c.phase.in_(("scheduled", "deploy")))
+        .group_by(runs.c.check_name, runs.c.environment, runs.c.location, hour)
+    )
+    connection.execute(
+        hours.insert().from_select(
+            [
+                "check_name",
+                "environment",
+                "location",
+                "hour",
+                "passed",
+                "failed",
+                "duration_s",
+                "last_failed_at",
+            ],
+            backfill,
+        )
+    )
+    _backfill_latest(connection, runs, hours, latest)
+
+
+def _backfill_latest(
+    connection: sa.Connection, runs: sa.TableClause, hours: sa.Table, latest: sa.Table
+) -> None:
+    """The newest counted run of each pair the hourly counts know, one indexed query each."""
+    counted = runs.c.phase.in_(("scheduled", "deploy"))
+    pairs = connection.execute(
+        sa.select(hours.c.check_name, hours.c.environment, hours.c.location).distinct()
+    ).all()
+    for check, env, location in pairs:
+        pair = sa.and_(
+            runs.c.check_name == check,
+            runs.c.environment == env,
+            runs.c.location == location,
+            counted,
+        )
+        newest = connection.execute(
+            sa.select(runs.c.run_id, runs.c.status, runs.c.failure_type, runs.c.started_at)
+            .add_columns(runs.c.duration_s)
+            .where(pair)
+            .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+            .limit(1)
+        ).first()
+        if newest is None:
+            continue
+        failed_at = connection.scalar(
+            sa.select(sa.func.max(hours.c.last_failed_at)).where(
+                hours.c.check_name == check,
+                hours.c.environment == env,
+                hours.c.location == location,
+            )
+        )
+        connection.execute(
+            latest.insert().values(
+                check_name=check,
+                environment=env,
+                location=location,
+                run_id=newest.run_id,
+                status=newest.status,
+                failure_type=newest.failure_type,
+                started_at=newest.started_at,
+                duration_s=newest.duration_s,
+                last_failed_at=failed_at,
+            )
+        )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_initial,
     _v2_alerting,
@@ -253,6 +384,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v6_run_artifacts,
     _v7_retry_requests,
     _v8_silences,
+    _v9_run_hours,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

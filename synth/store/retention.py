@@ -15,7 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 import synth.store.artifacts as artifacts
 from synth.store.records import OutboxStatus
-from synth.store.schema import as_utc, deploys, outbox, retry_requests, runs, silences
+from synth.store.schema import (
+    as_utc,
+    deploys,
+    outbox,
+    retry_requests,
+    run_hours,
+    runs,
+    silences,
+)
 
 log = logging.getLogger("synth.store")
 STALE_RETRIES = timedelta(hours=1)
@@ -82,6 +90,8 @@ class Pruner:
         deleted += await self._delete_batches(
             silences, silences.c.id, over, silences.c.ends_at, budget
         )
+        # Hourly counts go with the runs of their hour (derived rows, not counted).
+        await self._delete_counts(run_hours.c.hour < cutoff, budget)
         if budget.left <= 0:
             log.warning("store prune stopped after %d rows; the rest goes next time", deleted)
         elif deleted:
@@ -119,6 +129,16 @@ class Pruner:
                 runs, runs.c.run_id, sa.and_(in_group, older), runs.c.started_at, budget
             )
         return deleted
+
+    async def _delete_counts(self, condition: sa.ColumnElement[bool], budget: _Budget) -> None:
+        """Delete hourly counts one hour per transaction, oldest first."""
+        while budget.take():
+            oldest = sa.select(sa.func.min(run_hours.c.hour)).where(condition)
+            async with self._transaction("prune", write=True) as connection:
+                hour = await connection.scalar(oldest)
+                if hour is None:
+                    break
+                await connection.execute(sa.delete(run_hours).where(run_hours.c.hour == hour))
 
     async def _delete_batches(
         self,

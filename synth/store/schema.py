@@ -242,3 +242,42 @@ silences = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 sa.Index("ix_silences_ends_at", silences.c.ends_at)
+
+# Runs per check × environment × location and hour (scheduled and deploy runs): what the
+# pages' uptime and status read, so that a page of 5,000 checks never counts raw runs.
+run_hours = sa.Table(
+    "run_hours",
+    metadata,
+    sa.Column("check_name", sa.Text, primary_key=True),
+    sa.Column("environment", sa.Text, primary_key=True),
+    sa.Column("location", sa.Text, primary_key=True),
+    sa.Column("hour", UTCDateTime, primary_key=True),
+    sa.Column("passed", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("last_failed_at", UTCDateTime, nullable=True),
+)
+sa.Index("ix_run_hours_hour", run_hours.c.hour)
+# Failed runs by time, for "caught before production" (a small part of all runs).
+sa.Index(
+    "ix_runs_failed_started",
+    runs.c.started_at,
+    sqlite_where=runs.c.status == "failed",
+    postgresql_where=runs.c.status == "failed",
+)
+
+# The newest scheduled or deploy run of each check × environment × location, and its last
+# failure: the overview's status, read for every check without touching the runs.
+run_latest = sa.Table(
+    "run_latest",
+    metadata,
+    sa.Column("check_name", sa.Text, primary_key=True),
+    sa.Column("environment", sa.Text, primary_key=True),
+    sa.Column("location", sa.Text, primary_key=True),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("failure_type", sa.Text, nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("last_failed_at", UTCDateTime, nullable=True),
+)

@@ -1,0 +1,116 @@
+"""How the pages write times, durations and ratios, and draw sparklines and phase bars:
+Jinja2 filters and globals, pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote, urlencode
+
+from synth.model import HttpTimings, StepResult
+
+
+def seconds(value: float | None) -> str:
+    """0.0123 → "12 ms", 2.5 → "2.50 s"; None → "—"."""
+    if value is None:
+        return "—"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.2f} s"
+
+
+def ago(moment: datetime | None, now: datetime) -> str:
+    """How long before `now`: "42 s ago", "3 h ago", "5 d ago"; None → "never"."""
+    if moment is None:
+        return "never"
+    delta = (now - moment).total_seconds()
+    if delta < 0:
+        return "just now"
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if delta >= size:
+            return f"{delta // size:.0f} {unit} ago"
+    return f"{delta:.0f} s ago"
+
+
+def percent(ratio: float | None) -> str:
+    """0.99951 → "99.95 %"; None → "—" (no runs)."""
+    if ratio is None:
+        return "—"
+    return f"{ratio * 100:.2f} %" if ratio < 1 else "100 %"
+
+
+def stamp(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+
+
+def query(base: str, **params: object) -> str:
+    """`base` with the params that are set, URL-encoded."""
+    kept = {k: str(v) for k, v in params.items() if v not in (None, "")}
+    return base + ("?" + urlencode(kept) if kept else "")
+
+
+def path(*parts: str) -> str:
+    return "/".join(quote(part, safe="") for part in parts)
+
+
+@dataclass(frozen=True, slots=True)
+class SparkPoint:
+    x: float
+    y: float
+    failed: bool
+
+
+def spark(durations: Sequence[float], failed: Sequence[bool], width: int = 96) -> list[SparkPoint]:
+    """Points of a duration sparkline in a `width` × 20 box (the slowest run at the top)."""
+    if not durations:
+        return []
+    top = max(durations) or 1.0
+    step = width / max(len(durations) - 1, 1)
+    return [
+        SparkPoint(round(i * step, 1), round(18 - 16 * d / top, 1), f)
+        for i, (d, f) in enumerate(zip(durations, failed, strict=True))
+    ]
+
+
+def spark_line(points: Sequence[SparkPoint]) -> str:
+    return " ".join(f"{p.x},{p.y}" for p in points)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    phase: str
+    start: float  # percent of the run
+    width: float  # percent of the run
+    seconds: float
+
+
+PHASES = (
+    ("dns", "dns_s"),
+    ("connect", "connect_s"),
+    ("tls", "tls_s"),
+    ("send", "send_s"),
+    ("wait", "first_byte_s"),
+    ("receive", "body_s"),
+)
+
+
+def phase_bar(
+    step: StepResult, run_s: float, offset_in_step: float, timings: HttpTimings
+) -> list[Segment]:
+    """A request's phases as a network panel draws them: where each starts and how long it
+    lasts, in percent of the whole run (the request starts `offset_in_step` into its step)."""
+    total = max(run_s, 1e-9)
+    at = step.started_offset_s + offset_in_step
+    segments = []
+    for name, attribute in PHASES:
+        value = getattr(timings, attribute)
+        if value is None or value <= 0:
+            continue
+        segments.append(Segment(name, 100 * at / total, max(100 * value / total, 0.3), value))
+        at += value
+    if not segments and timings.total_s > 0:
+        segments.append(
+            Segment("total", 100 * at / total, 100 * timings.total_s / total, timings.total_s)
+        )
+    return segments
