@@ -239,3 +239,18 @@ async def uptimes(
             )
         )
     return found
+
+
+async def statuses(connection: AsyncConnection) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(location, status) of the newest run of every check × environment: the few text
+    columns a filter and sort over every check need (full rows: `latest`)."""
+    query = sa.select(
+        run_latest.c.check_name,
+        run_latest.c.environment,
+        run_latest.c.location,
+        run_latest.c.status,
+    )
+    found: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for check, env, location, status in (await connection.execute(query)).all():
+        found.setdefault((check, env), []).append((location, status))
+    return found

@@ -12,12 +12,14 @@ from synth.model import HttpTimings, StepResult
 
 
 def seconds(value: float | None) -> str:
-    """0.0123 → "12 ms", 2.5 → "2.50 s"; None → "—"."""
+    """0.0004 → "0.4 ms", 0.0123 → "12 ms", 2.5 → "2.5 s"; None → "—"."""
     if value is None:
         return "—"
+    if value < 0.01:
+        return f"{value * 1000:.1f} ms"
     if value < 1:
         return f"{value * 1000:.0f} ms"
-    return f"{value:.2f} s"
+    return f"{value:.3g} s"
 
 
 def ago(moment: datetime | None, now: datetime) -> str:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from synth.alerting.silences import Silence, Target
 from synth.model import CheckSpec, Status
 from synth.store import Store
-from synth.store.rollups import COUNTED_PHASES, Latest, Uptime, latest, uptimes
+from synth.store.rollups import COUNTED_PHASES, Latest, Uptime, latest, statuses, uptimes
 from synth.store.schema import runs
 
 SPARK_RUNS = 24
@@ -51,18 +51,23 @@ class Row:
     check: CheckSpec
     environment: str
     location: str
-    latest: Latest | None = None
+    status: str  # one of STATUSES
     silence: Silence | None = None
+    latest: Latest | None = None
     uptime: Uptime | None = None
     spark: Spark = field(default_factory=Spark)
 
-    @property
-    def status(self) -> str:
-        if self.silence is not None:
-            return "silenced"
-        if self.latest is None:
-            return "no runs"
-        return "passing" if self.latest.status is Status.PASSED else "failing"
+
+_PASSED = Status.PASSED.value
+
+
+def row_status(last_status: str | None, silence: Silence | None) -> str:
+    """The overview's word for a pair: silenced, no runs, passing or failing (its newest run)."""
+    if silence is not None:
+        return "silenced"
+    if last_status is None:
+        return "no runs"
+    return "passing" if last_status == _PASSED else "failing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +93,7 @@ async def overview(
 ) -> Page:
     """One page of rows; `covering(target, now)` is the silence book's lookup."""
     async with store.reading("read the overview") as connection:
-        newest = await latest(connection, checks=None)
-    by_pair: dict[tuple[str, str], list[Latest]] = {}
-    for item in newest:
-        by_pair.setdefault((item.check, item.environment), []).append(item)
+        by_pair = await statuses(connection)
     rows: list[Row] = []
     for check in checks:
         for env in check.environments or environments:
@@ -100,9 +102,9 @@ async def overview(
             silence = covering(Target(check.name, env, check.service, check.tags), now)
             found = by_pair.get((check.name, env)) or []
             if not found:
-                rows.append(Row(check, env, location, silence=silence))
-            for item in sorted(found, key=lambda i: i.location):
-                rows.append(Row(check, env, item.location, latest=item, silence=silence))
+                rows.append(Row(check, env, location, row_status(None, silence), silence))
+            for where, last in sorted(found):
+                rows.append(Row(check, env, where, row_status(last, silence), silence))
     counts = {status: 0 for status in STATUSES}
     for row in rows:
         counts[row.status] += 1
@@ -118,29 +120,41 @@ async def overview(
 
 
 async def _complete(store: Store, rows: list[Row], now: datetime) -> list[Row]:
-    """The page's rows with their uptime and sparkline (queries bounded by the page)."""
+    """The page's rows with their newest run, uptime and sparkline (queries bounded by the
+    page: the sparklines of its pairs in one statement, each pair's newest runs by index)."""
+    if not rows:
+        return rows
     names = {row.check.name for row in rows}
+    pairs = sorted({(row.check.name, row.environment) for row in rows})
+    newest_runs = [
+        sa.select(runs.c.check_name, runs.c.environment, runs.c.location)
+        .add_columns(runs.c.duration_s, runs.c.status)
+        .where(runs.c.check_name == name, runs.c.environment == env)
+        .where(runs.c.phase.in_(sorted(COUNTED_PHASES)))
+        .order_by(runs.c.started_at.desc())
+        .limit(SPARK_RUNS * 2)
+        .subquery()
+        for name, env in pairs
+    ]
+    spark_query = sa.union_all(*(sa.select(*sub.c) for sub in newest_runs))
     async with store.reading("read the overview") as connection:
         ups = await uptimes(connection, checks=names, now=now)
-        sparks: dict[tuple[str, str, str], tuple[list[float], list[bool]]] = {}
-        for name, env in {(row.check.name, row.environment) for row in rows}:
-            query = (
-                sa.select(runs.c.location, runs.c.duration_s, runs.c.status)
-                .where(runs.c.check_name == name, runs.c.environment == env)
-                .where(runs.c.phase.in_(sorted(COUNTED_PHASES)))
-                .order_by(runs.c.started_at.desc())
-                .limit(SPARK_RUNS * 2)
-            )
-            for location, duration, status in (await connection.execute(query)).all():
-                durations, failed = sparks.setdefault((name, env, location), ([], []))
-                if len(durations) < SPARK_RUNS:
-                    durations.append(float(duration))
-                    failed.append(status != Status.PASSED.value)
+        newest = await latest(connection, checks=names)
+        spark_rows = (await connection.execute(spark_query)).all()
+    sparks: dict[tuple[str, str, str], tuple[list[float], list[bool]]] = {}
+    for name, env, location, duration, status in spark_rows:
+        durations, failed = sparks.setdefault((name, env, location), ([], []))
+        if len(durations) < SPARK_RUNS:
+            durations.append(float(duration))
+            failed.append(status != _PASSED)
     by_key = {(u.check, u.environment, u.location): u for u in ups}
+    latest_by_key = {(n.check, n.environment, n.location): n for n in newest}
     completed = []
     for row in rows:
         key = (row.check.name, row.environment, row.location)
         durations, failed = sparks.get(key, ([], []))
         spark = Spark(tuple(reversed(durations)), tuple(reversed(failed)))
-        completed.append(replace(row, uptime=by_key.get(key), spark=spark))
+        completed.append(
+            replace(row, uptime=by_key.get(key), latest=latest_by_key.get(key), spark=spark)
+        )
     return completed
