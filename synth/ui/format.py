@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote, urlencode
 
-from synth.model import HttpTimings, StepResult
+from synth.model import HttpTimings, Status, StepResult
+from synth.store.records import RunSummary
 
 
 def seconds(value: float | None) -> str:
@@ -116,3 +117,67 @@ def phase_bar(
             Segment("total", 100 * at / total, 100 * timings.total_s / total, timings.total_s)
         )
     return segments
+
+
+_MILESTONES = (("wait", "ttfb_ms"), ("dom", "dom_content_loaded_ms"), ("load", "load_ms"))
+
+
+def navigation_bar(step: StepResult, run_s: float) -> list[Segment]:
+    """A browser step's navigation as a bar: connection phases, then waiting for the first
+    byte, building the DOM and loading the page, each up to its milestone (details `*_ms`,
+    from the navigation's start)."""
+    total = max(run_s, 1e-9)
+    details = step.details
+    at = 0.0
+    segments = []
+    for name in ("dns", "connect", "tls"):
+        value = details.get(f"{name}_ms")
+        if isinstance(value, int | float) and value > 0:
+            seconds_ = value / 1000
+            start = step.started_offset_s + at
+            segments.append(
+                Segment(name, 100 * start / total, max(100 * seconds_ / total, 0.3), seconds_)
+            )
+            at += seconds_
+    for name, key in _MILESTONES:
+        value = details.get(key)
+        if isinstance(value, int | float) and value / 1000 > at:
+            seconds_ = value / 1000 - at
+            start = step.started_offset_s + at
+            segments.append(
+                Segment(name, 100 * start / total, max(100 * seconds_ / total, 0.3), seconds_)
+            )
+            at = value / 1000
+    return segments
+
+
+def step_facts(step: StepResult) -> list[str]:
+    """A browser step's measured facts in words: "ttfb 12 ms", "lcp 80 ms", "14 requests"."""
+    shown = []
+    for key, value in step.details.items():
+        if key.endswith("_ms") and isinstance(value, int | float):
+            shown.append(f"{key[:-3].replace('_', ' ')} {seconds(value / 1000)}")
+    if isinstance(step.details.get("requests"), int):
+        shown.append(f"{step.details['requests']} requests")
+    if isinstance(step.details.get("cls"), int | float):
+        shown.append(f"CLS {step.details['cls']}")
+    return shown
+
+
+def duration_chart(runs: Sequence[RunSummary]) -> list[SparkPoint]:
+    """Runs placed by start time (x, 0–600) and duration (y, 0–120, slowest at the top),
+    oldest first."""
+    if not runs:
+        return []
+    ordered = sorted(runs, key=lambda r: r.started_at)
+    first = ordered[0].started_at
+    span = (ordered[-1].started_at - first).total_seconds() or 1.0
+    top = max(r.duration_s for r in ordered) or 1.0
+    return [
+        SparkPoint(
+            round(600 * (r.started_at - first).total_seconds() / span, 1),
+            round(115 - 105 * r.duration_s / top, 1),
+            r.status is not Status.PASSED,
+        )
+        for r in ordered
+    ]

@@ -34,6 +34,9 @@ class Pages:
             path=fmt.path,
             spark=fmt.spark,
             phase_bar=fmt.phase_bar,
+            navigation_bar=fmt.navigation_bar,
+            step_facts=fmt.step_facts,
+            duration_chart=fmt.duration_chart,
             version=__version__,
         )
 

@@ -125,9 +125,7 @@ def encodings(secret: str) -> list[str]:
     ]
 
 
-def configure(
-    tmp_path: Path, shop: ShopThread, echo_url: str, pagerduty: PagerDutyStandIn
-) -> Path:
+def configure(tmp_path: Path, shop: ShopThread, echo_url: str, pagerduty: PagerDutyStandIn) -> Path:
     copy_example_checks(tmp_path)
     for source in (tmp_path / "checks").iterdir():  # runs every second, not every minute
         text = re.sub(r'every: \d+[sm]|every="\d+[sm]"', "every: 1s", source.read_text())
@@ -392,3 +390,42 @@ def test_the_overview_pages_through_5000_checks(
         for p in range(1, 21)
     ]
     print(f"overview of 5,000 checks: server time per page {sorted(timings)} ms")
+
+
+def test_a_browser_runs_page_shows_its_screenshot_and_trace(
+    tmp_path: Path, shop: ShopThread, start_agent: StartAgent, browser_page: Page
+) -> None:
+    copy_example_checks(tmp_path, browser=True)
+    for name in ("shop_checkout.py", "shop_browse.yaml", "shop_tcp.yaml"):
+        (tmp_path / "checks" / name).unlink()
+    config = write_config(
+        tmp_path,
+        shop.base_url,
+        server={"read_auth": True},
+        extra={"browser": {"concurrency": 1}},
+    )
+    shop.set_faults(broken_js=True)  # the page's script throws: the check fails in Chromium
+    agent = start_agent(config)
+
+    def failed_run() -> str | None:
+        answer = agent.http.get(
+            "/v1/runs", params={"check": "shop-ui-checkout", "status": "failed"}, headers=bearer()
+        )
+        found = answer.json()["runs"]
+        return str(found[0]["run_id"]) if found else None
+
+    run_id = wait_for(failed_run, timeout=90, what="a failed browser run")
+    page = browser_page
+    page.goto(f"{agent.url}/ui/runs/{run_id}")
+    page.wait_for_load_state("load")
+    screenshot = page.locator("img[alt='screenshot.png']")
+    # Loaded through the page's own Basic credentials (read_auth is on).
+    assert screenshot.evaluate("img => img.complete && img.naturalWidth") > 0
+    trace = page.locator("a", has_text="trace.zip")
+    href = trace.get_attribute("href")
+    assert href is not None
+    fetched = agent.http.get(href, headers=bearer())
+    assert fetched.status_code == 200
+    assert fetched.content.startswith(b"PK")
+    assert "TypeError" in page.locator("#failure").inner_text()
+    shot(page, "run-browser")
