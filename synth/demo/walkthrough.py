@@ -96,7 +96,7 @@ async def _agent_rounds(
     await agent.start()
     serving = asyncio.create_task(server.serve())
     try:
-        _banner(f"3/4  `synth agent` is running: API {api}  metrics {api}/metrics")
+        _banner(f"3/4  `synth agent` is running: pages {api}/ui/  API {api}  metrics {api}/metrics")
         print("Checks run on their schedules. A CD pipeline announces a deploy:")
         print(f"  synth trigger --agent {api} --service shop --env demo --version 1.4.2 --wait\n")
         passed = await _deploy(api, "1.4.2")
@@ -106,7 +106,8 @@ async def _agent_rounds(
         shop.clear_faults()
         ok = passed == 0 and failed == 1
         if keep_running and ok:
-            print(f"\nThe agent keeps running: API {api}  metrics {api}/metrics  (Ctrl-C to stop)")
+            print(f"\nThe agent keeps running: pages {api}/ui/ (checks, runs, deploys)")
+            print(f"  API {api}  metrics {api}/metrics  (Ctrl-C to stop)")
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.Event().wait()
         return ok
