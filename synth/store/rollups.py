@@ -241,15 +241,19 @@ async def uptimes(
     return found
 
 
-async def statuses(connection: AsyncConnection) -> dict[tuple[str, str], list[tuple[str, str]]]:
-    """(location, status) of the newest run of every check × environment: the few text
-    columns a filter and sort over every check need (full rows: `latest`)."""
+async def statuses(
+    connection: AsyncConnection, *, checks: Collection[str] | None = None
+) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(location, status) of the newest run of every check × environment (of `checks`): the
+    few text columns a filter and sort over every check need (full rows: `latest`)."""
     query = sa.select(
         run_latest.c.check_name,
         run_latest.c.environment,
         run_latest.c.location,
         run_latest.c.status,
     )
+    if checks is not None:
+        query = query.where(run_latest.c.check_name.in_(sorted(checks)))
     found: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for check, env, location, status in (await connection.execute(query)).all():
         found.setdefault((check, env), []).append((location, status))

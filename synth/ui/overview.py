@@ -4,6 +4,7 @@ every pair (one small row each), then the page's rows completed with indexed que
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -79,21 +80,80 @@ class Page:
     counts: dict[str, int]
 
 
-async def overview(
+STATUS_TTL_S = 2.0
+"""How long one read of every pair's newest status serves the overview (paging through
+thousands of checks then reads only each page's rows)."""
+
+
+class Overview:
+    """The overview's pages for one agent. Every pair's status is read from the store at
+    most every STATUS_TTL_S, and the sorted rows of a filter are kept while that read is
+    current: a page is at most STATUS_TTL_S behind the store (and the silences behind
+    the silence book's refresh)."""
+
+    def __init__(self) -> None:
+        self._read_at = -STATUS_TTL_S
+        self._statuses: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self._rows: dict[tuple[Any, ...], tuple[list[Row], dict[str, int]]] = {}
+
+    async def page(
+        self,
+        store: Store,
+        checks: Sequence[CheckSpec],
+        environments: Sequence[str],
+        covering: Any,
+        *,
+        filters: Filters,
+        page: int,
+        per_page: int,
+        now: datetime,
+        location: str,
+    ) -> Page:
+        """One page of rows; `covering(target, now)` is the silence book's lookup."""
+        if time.monotonic() - self._read_at >= STATUS_TTL_S:
+            async with store.reading("read the overview") as connection:
+                self._statuses = await statuses(connection)
+            self._read_at = time.monotonic()
+            self._rows.clear()
+        key = (filters, id(checks), len(checks), tuple(environments), location)
+        if key not in self._rows:
+            self._rows[key] = _sorted_rows(
+                self._statuses, checks, environments, covering, filters, now, location
+            )
+        rows, counts = self._rows[key]
+        pages = max(1, -(-len(rows) // per_page))
+        page = min(max(page, 1), pages)
+        shown = await _complete(store, rows[(page - 1) * per_page : page * per_page], now)
+        return Page(tuple(shown), len(rows), page, pages, counts)
+
+
+async def check_rows(
     store: Store,
-    checks: Sequence[CheckSpec],
+    check: CheckSpec,
     environments: Sequence[str],
     covering: Any,
     *,
-    filters: Filters,
-    page: int,
-    per_page: int,
+    env: str | None,
     now: datetime,
     location: str,
-) -> Page:
-    """One page of rows; `covering(target, now)` is the silence book's lookup."""
-    async with store.reading("read the overview") as connection:
-        by_pair = await statuses(connection)
+) -> list[Row]:
+    """The rows of one check (its environments × locations), complete."""
+    async with store.reading("read a check's status") as connection:
+        found = await statuses(connection, checks=[check.name])
+    rows, _ = _sorted_rows(found, [check], environments, covering, Filters(env=env), now, location)
+    return await _complete(store, rows, now)
+
+
+def _sorted_rows(
+    by_pair: dict[tuple[str, str], list[tuple[str, str]]],
+    checks: Sequence[CheckSpec],
+    environments: Sequence[str],
+    covering: Any,
+    filters: Filters,
+    now: datetime,
+    location: str,
+) -> tuple[list[Row], dict[str, int]]:
+    """Every pair the filters keep, failing first, and the count of each status."""
     rows: list[Row] = []
     for check in checks:
         for env in check.environments or environments:
@@ -105,18 +165,14 @@ async def overview(
                 rows.append(Row(check, env, location, row_status(None, silence), silence))
             for where, last in sorted(found):
                 rows.append(Row(check, env, where, row_status(last, silence), silence))
-    counts = {status: 0 for status in STATUSES}
+    counts = dict.fromkeys(STATUSES, 0)
     for row in rows:
         counts[row.status] += 1
     if filters.status is not None:
         rows = [row for row in rows if row.status == filters.status]
     order = {status: index for index, status in enumerate(STATUSES)}
     rows.sort(key=lambda r: (order[r.status], r.check.service, r.check.name, r.environment))
-    pages = max(1, -(-len(rows) // per_page))
-    page = min(max(page, 1), pages)
-    shown = rows[(page - 1) * per_page : page * per_page]
-    shown = await _complete(store, shown, now)
-    return Page(tuple(shown), len(rows), page, pages, counts)
+    return rows, counts
 
 
 async def _complete(store: Store, rows: list[Row], now: datetime) -> list[Row]:

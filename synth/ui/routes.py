@@ -17,7 +17,7 @@ from synth.store import StoreError
 from synth.ui.caught import caught_by_week, production_test
 from synth.ui.check_page import check_page
 from synth.ui.deploy_list import list_deploys
-from synth.ui.overview import Filters, overview
+from synth.ui.overview import Filters, Overview, check_rows
 from synth.ui.render import Pages
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ def ui_router(agent: Agent) -> APIRouter:
     # Pages for people, not the API: kept out of the OpenAPI document.
     router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
     pages = Pages()
+    overview = Overview()
 
     def store() -> Store:
         if agent.store is None:
@@ -72,7 +73,7 @@ def ui_router(agent: Agent) -> APIRouter:
         filters = Filters(service, env, tag, status, q)
         await agent.alerts.silences.refresh(now)
         try:
-            shown = await overview(
+            shown = await overview.page(
                 store(),
                 agent.state.checks,
                 environments(),
@@ -125,14 +126,12 @@ def ui_router(agent: Agent) -> APIRouter:
                 baseline_env=agent.settings.baseline.from_env,
                 now=now,
             )
-            status = await overview(
+            status = await check_rows(
                 store(),
-                [check],
+                check,
                 environments(),
                 agent.alerts.silences.covering,
-                filters=Filters(env=env),
-                page=1,
-                per_page=200,
+                env=env,
                 now=now,
                 location=agent.settings.location,
             )
