@@ -84,6 +84,8 @@ def trigger(args: TriggerArgs, out: TextIO = sys.stdout) -> int:
         record = response.json()
         deploy_url = f"{agent}/v1/deploys/{record['id']}"
         print(f"deploy {record['id']}: {args.service} {args.version} → {args.env}", file=out)
+        if record.get("page_url"):  # with the agent's `server.public_url`
+            print(f"  page: {record['page_url']}", file=out)
         if not args.wait:
             return 0
         while record["status"] in ("pending", "running"):
@@ -141,6 +143,8 @@ def _print_verdict(record: dict[str, Any], out: TextIO) -> int:
             f"{failing['failure_type']}: {failing['message']}  (trace {failing['trace_id']})",
             file=out,
         )
+        if failing.get("page_url"):
+            print(f"    run: {failing['page_url']}", file=out)
     return {"pass": 0, "fail": 1}.get(result, 2)
 
 

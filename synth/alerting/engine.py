@@ -427,7 +427,11 @@ class AlertEngine:
             for n in names
             for channel_event in payloads.for_channels(
                 payloads.change_event(
-                    record, playbook_name=n, location=self._origin, redactor=self.redactor()
+                    record,
+                    playbook_name=n,
+                    location=self._origin,
+                    redactor=self.redactor(),
+                    public_url=settings.server.public_url,
                 ),
                 settings.playbooks[n],
             )
