@@ -194,6 +194,7 @@ def _parser() -> argparse.ArgumentParser:
     trig.add_argument("--url", dest="deploy_url", help="link to the deploy")
     trig.add_argument("--id", dest="event_id", help="idempotency key")
     trig.add_argument("--tag", action="append", default=[], help="only checks with TAG")
+    trig.add_argument("--junit", metavar="FILE", help="with --wait: the runs as JUnit XML")
     trig.set_defaults(handler=_cmd_trigger)
 
     page = commands.add_parser("page", help="incident playbook tools")
@@ -561,6 +562,7 @@ def _cmd_trigger(args: argparse.Namespace) -> int:
             deploy_url=args.deploy_url,
             event_id=args.event_id,
             tags=tuple(args.tag),
+            junit=args.junit,
         )
     )
 

@@ -8,9 +8,13 @@ not set (a path alone is no use in a PagerDuty incident or a CI log).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import quote
 
 UI_PREFIX = "/ui"
+
+RunPage = Callable[[str], str | None]
+"""run id → its page, or None (a report's lookup of the pages the agent named)."""
 
 
 def _page(public_url: str | None, kind: str, ident: str) -> str | None:
