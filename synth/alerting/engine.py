@@ -289,7 +289,7 @@ class AlertEngine:
                     "silenced: not paging (%s, until %s): %s",
                     silence.id,
                     silence.end.isoformat(),
-                    silence.reason,
+                    self.redactor().text(silence.reason),
                     extra=context,
                 )
         elif decision is Decision.SUPPRESSED:
