@@ -33,6 +33,7 @@ from synth.outputs.sinks import (
 from synth.report_command import add_report_parser
 from synth.runner import Runner
 from synth.selection import select_checks
+from synth.silence_command import add_silence_parser
 from synth.store import StoreError
 
 if TYPE_CHECKING:
@@ -196,6 +197,8 @@ def _parser() -> argparse.ArgumentParser:
     trig.add_argument("--tag", action="append", default=[], help="only checks with TAG")
     trig.add_argument("--junit", metavar="FILE", help="with --wait: the runs as JUnit XML")
     trig.set_defaults(handler=_cmd_trigger)
+
+    add_silence_parser(commands)
 
     page = commands.add_parser("page", help="incident playbook tools")
     page_commands = page.add_subparsers(dest="page_command", metavar="COMMAND", required=True)
