@@ -676,12 +676,20 @@ def test_synth_run_pages_with_the_preprod_severity_unless_told_not_to(
     assert quiet.returncode == 1, quiet.stderr
     assert pagerduty.attempts == 0
 
-    paged = synth_cli(config, "run", "--env", ENV, "--phase", "preprod")
+    # With a public URL in the config: `synth run` stores no run the agent could show, so
+    # neither its page nor its reports link a run page.
+    settings = yaml.safe_load(config.read_text())
+    settings["server"]["public_url"] = PUBLIC_URL
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    junit = tmp_path / "junit.xml"
+    paged = synth_cli(config, "run", "--env", ENV, "--phase", "preprod", "--junit", str(junit))
     assert paged.returncode == 1, paged.stderr
     (trigger,) = pagerduty.accepted()
     assert trigger.dedup_key == KEY
     assert trigger.body["payload"]["severity"] == "warning"
     assert trigger.body["payload"]["custom_details"]["phase"] == "preprod"
+    assert "Runbook" in [link["text"] for link in trigger.body["links"]]
+    assert "/ui/" not in json.dumps(trigger.body) + paged.stdout + junit.read_text()
 
 
 def test_a_gate_called_again_and_again_announces_each_version_once(
