@@ -33,6 +33,7 @@ from synth.outputs.sinks import (
 from synth.report_command import add_report_parser
 from synth.runner import Runner
 from synth.selection import select_checks
+from synth.silence_command import add_silence_parser
 from synth.store import StoreError
 
 if TYPE_CHECKING:
@@ -194,7 +195,10 @@ def _parser() -> argparse.ArgumentParser:
     trig.add_argument("--url", dest="deploy_url", help="link to the deploy")
     trig.add_argument("--id", dest="event_id", help="idempotency key")
     trig.add_argument("--tag", action="append", default=[], help="only checks with TAG")
+    trig.add_argument("--junit", metavar="FILE", help="with --wait: the runs as JUnit XML")
     trig.set_defaults(handler=_cmd_trigger)
+
+    add_silence_parser(commands)
 
     page = commands.add_parser("page", help="incident playbook tools")
     page_commands = page.add_subparsers(dest="page_command", metavar="COMMAND", required=True)
@@ -561,6 +565,7 @@ def _cmd_trigger(args: argparse.Namespace) -> int:
             deploy_url=args.deploy_url,
             event_id=args.event_id,
             tags=tuple(args.tag),
+            junit=args.junit,
         )
     )
 

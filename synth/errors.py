@@ -21,6 +21,7 @@ errors from bugs; those that are also a ValueError or LookupError keep that base
     ├── AuthError               a request's credentials were refused (synth.agent.auth)
     ├── BadJson                 a request body cannot be accepted: 400/422 (agent.json_body)
     ├── DeployRefused           nothing will verify a deploy: 404/422 (synth.agent.deploys)
+    ├── SilenceCommandError     `synth silence` was refused or misused: exit 2 (silence_command)
     ├── CheckFailed             a check item failed, for pytest's report (synth.pytest_plugin)
     └── CheckLoadError          a check file did not load, for pytest (synth.pytest_plugin)
 

@@ -30,8 +30,9 @@ from synth.baseline.record import StepBaseline
 from synth.baseline.sketch import DEFAULT_ACCURACY
 from synth.codec import run_to_dict
 from synth.model import Phase, RunRequest, Status
+from synth.outputs.page_links import deploy_page_url, run_page_url
 from synth.store import StoreError, StoreRefused
-from synth.store.records import deploy_to_dict
+from synth.store.records import DeployRecord, deploy_to_dict
 from synth.ui.routes import ui_router
 from synth.uptime import SINCE_PATTERN, build_report, report_to_dict, report_window
 
@@ -245,6 +246,7 @@ def build_api(agent: Agent) -> ASGIApp:
             raise HTTPException(503, f"store unavailable: {exc}") from None
         body = run_to_dict(result)
         body["artifacts"] = _linked(result.run_id, map(artifacts.info_to_dict, stored))
+        body["page_url"] = run_page_url(agent.settings.server.public_url, result.run_id)
         return body
 
     @app.get(
@@ -295,6 +297,7 @@ def build_api(agent: Agent) -> ASGIApp:
         )
         ran = run_to_dict(result)
         ran["artifacts"] = _linked(result.run_id, ran["artifacts"])
+        ran["page_url"] = run_page_url(agent.settings.server.public_url, result.run_id)
         return ran
 
     @app.post("/v1/deploys", tags=["deploys"], status_code=202)
@@ -309,7 +312,7 @@ def build_api(agent: Agent) -> ASGIApp:
             raise HTTPException(exc.status, str(exc)) from None
         if not created:
             response.status_code = 200
-        return deploy_to_dict(record)
+        return _deploy(record)
 
     @app.get("/v1/deploys/{deploy_id}", tags=["deploys"])
     async def get_deploy(
@@ -326,7 +329,7 @@ def build_api(agent: Agent) -> ASGIApp:
             raise HTTPException(503, f"store unavailable: {exc}") from None
         if record is None:
             raise HTTPException(404, f"no deploy {deploy_id[:64]!r}")
-        return deploy_to_dict(record)
+        return _deploy(record)
 
     @app.post("/v1/baselines", tags=["baselines"])
     async def record_baselines(batch: BaselineBatch) -> dict[str, Any]:
@@ -389,6 +392,9 @@ def build_api(agent: Agent) -> ASGIApp:
     def _linked(run_id: str, listed: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return artifacts.linked(agent.settings.server.public_url, run_id, listed)
 
+    def _deploy(record: DeployRecord) -> dict[str, Any]:
+        return deploy_with_pages(record, agent.settings.server.public_url)
+
     app.include_router(hooks_router(agent))
     app.include_router(silences_router(agent))
     app.include_router(ui_router(agent))
@@ -400,6 +406,24 @@ def _store(agent: Agent) -> Any:
     if agent.store is None:
         raise HTTPException(503, "store unavailable")
     return agent.store
+
+
+def deploy_with_pages(record: DeployRecord, public_url: str | None) -> dict[str, Any]:
+    """The deploy's API shape with `page_url` (its page under `public_url`, else null) and
+    each failing run of its verdict with its own `page_url`."""
+    body = deploy_to_dict(record)
+    body["page_url"] = deploy_page_url(public_url, record.id)
+    verdict = body["verdict"]
+    if isinstance(verdict, dict) and isinstance(verdict.get("failing"), list):
+        body["verdict"] = verdict | {
+            "failing": [
+                item | {"page_url": run_page_url(public_url, str(item.get("run_id", "")))}
+                if isinstance(item, dict) and item.get("run_id")
+                else item
+                for item in verdict["failing"]
+            ]
+        }
+    return body
 
 
 def _summary(summary: Any) -> dict[str, Any]:

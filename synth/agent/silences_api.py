@@ -5,7 +5,8 @@ ones with the config's maintenance windows (their current or next occurrence), `
 /v1/silences/{id}` ends one now. They live in the store: a restart keeps them and every
 agent sharing the store honours them (within `silence_book.REFRESH_S`). A silenced
 failure is still run, stored and counted; it does not page (see
-`synth.alerting.silences`).
+`synth.alerting.silences`). `reason` and `author` pass the agent's redactor before they
+are stored and again before they are returned.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException
 
-from synth.alerting.silences import SilenceRequest
+from synth.alerting.silences import Silence, SilenceRequest
 from synth.store import StoreError, StoreRefused
 from synth.store.silences import MAX_LISTED as MAX_SILENCES
 
@@ -30,6 +31,11 @@ MAX_ID = 64
 def silences_router(agent: Agent) -> APIRouter:
     api = APIRouter(tags=["silences"])
 
+    def shown(silence: Silence) -> dict[str, Any]:
+        # Again on the way out: maintenance windows come from the config, and a secret
+        # may be known now that was not when an older silence was stored.
+        return silence.redacted(agent.alerts.redactor()).to_dict()
+
     def store() -> Store:
         if agent.store is None:
             raise HTTPException(503, "store unavailable")
@@ -41,7 +47,8 @@ def silences_router(agent: Agent) -> APIRouter:
         now) to `end` (at most 30 days later); 201 with the silence and its id."""
         now = datetime.now(UTC)
         try:
-            silence = body.silence(uuid.uuid4().hex, now)
+            # The store never holds a secret the agent knows (pasted into the free text).
+            silence = body.silence(uuid.uuid4().hex, now).redacted(agent.alerts.redactor())
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         try:
@@ -56,7 +63,7 @@ def silences_router(agent: Agent) -> APIRouter:
             raise HTTPException(503, f"store unavailable: {exc}") from None
         agent.alerts.silences.added(silence)
         await agent.alerts.refresh_silences(force=False)
-        return silence.to_dict()
+        return shown(silence)
 
     @api.get("/v1/silences")
     async def list_silences() -> dict[str, Any]:
@@ -65,7 +72,7 @@ def silences_router(agent: Agent) -> APIRouter:
         now = datetime.now(UTC)
         store()
         await agent.alerts.silences.refresh(now, force=True)
-        return {"silences": [s.to_dict() for s in agent.alerts.silences.listing(now)]}
+        return {"silences": [shown(s) for s in agent.alerts.silences.listing(now)]}
 
     @api.delete("/v1/silences/{silence_id}")
     async def end_silence(silence_id: str) -> dict[str, Any]:
@@ -80,6 +87,6 @@ def silences_router(agent: Agent) -> APIRouter:
             raise HTTPException(404, f"no silence {silence_id[:MAX_ID]!r}")
         agent.alerts.silences.ended(ended)
         await agent.alerts.refresh_silences(force=False)
-        return ended.to_dict()
+        return shown(ended)
 
     return api

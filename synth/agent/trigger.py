@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
+from urllib.parse import quote
 
 import httpx2
 
@@ -37,10 +38,17 @@ class TriggerArgs:
     deploy_url: str | None = None
     event_id: str | None = None
     tags: tuple[str, ...] = ()
+    junit: str | None = None
+    """With `wait`: write the verification's runs as a JUnit XML report to this file."""
 
 
 def trigger(args: TriggerArgs, out: TextIO = sys.stdout) -> int:
     """Post the deploy event; with `wait`, long-poll for the verdict and print it."""
+    if args.junit and not args.wait:
+        print(
+            "synth trigger: --junit needs --wait (the runs come with the verdict)", file=sys.stderr
+        )
+        return 2
     agent = (args.agent or os.environ.get(AGENT_ENV) or DEFAULT_AGENT).rstrip("/")
     event: dict[str, Any] = {
         "service": args.service,
@@ -84,6 +92,8 @@ def trigger(args: TriggerArgs, out: TextIO = sys.stdout) -> int:
         record = response.json()
         deploy_url = f"{agent}/v1/deploys/{record['id']}"
         print(f"deploy {record['id']}: {args.service} {args.version} → {args.env}", file=out)
+        if record.get("page_url"):  # with the agent's `server.public_url`
+            print(f"  page: {record['page_url']}", file=out)
         if not args.wait:
             return 0
         while record["status"] in ("pending", "running"):
@@ -110,7 +120,14 @@ def trigger(args: TriggerArgs, out: TextIO = sys.stdout) -> int:
                 )
                 return 2
             record = response.json()
-    return _print_verdict(record, out)
+        code = _print_verdict(record, out)
+        if args.junit:
+            try:
+                _write_junit(client, agent, record, args)
+            except (httpx2.HTTPError, ValueError, OSError) as exc:
+                print(f"synth trigger: JUnit report not written: {exc}", file=sys.stderr)
+                return 2
+    return code
 
 
 def _retrying(send: Callable[[], httpx2.Response], deadline: float) -> httpx2.Response:
@@ -141,7 +158,30 @@ def _print_verdict(record: dict[str, Any], out: TextIO) -> int:
             f"{failing['failure_type']}: {failing['message']}  (trace {failing['trace_id']})",
             file=out,
         )
+        if failing.get("page_url"):
+            print(f"    run: {failing['page_url']}", file=out)
     return {"pass": 0, "fail": 1}.get(result, 2)
+
+
+def _write_junit(
+    client: httpx2.Client, agent: str, record: dict[str, Any], args: TriggerArgs
+) -> None:
+    """The verification's runs, read back from the agent, as a JUnit report; each case
+    names the run's page when the agent has a `server.public_url`."""
+    from synth.codec import run_from_dict
+    from synth.outputs.report_junit import write_junit_report
+
+    results = []
+    pages: dict[str, str | None] = {}
+    for run_id in record.get("run_ids") or []:
+        path = f"/v1/runs/{quote(str(run_id), safe='')}"
+        response = client.get(agent + path, headers=credentials_from_env("GET", path, b""))
+        if response.status_code != 200:
+            raise ValueError(f"run {run_id}: {response.status_code}: {_detail(response)}")
+        data = response.json()
+        results.append(run_from_dict(data))
+        pages[str(run_id)] = data.get("page_url")
+    write_junit_report(args.junit or "-", results, env=args.env, run_page=pages.get)
 
 
 def _detail(response: httpx2.Response) -> str:

@@ -289,7 +289,7 @@ class AlertEngine:
                     "silenced: not paging (%s, until %s): %s",
                     silence.id,
                     silence.end.isoformat(),
-                    silence.reason,
+                    self.redactor().text(silence.reason),
                     extra=context,
                 )
         elif decision is Decision.SUPPRESSED:
@@ -427,7 +427,11 @@ class AlertEngine:
             for n in names
             for channel_event in payloads.for_channels(
                 payloads.change_event(
-                    record, playbook_name=n, location=self._origin, redactor=self.redactor()
+                    record,
+                    playbook_name=n,
+                    location=self._origin,
+                    redactor=self.redactor(),
+                    public_url=settings.server.public_url,
                 ),
                 settings.playbooks[n],
             )

@@ -16,6 +16,7 @@ from synth.alerting.flaky import Flakiness
 from synth.config import PlaybookSettings
 from synth.model import AlertAction, CheckSpec, RunResult
 from synth.outputs.artifact_links import api_link
+from synth.outputs.page_links import deploy_page_url, run_page_url
 from synth.redact import Redactor
 from synth.store.records import DeployRecord, NewOutboxEvent, RunSummary
 
@@ -23,6 +24,7 @@ SUMMARY_MAX = 1024
 DEDUP_KEY_MAX = 255
 EXCERPT_MAX = 2000
 RECENT_RESULTS = 10
+DEPLOY_PAGE_TEXT = "Deploy verification"
 
 
 def dedup_key(environment: str, check: str) -> str:
@@ -83,6 +85,19 @@ def _links(
     return links
 
 
+def _page_links(result: RunResult, public_url: str | None) -> list[dict[str, str]]:
+    """The run's page and, for a deploy verification's run, the deploy's: none without
+    `public_url`."""
+    links = []
+    if (run_page := run_page_url(public_url, result.run_id)) is not None:
+        links.append({"href": run_page, "text": "Run"})
+    if result.deploy is not None:
+        deploy_page = deploy_page_url(public_url, result.deploy.deploy_id)
+        if deploy_page is not None:
+            links.append({"href": deploy_page, "text": DEPLOY_PAGE_TEXT})
+    return links
+
+
 def _recent(summaries: Sequence[RunSummary]) -> list[dict[str, Any]]:
     return [
         {
@@ -109,8 +124,9 @@ def trigger_event(
     redactor: Redactor,
     public_url: str | None = None,
 ) -> NewOutboxEvent:
-    """The PagerDuty trigger for a failing check × environment; the run's artifacts
-    (browser screenshot, trace) are linked when `public_url` says where the agent is."""
+    """The PagerDuty trigger for a failing check × environment. When `public_url` says
+    where the agent is, its first link is the run's page, then the deploy's page (a
+    verification's run) and the run's artifacts (browser screenshot, trace)."""
     failure = result.failure
     details: dict[str, Any] = {
         "check": result.check,
@@ -157,7 +173,7 @@ def trigger_event(
         "custom_details": {k: v for k, v in details.items() if v is not None},
     }
     event: dict[str, Any] = {"payload": payload, "client": "synth"}
-    links = _links(playbook, check, result.trace_id)
+    links = _page_links(result, public_url) + _links(playbook, check, result.trace_id)
     if public_url and result.artifacts:
         link = api_link(public_url)
         links += [
@@ -180,9 +196,15 @@ def resolve_event(result: RunResult, *, playbook_name: str) -> NewOutboxEvent:
 
 
 def change_event(
-    deploy: DeployRecord, *, playbook_name: str, location: str, redactor: Redactor
+    deploy: DeployRecord,
+    *,
+    playbook_name: str,
+    location: str,
+    redactor: Redactor,
+    public_url: str | None = None,
 ) -> NewOutboxEvent:
-    """A PagerDuty change event announcing a deploy, shown beside the service's incidents."""
+    """A PagerDuty change event announcing a deploy, shown beside the service's incidents;
+    it links the deploy's own `url` and, under `public_url`, its verification's page."""
     summary = f"Deploy {deploy.version} of {deploy.service} to {deploy.environment}"
     details: dict[str, Any] = {
         "service": deploy.service,
@@ -202,8 +224,11 @@ def change_event(
             "custom_details": details,
         }
     }
-    if deploy.url:
-        event["links"] = [{"href": deploy.url, "text": "Deploy"}]
+    links = [{"href": deploy.url, "text": "Deploy"}] if deploy.url else []
+    if (page := deploy_page_url(public_url, deploy.id)) is not None:
+        links.append({"href": page, "text": DEPLOY_PAGE_TEXT})
+    if links:
+        event["links"] = links
     key = change_key(deploy.environment, deploy.service)
     return NewOutboxEvent(key, AlertAction.CHANGE.value, playbook_name, redact(event, redactor))
 

@@ -2,6 +2,10 @@
 are still run, stored and counted, but do not page (the playbook's decision is
 `Decision.SILENCED` instead of a trigger; see `synth.alerting.playbook.decide`).
 
+A silence's `reason` and `author` are free text from an authenticated writer (or the
+config): they are stored, logged and shown only through `Silence.redacted` with the
+agent's known secrets, and never become a metric label.
+
 Two sources, one shape (`Silence`):
 - `maintenance:` in synth.yaml (`MaintenanceWindow`): recurring (`schedule` cron +
   `duration` in a `timezone`) or one-off (`start` + `end`);
@@ -16,7 +20,7 @@ Deploy verifications are never silenced unless the silence says `deploys: true`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from synth.alerting.cron import Cron
+from synth.redact import Redactor
 from synth.units import parse_duration
 
 MATCHER_KEYS = ("check", "service", "env", "tag")
@@ -94,7 +99,14 @@ class Silence:
                 return False
         return bool(self.matchers)
 
+    def redacted(self, redactor: Redactor) -> Silence:
+        """This silence with its free text (`reason`, `author`) through `redactor`: what
+        is stored, logged or shown, as its writer gave it but for the secrets the agent
+        knows."""
+        return replace(self, reason=redactor.text(self.reason), author=redactor.text(self.author))
+
     def to_dict(self) -> dict[str, Any]:
+        """The API's shape; shown to people only as `redacted(...).to_dict()`."""
         return {
             "id": self.id,
             "matchers": dict(self.matchers),

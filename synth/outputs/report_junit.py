@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from synth import __version__
 from synth.model import FailureType, RunResult, Status
 from synth.outputs.artifact_links import ArtifactLink, artifact_lines
+from synth.outputs.page_links import RunPage
 from synth.outputs.report_terminal import ASCII_MARKS, request_line
 from synth.outputs.report_text import (
     LABEL_WIDTH,
@@ -46,9 +47,11 @@ def junit_report(
     duration_s: float | None = None,
     hostname: str | None = None,
     artifact_link: ArtifactLink | None = None,
+    run_page: RunPage | None = None,
 ) -> str:
     """The report as an XML document. `duration_s` is the suite's wall time (default: from
-    the first run's start to the last run's end); `hostname` defaults to this machine's."""
+    the first run's start to the last run's end); `hostname` defaults to this machine's.
+    `run_page` names the agent's page of a run it stored (`page:` in the case's text)."""
     failures = sum(1 for r in results if _is_failure(r))
     errors = sum(1 for r in results if _is_error(r))
     skipped = sum(1 for r in results if r.status is Status.SKIPPED)
@@ -73,7 +76,7 @@ def junit_report(
     _sub(properties, "property", name="environment", value=env)
     _sub(properties, "property", name="synth_version", value=__version__)
     for result in results:
-        _testcase(suite, result, artifact_link)
+        _testcase(suite, result, artifact_link, run_page(result.run_id) if run_page else None)
     ET.indent(root)
     body = ET.tostring(root, encoding="unicode")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n"
@@ -87,15 +90,23 @@ def write_junit_report(
     duration_s: float | None = None,
     hostname: str | None = None,
     artifact_link: ArtifactLink | None = None,
+    run_page: RunPage | None = None,
 ) -> None:
     """Write `junit_report(...)` to a file (or standard output for "-")."""
     report = junit_report(
-        results, env=env, duration_s=duration_s, hostname=hostname, artifact_link=artifact_link
+        results,
+        env=env,
+        duration_s=duration_s,
+        hostname=hostname,
+        artifact_link=artifact_link,
+        run_page=run_page,
     )
     write_report_text(path, report)
 
 
-def _testcase(suite: ET.Element, result: RunResult, artifact_link: ArtifactLink | None) -> None:
+def _testcase(
+    suite: ET.Element, result: RunResult, artifact_link: ArtifactLink | None, page: str | None
+) -> None:
     case = _sub(
         suite,
         "testcase",
@@ -110,7 +121,8 @@ def _testcase(suite: ET.Element, result: RunResult, artifact_link: ArtifactLink 
         message = failure.message.strip() if failure else "the check failed"
         first_line = split_lines(message)[0][:_MESSAGE_CHARS]
         element = _sub(case, tag, message=f"{kind}: {first_line}", type=kind)
-        where = [
+        where = [f"{'page:':<{LABEL_WIDTH}}{page}"] if page else []
+        where += [
             f"{'artifact:':<{LABEL_WIDTH}}{line}" for line in artifact_lines(result, artifact_link)
         ]
         element.text = xml_text("\n".join([*_failure_text(result), *where]) + "\n")
@@ -123,7 +135,7 @@ def _testcase(suite: ET.Element, result: RunResult, artifact_link: ArtifactLink 
         for a in result.artifacts
         if artifact_link is not None
     ]
-    out.text = xml_text("\n".join([*_run_lines(result), *attached]) + "\n")
+    out.text = xml_text("\n".join([*_run_lines(result, page), *attached]) + "\n")
 
 
 def _failure_text(result: RunResult) -> list[str]:
@@ -137,7 +149,7 @@ def _failure_text(result: RunResult) -> list[str]:
     return lines
 
 
-def _run_lines(result: RunResult) -> list[str]:
+def _run_lines(result: RunResult, page: str | None) -> list[str]:
     def field(label: str, value: object) -> str:
         return f"{label + ':':<{LABEL_WIDTH}}{value}"
 
@@ -148,6 +160,8 @@ def _run_lines(result: RunResult) -> list[str]:
         field("location", result.location),
         field("run", result.run_id),
     ]
+    if page:
+        lines.append(field("page", page))
     if result.trace_id:
         lines.append(field("trace", result.trace_id))
     if result.attempts > 1:

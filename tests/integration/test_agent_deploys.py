@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from agent_harness import (
     ENV,
@@ -310,10 +311,62 @@ def test_trigger_exits_1_on_fail_naming_the_step(
 ) -> None:
     shop.set_faults(status=503, path_prefix="/api/checkout")
     agent = start_example_agent(tmp_path, shop, start_agent)
-    done = synth_trigger(agent, *shop_deploy())
+    junit = tmp_path / "verification.xml"
+    done = synth_trigger(agent, *shop_deploy("--junit", str(junit)))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "verdict: FAIL" in done.stdout
     assert "checkout / check out: http_status" in done.stdout
+    suite = ElementTree.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert sorted(c.get("name", "") for c in suite.iter("testcase")) == sorted(EXAMPLE_CHECKS)
+    assert suite.get("failures") == "1"
+    # no `server.public_url`: no page is linked
+    assert "/ui/" not in done.stdout + junit.read_text()
+
+
+PUBLIC_URL = "https://synth.example.com/agent"
+
+
+def test_trigger_links_the_deploy_and_run_pages_under_the_public_url(
+    tmp_path: Path, shop: ShopThread, start_agent: StartAgent
+) -> None:
+    shop.set_faults(status=503, path_prefix="/api/checkout")
+    copy_example_checks(tmp_path)
+    config = write_config(
+        tmp_path, shop.base_url, scheduler={"enabled": False}, server={"public_url": PUBLIC_URL}
+    )
+    agent = start_agent(config)
+    junit = tmp_path / "verification.xml"
+    done = synth_trigger(agent, *shop_deploy("--junit", str(junit)))
+    assert done.returncode == 1, done.stdout + done.stderr
+    (failed,) = agent.runs(phase="deploy", status="failed")
+    deploy_page = f"{PUBLIC_URL}/ui/deploys/{failed['deploy_id']}"
+    run_page = f"{PUBLIC_URL}/ui/runs/{failed['run_id']}"
+    assert f"  page: {deploy_page}\n" in done.stdout
+    assert f"    run: {run_page}\n" in done.stdout
+    suite = ElementTree.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    for case in suite.iter("testcase"):
+        (run,) = agent.runs(phase="deploy", check=case.get("name"))
+        out = case.findtext("system-out") or ""
+        assert f"page:     {PUBLIC_URL}/ui/runs/{run['run_id']}\n" in out, out
+    failure = next(c for c in suite.iter("testcase") if c.get("name") == "checkout").find("failure")
+    assert failure is not None
+    assert f"page:     {run_page}\n" in (failure.text or "")
+
+
+def test_trigger_junit_needs_wait(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [SYNTH, "trigger", *shop_deploy("--junit", str(tmp_path / "x.xml"))],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=TRIGGER_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--junit needs --wait" in done.stderr
+    assert not (tmp_path / "x.xml").exists()
 
 
 def test_trigger_exits_2_without_a_verdict_in_time(

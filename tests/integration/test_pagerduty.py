@@ -569,6 +569,67 @@ def test_a_failing_deploy_verification_pages_with_the_deploy_version(
     assert details["deploy"]["id"] == record["id"]
     assert details["phase"] == "deploy"
     assert "after deploy 9.9.9" in trigger.body["payload"]["summary"]
+    assert "/ui/" not in json.dumps([e.body for e in pagerduty.accepted()])
+    assert record["page_url"] is None
+    assert [f.get("page_url") for f in record["verdict"]["failing"]] == [None]
+
+
+PUBLIC_URL = "https://synth.example.com/agent"
+
+
+def test_with_a_public_url_every_page_links_the_run_and_the_deploy_pages(
+    tmp_path: Path, shop: ShopThread, pagerduty: PagerDutyStandIn, start_agent: StartAgent
+) -> None:
+    """`server.public_url` set: the trigger's first link is the run's page, a
+    verification's trigger and change event link the deploy's page, Slack shows the same
+    links, and the API answers carry the same `page_url`s."""
+    path = configure(
+        tmp_path,
+        shop,
+        pagerduty,
+        trigger={"consecutive": 1},
+        slack_webhook=f"{pagerduty.url}/slack/T000/B000/{SLACK_SECRET}",
+    )
+    config = yaml.safe_load(path.read_text())
+    config["server"]["public_url"] = PUBLIC_URL + "/"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    agent = start_agent(path)
+    shop.set_faults(status=503, path_prefix="/health")
+    response = agent.deploy(
+        {"service": SERVICE, "environment": ENV, "version": "9.9.9", "url": "https://ci/42"}
+    )
+    assert response.status_code == 202, response.text
+    deploy_id = response.json()["id"]
+    deploy_page = f"{PUBLIC_URL}/ui/deploys/{deploy_id}"
+    assert response.json()["page_url"] == deploy_page
+    record = agent.wait_deploy(deploy_id)
+    assert record["status"] == "failed"
+    (run_id,) = record["run_ids"]
+    run_page = f"{PUBLIC_URL}/ui/runs/{run_id}"
+    assert record["page_url"] == deploy_page
+    assert [f["page_url"] for f in record["verdict"]["failing"]] == [run_page]
+    assert agent.get(f"/v1/runs/{run_id}").json()["page_url"] == run_page
+
+    wait_events(pagerduty, 3)  # change, trigger, slack
+    (change,) = pagerduty.accepted("change")
+    assert change.body["links"] == [
+        {"href": "https://ci/42", "text": "Deploy"},
+        {"href": deploy_page, "text": "Deploy verification"},
+    ]
+    (trigger,) = pagerduty.accepted("trigger")
+    assert trigger.body["payload"]["custom_details"]["run_id"] == run_id
+    links = trigger.body["links"]
+    assert links[:2] == [
+        {"href": run_page, "text": "Run"},
+        {"href": deploy_page, "text": "Deploy verification"},
+    ]
+    assert [link["text"] for link in links[2:]] == ["Runbook", "Trace", "Dashboard"]
+    (slack,) = pagerduty.accepted("slack")
+    assert f"<{run_page}|Run>" in slack.body["text"]
+    assert f"<{deploy_page}|Deploy verification>" in slack.body["text"]
+
+    ran = run(agent)  # an ad-hoc run (the incident is open: nothing more is sent)
+    assert ran["page_url"] == f"{PUBLIC_URL}/ui/runs/{ran['run_id']}"
 
 
 # -- the CLI -----------------------------------------------------------------------------------
@@ -615,12 +676,20 @@ def test_synth_run_pages_with_the_preprod_severity_unless_told_not_to(
     assert quiet.returncode == 1, quiet.stderr
     assert pagerduty.attempts == 0
 
-    paged = synth_cli(config, "run", "--env", ENV, "--phase", "preprod")
+    # With a public URL in the config: `synth run` stores no run the agent could show, so
+    # neither its page nor its reports link a run page.
+    settings = yaml.safe_load(config.read_text())
+    settings["server"]["public_url"] = PUBLIC_URL
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    junit = tmp_path / "junit.xml"
+    paged = synth_cli(config, "run", "--env", ENV, "--phase", "preprod", "--junit", str(junit))
     assert paged.returncode == 1, paged.stderr
     (trigger,) = pagerduty.accepted()
     assert trigger.dedup_key == KEY
     assert trigger.body["payload"]["severity"] == "warning"
     assert trigger.body["payload"]["custom_details"]["phase"] == "preprod"
+    assert "Runbook" in [link["text"] for link in trigger.body["links"]]
+    assert "/ui/" not in json.dumps(trigger.body) + paged.stdout + junit.read_text()
 
 
 def test_a_gate_called_again_and_again_announces_each_version_once(

@@ -89,7 +89,11 @@ async def test_counts_and_newest_run_follow_the_runs_saved(store: Store) -> None
 
     await store.save_runs([make_run("e", status=Status.FAILED)])
     _, (latest,) = await read(store)
-    assert (latest.run_id, latest.status, latest.failure_type) == ("e", Status.FAILED, "http_status")
+    assert (latest.run_id, latest.status, latest.failure_type) == (
+        "e",
+        Status.FAILED,
+        "http_status",
+    )
     assert latest.last_failed_at == NOW
 
 

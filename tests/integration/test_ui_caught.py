@@ -99,7 +99,9 @@ async def test_failures_count_where_they_were_first_seen(store: Store) -> None:
 
 def test_which_environments_are_production() -> None:
     default = production_test(settings())
-    assert default("prod") and not default("staging")
+    assert default("prod")
+    assert not default("staging")
     assert default("unknown-env")  # not configured: not the pre-prod one, so production
     marked = production_test(settings(staging={}, prod={}, qa={"production": False}))
-    assert not marked("qa") and marked("prod")
+    assert not marked("qa")
+    assert marked("prod")

@@ -251,7 +251,8 @@ def test_pages_show_checks_runs_and_failures_without_secrets(
     assert "fetch the account" in failure
     assert "http_status" in failure
     assert "Expected" in failure.title() or "EXPECTED" in failure
-    assert "200" in failure and "500" in failure
+    assert "200" in failure
+    assert "500" in failure
     assert "error for /account" in page.locator("#excerpt").inner_text()
     assert page.locator("#steps .bar .seg").count() >= 1
     trace = page.locator("a[href^='https://tempo.example/trace/']")
@@ -286,7 +287,8 @@ def test_pages_show_checks_runs_and_failures_without_secrets(
 
     page.goto(agent.url + "/ui/caught")
     caught = page.locator("#caught tbody tr").first.inner_text()
-    assert "echo" in caught and "http_status" in caught
+    assert "echo" in caught
+    assert "http_status" in caught
     # Staging is production here (only `preprod` is the baseline's pre-prod environment).
     assert re.search(r"\b0\s+1\b", caught), caught
     shot(page, "caught")
@@ -377,7 +379,8 @@ def test_the_overview_pages_through_5000_checks(
     eleventh = agent.get("/ui/", page="11").text
     assert eleventh.count('<span class="pill passing">') == 50
     last = agent.get("/ui/", page="100").text
-    assert last.count("<tr data-check=") == 50 and 'rel="next"' not in last
+    assert last.count("<tr data-check=") == 50
+    assert 'rel="next"' not in last
     assert "page 100 of 100" in agent.get("/ui/", page="500").text
     failing = agent.get("/ui/", status="failing", per_page="200").text
     assert "page 1 of 3 · 500 rows" in failing

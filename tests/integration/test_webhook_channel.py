@@ -449,7 +449,11 @@ def test_a_failing_deploy_verification_sends_the_change_and_the_trigger(
     tmp_path: Path, shop: ShopThread, http_server: StartServer, start_agent: StartAgent
 ) -> None:
     receiver = start_receiver(http_server)
-    agent = start(start_agent, configure(tmp_path, shop, trigger={"consecutive": 1}), receiver)
+    path = configure(tmp_path, shop, trigger={"consecutive": 1})
+    config = yaml.safe_load(path.read_text())
+    config["server"]["public_url"] = "https://synth.example.com"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    agent = start(start_agent, path, receiver)
     shop.set_faults(status=503, path_prefix="/health")
     response = agent.deploy(
         {
@@ -468,10 +472,19 @@ def test_a_failing_deploy_verification_sends_the_change_and_the_trigger(
     assert change["summary"] == f"Deploy 9.9.9 of {SERVICE} to {ENV}"
     assert change["dedup_key"] == f"synth/{ENV}/deploy:{SERVICE}"
     assert change["payload"]["custom_details"]["commit"] == "abc123"
-    assert change["links"] == [{"href": "https://ci.example.com/deploys/42", "text": "Deploy"}]
+    deploy_page = f"https://synth.example.com/ui/deploys/{record['id']}"
+    assert change["links"] == [
+        {"href": "https://ci.example.com/deploys/42", "text": "Deploy"},
+        {"href": deploy_page, "text": "Deploy verification"},
+    ]
     details = trigger["payload"]["custom_details"]
     assert (details["phase"], details["deploy_version"]) == ("deploy", "9.9.9")
     assert "after deploy 9.9.9" in trigger["summary"]
+    # the same links as the PagerDuty trigger: the run's page first, then the deploy's
+    assert trigger["links"][:2] == [
+        {"href": f"https://synth.example.com/ui/runs/{details['run_id']}", "text": "Run"},
+        {"href": deploy_page, "text": "Deploy verification"},
+    ]
 
 
 def synth_cli(config: Path, receiver: Receiver, *args: str) -> subprocess.CompletedProcess[str]:

@@ -14,12 +14,18 @@ from synth.alerting.outbox import backoff_s
 from synth.alerting.payloads import (
     DEDUP_KEY_MAX,
     SUMMARY_MAX,
+    change_event,
     dedup_key,
+    for_channels,
     resolve_event,
+    slack_message,
     trigger_event,
+    webhook_event,
 )
 from synth.config import ConfigError, PagerDutySettings, PlaybookSettings, Settings, load_settings
 from synth.model import CheckSpec, DeployContext, Failure, FailureType, Phase, RunResult, Status
+from synth.outputs.page_links import deploy_page_url, run_page_url
+from synth.store.records import DeployRecord
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 KEY = "0123456789abcdef0123456789abcdef"
@@ -135,6 +141,77 @@ def test_deploy_context_and_links() -> None:
         {"href": f"https://tempo/trace/{'ab' * 16}", "text": "Trace"},
         {"href": "https://grafana/d/1", "text": "Dashboard"},
     ]
+
+
+def test_the_run_page_is_the_first_link_and_a_verification_links_its_deploy() -> None:
+    deploy = DeployContext(
+        deploy_id="d 1/x", service="shop", environment="production", version="1.4.2"
+    )
+    pb = playbook(dashboard_url="https://grafana/d/1")
+    failed = result(run_id="run/1?a", phase=Phase.DEPLOY, deploy=deploy)
+    event = trigger_event(
+        failed,
+        playbook_name="p",
+        playbook=pb,
+        check=None,
+        redactor=redactor_for(settings()),
+        public_url="https://synth.example.com/agent/",
+    )
+    assert event.payload["links"] == [
+        {"href": "https://synth.example.com/agent/ui/runs/run%2F1%3Fa", "text": "Run"},
+        {
+            "href": "https://synth.example.com/agent/ui/deploys/d%201%2Fx",
+            "text": "Deploy verification",
+        },
+        {"href": "https://grafana/d/1", "text": "Dashboard"},
+    ]
+    # Slack and the signed webhook carry the same links.
+    slack = slack_message(event).payload["text"]
+    assert "<https://synth.example.com/agent/ui/runs/run%2F1%3Fa|Run>" in slack
+    assert "<https://synth.example.com/agent/ui/deploys/d%201%2Fx|Deploy verification>" in slack
+    assert webhook_event(event).payload["links"] == event.payload["links"]
+    # Without a public URL no page is linked anywhere.
+    bare = trigger_event(
+        failed, playbook_name="p", playbook=pb, check=None, redactor=redactor_for(settings())
+    )
+    assert bare.payload["links"] == [{"href": "https://grafana/d/1", "text": "Dashboard"}]
+    assert "/ui/" not in json.dumps([e.payload for e in for_channels(bare, pb)])
+    assert "/ui/" not in slack_message(bare).payload["text"]
+
+
+def test_a_change_event_links_the_deploy_page_under_the_public_url() -> None:
+    record = DeployRecord(
+        id="dep-7",
+        service="shop",
+        environment="production",
+        version="2.0.0",
+        created_at=T0,
+        updated_at=T0,
+        url="https://ci.example.com/42",
+    )
+    linked = change_event(
+        record,
+        playbook_name="p",
+        location="eu-west",
+        redactor=redactor_for(settings()),
+        public_url="https://synth.example.com",
+    )
+    assert linked.payload["links"] == [
+        {"href": "https://ci.example.com/42", "text": "Deploy"},
+        {"href": "https://synth.example.com/ui/deploys/dep-7", "text": "Deploy verification"},
+    ]
+    bare = change_event(
+        record, playbook_name="p", location="eu-west", redactor=redactor_for(settings())
+    )
+    assert bare.payload["links"] == [{"href": "https://ci.example.com/42", "text": "Deploy"}]
+
+
+def test_page_urls_need_a_public_url_and_quote_the_id() -> None:
+    assert run_page_url(None, "r1") is None
+    assert run_page_url("", "r1") is None
+    assert deploy_page_url(None, "d1") is None
+    assert run_page_url("https://s.example/", "a/b c") == "https://s.example/ui/runs/a%2Fb%20c"
+    assert deploy_page_url("https://s.example", "d1") == "https://s.example/ui/deploys/d1"
 
 
 def test_every_known_secret_is_masked() -> None:
