@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from synth.agent import artifacts
-from synth.alerting.silences import Target
+from synth.alerting.silences import Silence, Target
 from synth.store import StoreError
 from synth.ui.caught import caught_by_week, production_test
 from synth.ui.check_page import check_page
@@ -46,6 +46,11 @@ def ui_router(agent: Agent) -> APIRouter:
         html = pages.render(template, **context)
         took = (time.perf_counter() - started) * 1000
         return HTMLResponse(html, headers={"server-timing": f"app;dur={took:.1f}"})
+
+    def silences(now: datetime) -> list[Silence]:
+        """The silences in force or to come, their free text through the redactor."""
+        redactor = agent.alerts.redactor()
+        return [s.redacted(redactor) for s in agent.alerts.silences.listing(now)]
 
     def environments() -> list[str]:
         return sorted(agent.settings.environments) or sorted(
@@ -97,7 +102,7 @@ def ui_router(agent: Agent) -> APIRouter:
             services=sorted({c.service for c in checks}),
             environments=environments(),
             tags=sorted({t for c in checks for t in c.tags}),
-            silences=agent.alerts.silences.listing(now),
+            silences=silences(now),
             problems=agent.state.problems,
         )
 
@@ -137,9 +142,9 @@ def ui_router(agent: Agent) -> APIRouter:
             )
         except StoreError as exc:
             raise HTTPException(503, f"store unavailable: {exc}") from None
-        silences = [
+        covering = [
             s
-            for s in agent.alerts.silences.listing(now)
+            for s in silences(now)
             for e in check.environments or environments()
             if s.matches(Target(check.name, e, check.service, check.tags))
         ]
@@ -152,7 +157,7 @@ def ui_router(agent: Agent) -> APIRouter:
             data=data,
             status=status,
             per_page=per_page,
-            silences=list(dict.fromkeys(silences)),
+            silences=list({s.id: s for s in covering}.values()),
             baseline_env=agent.settings.baseline.from_env,
         )
 
@@ -277,8 +282,6 @@ def ui_router(agent: Agent) -> APIRouter:
         started = time.perf_counter()
         now = datetime.now(UTC)
         await agent.alerts.silences.refresh(now, force=True)
-        return render(
-            "silences.html", started, now=now, silences=agent.alerts.silences.listing(now)
-        )
+        return render("silences.html", started, now=now, silences=silences(now))
 
     return router

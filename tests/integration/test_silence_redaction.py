@@ -76,6 +76,14 @@ def test_a_secret_in_a_silence_s_reason_or_author_never_leaks(
     assert outbox(tmp_path) == []
     assert pagerduty.accepted() == []
 
+    # The pages that list silences show the same masked text.
+    for page in ("/ui/silences", "/ui/", "/ui/checks/health"):
+        html = agent.get(page)
+        assert html.status_code == 200, (page, html.text[:300])
+        assert not leaked(html.text), page
+    assert "db failover, login *** key ***" in agent.get("/ui/silences").text
+    assert "nightly backup (hmac ***)" in agent.get("/ui/silences").text
+
     metrics = agent.get("/metrics").text
     assert not leaked(metrics)
     assert "failover" not in metrics  # free text is never a label
