@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from synth.agent.app import Agent
     from synth.store import Store
 
-Name = Annotated[str | None, Query(max_length=100)]
-PathName = Annotated[str, Path(max_length=200)]
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL refuses NUL in text: a 422 here, not a store error
+Name = Annotated[str | None, Query(max_length=100, pattern=NO_NUL)]
+PathName = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
 StatusFilter = Literal["failing", "passing", "silenced", "no runs"]
 
 

@@ -181,10 +181,15 @@ def test_pages_show_checks_runs_and_failures_without_secrets(
         return list(answer.json()["runs"])
 
     failed = wait_for(
-        lambda: runs(check="account-echo", status="failed"), timeout=20, what="a failed run"
+        lambda: runs(check="account-echo", status="failed", env=ENV),
+        timeout=20,
+        what="a failed run",
     )
     wait_for(
-        lambda: runs(check="checkout", status="passed") and runs(check="browse", status="passed"),
+        lambda: all(
+            runs(check=name, status="passed", env=ENV)
+            for name in ("checkout", "browse", "shop-port")
+        ),
         timeout=30,
         what="passing example checks",
     )
@@ -241,6 +246,16 @@ def test_pages_show_checks_runs_and_failures_without_secrets(
     }
     assert "port moves" in page.locator(".box.hush").inner_text()
     shot(page, "overview")
+    # The same numbers as the uptime report (its last hour lies inside the overview's 24 h;
+    # runs between the two reads would differ: the page is read after the report).
+    report = agent.http.get("/v1/report", params={"since": "1h", "env": ENV}, headers=auth)
+    page.goto(f"{agent.url}/ui/?env={ENV}")
+    for counted in report.json()["checks"]:
+        cell = page.locator(f"#checks tbody tr[data-check='{counted['check']}'] td.num").first
+        passed, total = map(int, re.findall(r"\d+", cell.get_attribute("title") or "")[:2])
+        assert passed >= counted["passed"], (counted, passed)
+        assert total - passed >= counted["failed"], (counted, total)
+        assert total - counted["runs"] <= 10  # only the runs newer than the report
 
     page.goto(f"{agent.url}/ui/?status=failing&env={ENV}")
     assert [r.get_attribute("data-check") for r in rows.all()] == ["account-echo"]
@@ -309,9 +324,24 @@ def test_pages_show_checks_runs_and_failures_without_secrets(
         "/ui/deploys?before=%00",
         "/ui/caught?weeks=-1",
         "/ui/runs/nope/artifacts/..%2F..%2Fetc%2Fpasswd",
+        "/ui/runs/%00",
+        "/ui/checks/checkout?env=%00",
+        "/ui/?q=a%00b",
     ):
         answer = agent.http.get(path, headers=auth)
         assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text[:200])
+    # Valid but unusual: answered, never a 5xx.
+    for path in (
+        "/ui/?q=%00%ff%F0%9F%92%A5",
+        "/ui/?q=" + "%27%22%3C" * 30,
+        "/ui/checks/checkout?before=9999-12-31T23:59:59Z",
+        "/ui/checks/checkout?before=0001-01-01T00:00:00",
+        "/ui/deploys?before=2026-01-01T00:00:00%2B14:00&service=%F0%9F%92%A5",
+        "/ui/checks/%E2%9C%93",
+        "/ui/?page=100000&per_page=200",
+    ):
+        answer = agent.http.get(path, headers=auth)
+        assert answer.status_code < 500, (path, answer.status_code, answer.text[:200])
 
 
 def seed(url: str, checks: int, now: datetime) -> None:
