@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import sys
 import tempfile
@@ -89,9 +90,13 @@ def run_walkthrough(
 async def _agent_rounds(
     state: LoadedState, directory: Path, shop: ShopThread, keep_running: bool
 ) -> bool:
-    agent = Agent(state, config_path=None, check_paths=[str(directory)])
     listen = bind("127.0.0.1", 0)
     api = f"http://127.0.0.1:{listen.getsockname()[1]}"
+    # Verdicts then link the agent's pages of the deploy and its failing runs.
+    server_settings = state.settings.server.model_copy(update={"public_url": api})
+    settings = state.settings.model_copy(update={"server": server_settings})
+    state = dataclasses.replace(state, settings=settings)
+    agent = Agent(state, config_path=None, check_paths=[str(directory)])
     server = ApiServer(agent, listen)
     await agent.start()
     serving = asyncio.create_task(server.serve())
