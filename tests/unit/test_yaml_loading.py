@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from synth.checks.yaml import parse_yaml_checks
+from synth.checks.yaml import parse_yaml_checks, reader
+from synth.checks.yaml.events import EventReader, Unsupported
+from synth.checks.yaml.schema import Loc
 from synth.model import CheckSpec
 
 FILE = "checks/many.yaml"
@@ -221,6 +223,39 @@ SAME = {
     "python-tag": "checks:\n  - !!python/object:os.system {}\n",
 }
 SAME["long"] = long_file(60, broken=42)
+ONE = "{name: a, service: s, steps: [{request: {path: /}}]}"
+SAME |= {
+    "scalars": """\
+        checks:
+          - name: "typed"
+            service: 'shop'
+            every: 1:30
+            retries: 0x2
+            follow_redirects: off
+            description: 2024-01-01 10:00:00
+            runbook: null
+            steps:
+              - request:
+                  path: /a
+                  params: {n: 1.5e3, t: yes, s: "007"}
+                  body: |
+                    literal text
+                expect: {status: [200, "2xx"], max_latency: 2s}
+        """,
+    "quoted-checks-key": f'"checks":\n  - {ONE}\n',
+    "non-string-keys": "checks:\n  - {name: a, service: s, 1: x, true: y, steps: [{path: /}]}\n",
+    "nested-duplicates": "checks:\n  - name: a\n    service: s\n    steps:\n"
+    f"      - request: {{path: /, path: /b}}\n  - {ONE.replace('name: a', 'name: b')}\n",
+    "int-and-string-key-duplicate": "name: a\nservice: s\n1: x\n'1': y\nsteps: [{}]\n",
+    "merge-as-a-value": "checks:\n  - {name: a, service: <<, steps: [{request: {path: /}}]}\n",
+    "value-indicator": "checks:\n  - {name: a, service: =, steps: [{request: {path: /}}]}\n",
+    "complex-key": "checks:\n  - {name: a, service: s, [x]: 1, steps: [{path: /}]}\n",
+    "tagged-scalar": "checks:\n  - {name: !!str 12, service: s, steps: [{path: /}]}\n",
+    "alias-in-a-value": "checks:\n  - {name: a, service: &s s, steps: [{request: {path: *s}}]}\n",
+    "explicit-document": f"--- \nchecks:\n  - {ONE}\n...\n",
+    "checks-after-other-keys": f"x: 1\nchecks: [{ONE}]\n",
+    "checks-list-then-map": f"checks: [{ONE}]\nchecks: {{}}\n",
+}
 
 
 @pytest.mark.parametrize("text", SAME.values(), ids=SAME.keys())
@@ -229,6 +264,51 @@ def test_libyaml_and_pure_python_give_the_same_checks_and_problems(text: str) ->
     slow_specs, slow_problems = load(text, libyaml=False)
     assert described(fast_specs) == described(slow_specs)
     assert fast_problems == slow_problems
+
+
+@pytest.mark.parametrize("libyaml", LOADERS)
+@pytest.mark.parametrize("text", SAME.values(), ids=SAME.keys())
+def test_reading_events_directly_gives_what_composing_nodes_gives(text: str, libyaml: bool) -> None:
+    # The direct reader hands anchors, tags and merge keys to the composer: either way,
+    # the same checks and the same problems on the same lines.
+    text = textwrap.dedent(text)
+    direct = parse_yaml_checks(text, FILE, libyaml=libyaml)
+    composed = parse_yaml_checks(text, FILE, libyaml=libyaml, direct=False)
+    assert described(direct[0]) == described(composed[0])
+    assert [str(p) for p in direct[1]] == [str(p) for p in composed[1]]
+
+
+PLAIN = """\
+a: [1, 2.5, true, null, "x", 2024-01-01]
+b: {c: {d: [e, {f: g}]}, 1: one}
+"""
+
+
+@pytest.mark.parametrize("libyaml", LOADERS)
+def test_the_event_reader_builds_the_data_and_lines_of_plain_yaml(libyaml: bool) -> None:
+    loader = (reader._LIBYAML if libyaml else None) or reader._PyLoader
+    events = loader(PLAIN + "a: again\n")
+    events.get_event(), events.get_event()  # stream and document start
+    index: dict[Loc, int] = {}
+    duplicates: list[tuple[Loc, int]] = []
+    data = EventReader(events).value((), index, duplicates)
+    expected = yaml.load(PLAIN, reader._PyLoader)  # a safe loader
+    assert data == expected | {"a": "again"}  # the last of a repeated key wins, as in PyYAML
+    assert duplicates == [(("a",), 3)]
+    assert (index[("a",)], index[("a", 5)]) == (1, 1)
+    assert (index[("b", "c", "d", 1, "f")], index[("b", "1")]) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    "text", ["a: &x 1\nb: *x\n", "<<: {a: 1}\n", "a: !!str 1\n", "? [a]\n: 1\n", "a: !t {}\n"]
+)
+def test_the_event_reader_leaves_anchors_merges_tags_and_complex_keys_to_the_composer(
+    text: str,
+) -> None:
+    events = reader._PyLoader(text)
+    events.get_event(), events.get_event()
+    with pytest.raises(Unsupported):
+        EventReader(events).value((), {}, [])
 
 
 def test_libyaml_accepts_a_question_mark_the_pure_python_parser_rejects_in_flow() -> None:
