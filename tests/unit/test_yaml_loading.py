@@ -255,6 +255,12 @@ SAME |= {
     "explicit-document": f"--- \nchecks:\n  - {ONE}\n...\n",
     "checks-after-other-keys": f"x: 1\nchecks: [{ONE}]\n",
     "checks-list-then-map": f"checks: [{ONE}]\nchecks: {{}}\n",
+    "name-not-first": "checks:\n  - {every: 10s, name: c00001, service: s, steps: [{}]}\n"
+    "  - {service: s, steps: [{request: {path: /}}], name: b}\n  - {service: s}\n",
+    "alias-before-a-name": "checks:\n  - {service: *x, name: a}\n",
+    "tag-after-a-name": "checks:\n  - {name: a, service: !x s}\n",
+    "merge-after-a-name": "checks:\n  - {name: a, <<: {service: s}}\n"
+    f"  - {ONE.replace('name: a', 'name: b')}\n",
 }
 
 
@@ -276,6 +282,35 @@ def test_reading_events_directly_gives_what_composing_nodes_gives(text: str, lib
     composed = parse_yaml_checks(text, FILE, libyaml=libyaml, direct=False)
     assert described(direct[0]) == described(composed[0])
     assert [str(p) for p in direct[1]] == [str(p) for p in composed[1]]
+
+
+def refused(name: str) -> bool:
+    return name not in {"a", "first", "c00001", "c00042"}
+
+
+@pytest.mark.parametrize("text", SAME.values(), ids=SAME.keys())
+def test_keep_skips_the_same_checks_reading_events_or_composing(text: str) -> None:
+    # A run process keeps its share. Reading events, it skips a refused check unbuilt,
+    # so that check's duplicate keys go unreported there (the agent reports them).
+    text = textwrap.dedent(text)
+    direct = parse_yaml_checks(text, FILE, keep=refused)
+    composed = parse_yaml_checks(text, FILE, keep=refused, direct=False)
+    assert described(direct[0]) == described(composed[0])
+    assert {str(p) for p in direct[1]} <= {str(p) for p in composed[1]}
+
+
+def test_a_skipped_check_can_hold_the_anchor_of_a_kept_one() -> None:
+    text = textwrap.dedent(
+        """\
+        checks:
+          - name: skipped
+            service: shop
+            steps: &steps [{request: {path: /}}]
+          - {name: first, service: shop, steps: *steps}
+        """
+    )
+    specs, problems = parse_yaml_checks(text, FILE, keep=lambda name: name != "skipped")
+    assert ([s.name for s in specs], problems) == (["first"], [])
 
 
 PLAIN = """\

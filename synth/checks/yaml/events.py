@@ -15,10 +15,14 @@ reader matches exactly (tests/unit/test_yaml_loading.py compares them).
 
 from __future__ import annotations
 
+import collections
+import copy
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 from yaml.events import (
+    AliasEvent,
     MappingEndEvent,
     MappingStartEvent,
     ScalarEvent,
@@ -33,6 +37,10 @@ Duplicates = list[tuple[Loc, int]]
 
 _STR = "tag:yaml.org,2002:str"
 _NON_SPECIFIC = (None, "!")
+_NODE_EVENTS = frozenset({ScalarEvent, MappingStartEvent, SequenceStartEvent})
+_UNCONSTRUCTED = frozenset("<=")  # first characters of plain `<<` (merge) and `=` (value)
+SKIPPED = object()
+"""What `EventReader.item` returns for an item it skipped."""
 
 
 class Unsupported(Exception):
@@ -49,6 +57,12 @@ class EventReader:
         self._peek = loader.peek_event
         self._resolve = loader.resolve
         self._constructors: dict[str, Any] = loader.yaml_constructors
+        resolvers: dict[str | None, Any] = loader.yaml_implicit_resolvers
+        if loader.yaml_path_resolvers or None in resolvers:  # not PyYAML's safe loaders
+            raise Unsupported("path and wildcard resolvers")
+        # A plain scalar whose first character starts no implicit type ("service", "/ok",
+        # "c00042": most of a check file) is a string without trying the resolvers.
+        self._typed_first = frozenset(resolvers)
 
     def value(self, loc: Loc, index: Index | None, duplicates: Duplicates) -> Any:
         """The next value (a scalar, list or mapping). Records in `index` the line of
@@ -82,20 +96,121 @@ class EventReader:
         mapping: dict[Any, Any] = {}
         written: set[str] = set()
         while type(self._peek()) is not MappingEndEvent:
-            key_event = self.key_event()
-            key = self.scalar(key_event)
-            raw = key_event.value
-            at = (*loc, raw)
-            if raw in written:
-                duplicates.append((at, key_event.start_mark.line + 1))
-                mapping[key] = self.value(at, None, [])
-                continue
-            written.add(raw)
-            if index is not None:
-                index[at] = key_event.start_mark.line + 1
-            mapping[key] = self.value(at, index, duplicates)
+            self._entry(self.key_event(), loc, index, duplicates, mapping, written)
         self._get()
         return mapping
+
+    def _entry(
+        self,
+        key_event: Any,
+        loc: Loc,
+        index: Index | None,
+        duplicates: Duplicates,
+        mapping: dict[Any, Any],
+        written: set[str],
+    ) -> None:
+        key = self.scalar(key_event)
+        raw = key_event.value
+        at = (*loc, raw)
+        if raw in written:
+            duplicates.append((at, key_event.start_mark.line + 1))
+            mapping[key] = self.value(at, None, [])
+            return
+        written.add(raw)
+        if index is not None:
+            index[at] = key_event.start_mark.line + 1
+        mapping[key] = self.value(at, index, duplicates)
+
+    def item(
+        self, loc: Loc, index: Index, duplicates: Duplicates, keep: Callable[[str], bool]
+    ) -> Any:
+        """`value` for an item of a `checks:` list, except that a mapping whose `name`
+        `keep` refuses is skipped unbuilt: SKIPPED. Its events are taken up to its name
+        (the parser made them: cheap); a refused item's other events are passed over, a
+        kept item is built from the events taken, then the rest. (A skipped item's
+        duplicate keys go unreported: only the checks kept are reported.)"""
+        start = self._peek()
+        if (
+            type(start) is not MappingStartEvent
+            or start.anchor is not None
+            or start.tag not in _NON_SPECIFIC
+        ):
+            return self.value(loc, index, duplicates)
+        taken, name, depth = self._take_to_name()
+        if isinstance(name, str) and not keep(name):
+            self._pass_over(taken, depth)
+            return SKIPPED
+        # Build it: the entries taken (complete: they end with the name's value, or the
+        # mapping), then the rest as `mapping` does.
+        index[loc] = taken[0].start_mark.line + 1
+        mapping: dict[Any, Any] = {}
+        written: set[str] = set()
+        pending = collections.deque(taken[1:])
+        replay = copy.copy(self)
+        replay._get, replay._peek = pending.popleft, lambda: pending[0]
+        while pending and type(pending[0]) is not MappingEndEvent:
+            replay._entry(replay.key_event(), loc, index, duplicates, mapping, written)
+        if pending:  # its end: it has no name
+            return mapping
+        while type(self._peek()) is not MappingEndEvent:
+            self._entry(self.key_event(), loc, index, duplicates, mapping, written)
+        self._get()
+        return mapping
+
+    def _take_to_name(self) -> tuple[list[Any], Any, int]:
+        """The events of the mapping that starts next up to the value of its first `name`
+        key (or to its end), that value if it is a scalar, and the depth left open."""
+        taken = [self._get()]
+        depth = 1
+        get = self._get
+        key_next = True  # at depth 1: keys and values alternate
+        named = False
+        while depth:
+            event = get()
+            taken.append(event)
+            kind = type(event)
+            if kind is MappingEndEvent or kind is SequenceEndEvent:
+                depth -= 1
+            elif kind is not ScalarEvent:  # a list, mapping or alias
+                if depth == 1:
+                    named, key_next = False, True
+                depth += kind is not AliasEvent
+            elif depth == 1:
+                if not key_next and named:
+                    return taken, self._named(event), depth
+                named = key_next and event.value == "name"
+                key_next = not key_next
+        return taken, None, depth
+
+    def _named(self, event: Any) -> Any:
+        if event.anchor is not None:
+            raise Unsupported("anchors and aliases")
+        return self.scalar(event)
+
+    def _pass_over(self, taken: list[Any], depth: int) -> None:
+        """Check the events taken of a skipped item, then take the rest of them up to its
+        end, building nothing. What the composer would treat otherwise (an anchor a later
+        alias may use, an alias, a tag, a merge key) is Unsupported."""
+        for event in taken[1:]:  # the mapping's start was checked
+            self._passed(event)
+        get = self._get
+        while depth:
+            depth += self._passed(get())
+
+    def _passed(self, event: Any) -> int:
+        """How an event passed over changes the depth (Unsupported: see `_pass_over`)."""
+        kind = type(event)
+        if kind is MappingEndEvent or kind is SequenceEndEvent:
+            return -1
+        if kind not in _NODE_EVENTS or event.anchor is not None:
+            raise Unsupported("anchors and aliases")
+        if event.tag not in _NON_SPECIFIC:
+            raise Unsupported("explicit tags")
+        if kind is not ScalarEvent:
+            return 1
+        if event.implicit[0] and event.value[:1] in _UNCONSTRUCTED:
+            self.scalar(event)  # `<<` and `=`: Unsupported, as when they are built
+        return 0
 
     def key_event(self) -> Any:
         """The next event, a mapping key: a scalar (a list or mapping as a key is left to
@@ -111,6 +226,8 @@ class EventReader:
             raise Unsupported("explicit tags")
         value = event.value
         if not event.implicit[0]:  # quoted, or a block literal: a string
+            return value
+        if value and value[0] not in self._typed_first:
             return value
         tag = self._resolve(yaml.ScalarNode, value, event.implicit)
         if tag == _STR:

@@ -18,7 +18,7 @@ from synth.checks.api import CheckDefinitionError
 from synth.checks.problems import LoadProblem
 from synth.checks.yaml.compile import compile_check
 from synth.checks.yaml.errors import describe_errors, item_label, location_text, yaml_reason
-from synth.checks.yaml.events import EventReader, Unsupported
+from synth.checks.yaml.events import SKIPPED, EventReader, Unsupported
 from synth.checks.yaml.schema import CheckModel, Loc
 from synth.model import CheckSpec, SourceLocation
 
@@ -322,7 +322,13 @@ class _Reader:
             base: Loc = ("checks", position)
             index: dict[Loc, int] = {}
             duplicates: list[tuple[Loc, int]] = []
-            item = events.value(base, index, duplicates)
+            if self.keep is None:
+                item = events.value(base, index, duplicates)
+            else:
+                item = events.item(base, index, duplicates, self.keep)
+                if item is SKIPPED:
+                    position += 1
+                    continue
             if duplicates:
                 checks.duplicates.extend(duplicates)  # the item does not load (see above)
             elif self._wanted(item):
