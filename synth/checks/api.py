@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import textwrap
 from collections.abc import Callable, Iterable
@@ -220,6 +221,12 @@ def _schedule(every: str | float | None, cron: str | None) -> Schedule:
     seconds = parse_duration(every) if every is not None else 60.0
     if seconds < 1:
         raise ValueError(f"every must be at least 1s, got {every!r}")
+    return _every(seconds)
+
+
+@functools.lru_cache(maxsize=256)
+def _every(seconds: float) -> Schedule:
+    """One (immutable) Schedule for every check of the same interval."""
     return Schedule(every_s=seconds)
 
 
