@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from synth.checks.yaml import parse_yaml_checks, reader
+from synth.checks.yaml import load_yaml_checks, parse_yaml_checks, reader
 from synth.checks.yaml.events import EventReader, Unsupported
 from synth.checks.yaml.schema import Loc
 from synth.model import CheckSpec
@@ -356,4 +357,26 @@ def test_libyaml_accepts_a_question_mark_the_pure_python_parser_rejects_in_flow(
     assert specs == []
     assert problems == [
         f"{FILE}:3: invalid YAML: while parsing a flow mapping, expected ',' or '}}', but got '?'"
+    ]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_file_is_read_as_its_text_reads(tmp_path: Path, newline: str) -> None:
+    # load_yaml_checks hands libyaml the file's bytes: the same checks and lines as the
+    # text, whatever the line ends, and a file that is not UTF-8 is said to be so.
+    text = textwrap.dedent(SAME["scalars"]) + "  - {name: bad, service: s, steps: []}\n"
+    path = tmp_path / "checks.yaml"
+    path.write_bytes(("\ufeff" + text).replace("\n", newline).encode("utf-8"))
+    from_file = load_yaml_checks(path)
+    from_text = parse_yaml_checks(text, str(path), source_path=str(path.resolve()))
+    assert described(from_file[0]) == described(from_text[0])
+    assert from_file[0][0].description == "2024-01-01 10:00:00"
+    assert [str(p) for p in from_file[1]] == [str(p) for p in from_text[1]]
+    assert [p.line for p in from_file[1]] == [16]
+    [step] = from_file[0][0].func.steps  # type: ignore[attr-defined]  # a compiled check
+    assert step.body == "literal text\n"
+    path.write_bytes(b"name: \xff\n")
+    assert [str(p) for p in load_yaml_checks(path)[1]] == [
+        f"{path}: cannot read: 'utf-8' codec can't decode byte 0xff in position 6: "
+        "invalid start byte"
     ]
