@@ -323,9 +323,11 @@ def measure_synth(nginx: Nginx, n: int, args: argparse.Namespace) -> SynthFigure
             deploy_s = measure_deploys(client)
             pss = max(pss, sum(pss_mb(p) for p in tree))
             # A reload of the unchanged files, every check recompiled (run processes too).
+            reload_cpu0 = [tree_cpu_s([p]) for p in tree]
             reloading = time.perf_counter()
             answer = client.post("/v1/reload", headers={"Authorization": f"Bearer {TOKEN}"})
             reload_s = time.perf_counter() - reloading
+            reload_cpu = [tree_cpu_s([p]) - c for p, c in zip(tree, reload_cpu0, strict=True)]
             if answer.status_code != 200:
                 raise RuntimeError(f"reload refused: {answer.status_code} {answer.text[:500]}")
             pss = max(pss, sum(pss_mb(p) for p in tree))
@@ -338,6 +340,14 @@ def measure_synth(nginx: Nginx, n: int, args: argparse.Namespace) -> SynthFigure
                 )
     scraped_line = f"GET /metrics {scrape_mb:.1f} MB in {scrape_s:.2f}s"
     print(f"  synth: {scraped_line}; {total_runs:.0f} runs counted in all; reload {reload_s:.1f}s")
+    # The reload's own CPU: the tree's CPU while it ran, less the window's steady rate
+    # over the same time (the runs go on meanwhile).
+    steady = (cpu1 - cpu0) / args.seconds * reload_s
+    print(
+        f"  synth: CPU during the reload {sum(reload_cpu):.1f}s (by process, agent first: "
+        + ", ".join(f"{c:.1f}" for c in reload_cpu)
+        + f"), {sum(reload_cpu) - steady:.1f}s over the window's steady rate"
+    )
     if processes and runs:
         share = agent_cpu / (cpu1 - cpu0) if cpu1 > cpu0 else math.nan
         print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -35,6 +36,12 @@ def parse_duration(value: str | float | int) -> float:
         return float(value)
     if not isinstance(value, str):  # JSON can carry lists, objects, null: not a duration
         raise ValueError(f"not a duration: {value!r} (use e.g. 250ms, 30s, or a number)")
+    return _duration_text(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _duration_text(value: str) -> float:
+    """A written duration's seconds; cached: thousands of checks write the same few."""
     text = value.strip().replace(" ", "")
     if _NUMBER.fullmatch(text):
         return float(text)

@@ -328,6 +328,10 @@ class Agent:
             return await self._reload()
 
     async def _reload(self) -> ReloadOutcome:
+        # Run processes load the new checks (while they keep running the old ones) at the
+        # same time as the agent: everything switches together below, or, if the agent
+        # rejects them, the generation they loaded is never used.
+        preparing = asyncio.ensure_future(self.pools.prepare_reload())
         try:
             # On a thread: loading thousands of checks takes seconds, and the loop keeps
             # scheduling, serving and publishing meanwhile (measured at 5,000 checks: lag
@@ -339,9 +343,7 @@ class Agent:
             if state.problems:
                 outcome = ReloadOutcome(False, len(self.state.checks), list(state.problems))
             else:
-                # Run processes load the new checks while they keep running the old ones;
-                # everything switches together below.
-                generations = await self.pools.prepare_reload()
+                generations = await preparing
                 runner = self._new_runner(state.settings)
                 await runner.warm_up()  # before the switch: no await between it and runs
                 self.state = state
@@ -355,6 +357,8 @@ class Agent:
                 self.pools.start(state.settings, state.checks)  # the first browser check
                 self._settle_heap()
                 outcome = ReloadOutcome(True, len(state.checks))
+        finally:
+            await preparing  # bounded (RunProcesses.prepare_reload): reloads stay in order
         self.last_reload = outcome
         self.metrics.reloaded(outcome.ok)
         if outcome.ok:

@@ -94,7 +94,9 @@ class RunProcess:
 
     A reload is two-phase: the agent sends `reload` with the next generation, keeps sending
     runs of the current one (served from the set loaded for it) until every run process
-    has answered `reloaded`, then switches. The two newest generations are kept."""
+    has answered `reloaded`, then switches — or never does, if it rejected the new files.
+    Kept: the generation runs come for and the newest loaded; an older one is dropped
+    when the first run of a newer one comes (the agent sends none of it after that)."""
 
     def __init__(self, args: argparse.Namespace, writer: asyncio.StreamWriter) -> None:
         self.config = Path(args.config) if args.config else None
@@ -110,6 +112,7 @@ class RunProcess:
         self.writer = writer
         self.spans = SpanBuffer() if args.spans else None
         self.loaded: dict[int, _Loaded] = {}
+        self.in_use = args.generation  # of the latest run the agent sent
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.reloading_to: int | None = None
         self.held: list[tuple[int, int, str, str, str, float]] = []
@@ -163,8 +166,15 @@ class RunProcess:
 
     def keep(self, generation: int, loaded: _Loaded) -> None:
         self.loaded[generation] = loaded
-        for old in [g for g in self.loaded if g < generation - 1]:
-            del self.loaded[old]
+        for old in [g for g in self.loaded if g not in (generation, self.in_use)]:
+            del self.loaded[old]  # loaded for a reload the agent did not commit
+
+    def use(self, generation: int) -> None:
+        """A run of `generation` came: the agent switched to it, older ones go."""
+        if generation > self.in_use:
+            self.in_use = generation
+            for old in [g for g in self.loaded if g < generation]:
+                del self.loaded[old]
 
     def send(self, *message: object) -> None:
         self.writer.write(frames.encode(message))
@@ -195,6 +205,8 @@ class RunProcess:
             self.held.append((seq, generation, name, env, loc, due))
             return
         loaded = self.loaded.get(generation)
+        if loaded is not None:
+            self.use(generation)
         check = loaded.checks.get(name) if loaded is not None else None
         if loaded is None or check is None:
             self.send("stale", seq)

@@ -108,6 +108,7 @@ class RunProcesses:
         self._closing = False
         self._backoff = [RESTART_MIN_S] * count
         self._restarting: set[asyncio.Task[None]] = set()
+        self._failed: dict[tuple[int, int], list[str]] = {}  # (child, generation): problems
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -243,6 +244,14 @@ class RunProcesses:
     def commit(self, generation: int) -> None:
         """Runs sent from now on are of `generation` (see `prepare_reload`)."""
         self.generation = generation
+        failed, self._failed = self._failed, {}
+        for (index, failed_generation), problems in failed.items():
+            if failed_generation == generation:
+                log.error(
+                    "run process %d could not reload; the agent runs its checks meanwhile",
+                    index,
+                    extra={"problems": problems, "generation": generation},
+                )
         for child in self._children:
             # Started while the others loaded: it has not been asked (it holds the runs
             # of that generation until it has loaded).
@@ -303,14 +312,10 @@ class RunProcesses:
         elif kind == "reloaded":
             _, generation, ok, checks, problems = message
             done = child.reloads.pop(generation, None)
+            if not ok:  # said when the generation is committed (the agent may reject it)
+                self._failed[(child.index, generation)] = problems
             if done is not None and not done.done():
                 done.set_result(ok)
-            if not ok:
-                log.error(
-                    "run process %d could not reload; the agent runs its checks meanwhile",
-                    child.index,
-                    extra={"problems": problems, "generation": generation},
-                )
         else:
             log.error("run process %d sent an unknown message %r", child.index, kind)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import textwrap
 from collections.abc import Callable, Iterable
@@ -13,6 +14,7 @@ from synth.model import CheckFunc, CheckSpec, Schedule, Sensitivity, SourceLocat
 from synth.units import parse_duration
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
+_SENSITIVITIES = tuple(s.value for s in Sensitivity)
 
 
 class CheckDefinitionError(SynthError, ValueError):
@@ -161,8 +163,8 @@ def build_spec(
         not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10
     ):
         raise bad("retries must be a whole number from 0 to 10")
-    known = ", ".join(s.value for s in Sensitivity)
-    if sensitivity is not None and sensitivity not in known.split(", "):
+    if sensitivity is not None and sensitivity not in _SENSITIVITIES:
+        known = ", ".join(_SENSITIVITIES)
         raise bad(f"sensitivity must be one of {known}, got {sensitivity!r}")
     if not isinstance(max_redirects, int) or isinstance(max_redirects, bool) or max_redirects < 0:
         raise bad("max_redirects must be a whole number, 0 or more")
@@ -219,6 +221,12 @@ def _schedule(every: str | float | None, cron: str | None) -> Schedule:
     seconds = parse_duration(every) if every is not None else 60.0
     if seconds < 1:
         raise ValueError(f"every must be at least 1s, got {every!r}")
+    return _every(seconds)
+
+
+@functools.lru_cache(maxsize=256)
+def _every(seconds: float) -> Schedule:
+    """One (immutable) Schedule for every check of the same interval."""
     return Schedule(every_s=seconds)
 
 

@@ -30,6 +30,8 @@ def references(text: str) -> list[str]:
 
     Raises TemplateSyntaxError for `${}` with a bad name or an unclosed `${`.
     """
+    if "${" not in text:  # every reference, escape and unclosed one holds it
+        return []
     names: list[str] = []
     rest: list[str] = []
     pos = 0

@@ -213,3 +213,47 @@ def test_run_processes_skips_a_child_that_is_a_zombie_or_gone() -> None:
         assert run_processes(parent) == []  # type: ignore[arg-type]
     finally:
         zombie.wait()
+
+
+def test_a_rejected_reload_leaves_the_run_processes_on_the_checks_in_use(
+    tmp_path: Path, shop: ShopThread, start_agent: StartAgent
+) -> None:
+    # The run processes load a reload's checks while the agent does: when the agent
+    # rejects them, the generation they loaded is never used, and the next reload is.
+    agent = start(tmp_path, shop, start_agent)
+    wait_for(lambda: all(run_counts(agent).values()), timeout=10, what="a run of every check")
+    write_check(tmp_path, "broken.yaml", "name: broken\nservice: shop\nsteps: []\n")
+    rejected = agent.post("/v1/reload")
+    assert rejected.status_code != 200, rejected.text
+    assert "broken" in rejected.text
+    rejected_at = time.time()
+    wait_for(
+        lambda: all(
+            any(_ts(r["started_at"]) > rejected_at + 0.2 for r in agent.runs(check=name, limit=5))
+            for name in run_counts(agent)
+        ),
+        timeout=15,
+        what="runs of every check after the rejected reload",
+    )
+    assert all(r["status"] == "passed" for r in agent.runs(check="ping0", limit=5))
+    assert not any("could not reload" in m for m in agent.log_messages())
+    (tmp_path / "checks" / "broken.yaml").unlink()
+    write_check(tmp_path, "ping.yaml", ping_checks(expect_status=418))
+    assert agent.post("/v1/reload").status_code == 200
+    reloaded_at = time.time()
+
+    def failing_after_reload() -> bool:
+        return all(
+            (
+                runs := [
+                    r
+                    for r in agent.runs(check=name, limit=5)
+                    if _ts(r["started_at"]) > reloaded_at + 0.2
+                ]
+            )
+            and all(r["status"] == "failed" for r in runs)
+            for name in run_counts(agent)
+        )
+
+    wait_for(failing_after_reload, timeout=15, what="every check failing on its new expect")
+    assert agent.metric("synth_run_processes_ready") == 2

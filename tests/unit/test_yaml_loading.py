@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from synth.checks.yaml import parse_yaml_checks
+from synth.checks.yaml import load_yaml_checks, parse_yaml_checks, reader
+from synth.checks.yaml.events import EventReader, Unsupported
+from synth.checks.yaml.schema import Loc
 from synth.model import CheckSpec
 
 FILE = "checks/many.yaml"
@@ -221,6 +224,45 @@ SAME = {
     "python-tag": "checks:\n  - !!python/object:os.system {}\n",
 }
 SAME["long"] = long_file(60, broken=42)
+ONE = "{name: a, service: s, steps: [{request: {path: /}}]}"
+SAME |= {
+    "scalars": """\
+        checks:
+          - name: "typed"
+            service: 'shop'
+            every: 1:30
+            retries: 0x2
+            follow_redirects: off
+            description: 2024-01-01 10:00:00
+            runbook: null
+            steps:
+              - request:
+                  path: /a
+                  params: {n: 1.5e3, t: yes, s: "007"}
+                  body: |
+                    literal text
+                expect: {status: [200, "2xx"], max_latency: 2s}
+        """,
+    "quoted-checks-key": f'"checks":\n  - {ONE}\n',
+    "non-string-keys": "checks:\n  - {name: a, service: s, 1: x, true: y, steps: [{path: /}]}\n",
+    "nested-duplicates": "checks:\n  - name: a\n    service: s\n    steps:\n"
+    f"      - request: {{path: /, path: /b}}\n  - {ONE.replace('name: a', 'name: b')}\n",
+    "int-and-string-key-duplicate": "name: a\nservice: s\n1: x\n'1': y\nsteps: [{}]\n",
+    "merge-as-a-value": "checks:\n  - {name: a, service: <<, steps: [{request: {path: /}}]}\n",
+    "value-indicator": "checks:\n  - {name: a, service: =, steps: [{request: {path: /}}]}\n",
+    "complex-key": "checks:\n  - {name: a, service: s, [x]: 1, steps: [{path: /}]}\n",
+    "tagged-scalar": "checks:\n  - {name: !!str 12, service: s, steps: [{path: /}]}\n",
+    "alias-in-a-value": "checks:\n  - {name: a, service: &s s, steps: [{request: {path: *s}}]}\n",
+    "explicit-document": f"--- \nchecks:\n  - {ONE}\n...\n",
+    "checks-after-other-keys": f"x: 1\nchecks: [{ONE}]\n",
+    "checks-list-then-map": f"checks: [{ONE}]\nchecks: {{}}\n",
+    "name-not-first": "checks:\n  - {every: 10s, name: c00001, service: s, steps: [{}]}\n"
+    "  - {service: s, steps: [{request: {path: /}}], name: b}\n  - {service: s}\n",
+    "alias-before-a-name": "checks:\n  - {service: *x, name: a}\n",
+    "tag-after-a-name": "checks:\n  - {name: a, service: !x s}\n",
+    "merge-after-a-name": "checks:\n  - {name: a, <<: {service: s}}\n"
+    f"  - {ONE.replace('name: a', 'name: b')}\n",
+}
 
 
 @pytest.mark.parametrize("text", SAME.values(), ids=SAME.keys())
@@ -229,6 +271,80 @@ def test_libyaml_and_pure_python_give_the_same_checks_and_problems(text: str) ->
     slow_specs, slow_problems = load(text, libyaml=False)
     assert described(fast_specs) == described(slow_specs)
     assert fast_problems == slow_problems
+
+
+@pytest.mark.parametrize("libyaml", LOADERS)
+@pytest.mark.parametrize("text", SAME.values(), ids=SAME.keys())
+def test_reading_events_directly_gives_what_composing_nodes_gives(text: str, libyaml: bool) -> None:
+    # The direct reader hands anchors, tags and merge keys to the composer: either way,
+    # the same checks and the same problems on the same lines.
+    text = textwrap.dedent(text)
+    direct = parse_yaml_checks(text, FILE, libyaml=libyaml)
+    composed = parse_yaml_checks(text, FILE, libyaml=libyaml, direct=False)
+    assert described(direct[0]) == described(composed[0])
+    assert [str(p) for p in direct[1]] == [str(p) for p in composed[1]]
+
+
+def refused(name: str) -> bool:
+    return name not in {"a", "first", "c00001", "c00042"}
+
+
+@pytest.mark.parametrize("text", SAME.values(), ids=SAME.keys())
+def test_keep_skips_the_same_checks_reading_events_or_composing(text: str) -> None:
+    # A run process keeps its share. Reading events, it skips a refused check unbuilt,
+    # so that check's duplicate keys go unreported there (the agent reports them).
+    text = textwrap.dedent(text)
+    direct = parse_yaml_checks(text, FILE, keep=refused)
+    composed = parse_yaml_checks(text, FILE, keep=refused, direct=False)
+    assert described(direct[0]) == described(composed[0])
+    assert {str(p) for p in direct[1]} <= {str(p) for p in composed[1]}
+
+
+def test_a_skipped_check_can_hold_the_anchor_of_a_kept_one() -> None:
+    text = textwrap.dedent(
+        """\
+        checks:
+          - name: skipped
+            service: shop
+            steps: &steps [{request: {path: /}}]
+          - {name: first, service: shop, steps: *steps}
+        """
+    )
+    specs, problems = parse_yaml_checks(text, FILE, keep=lambda name: name != "skipped")
+    assert ([s.name for s in specs], problems) == (["first"], [])
+
+
+PLAIN = """\
+a: [1, 2.5, true, null, "x", 2024-01-01]
+b: {c: {d: [e, {f: g}]}, 1: one}
+"""
+
+
+@pytest.mark.parametrize("libyaml", LOADERS)
+def test_the_event_reader_builds_the_data_and_lines_of_plain_yaml(libyaml: bool) -> None:
+    loader = (reader._LIBYAML if libyaml else None) or reader._PyLoader
+    events = loader(PLAIN + "a: again\n")
+    events.get_event(), events.get_event()  # stream and document start
+    index: dict[Loc, int] = {}
+    duplicates: list[tuple[Loc, int]] = []
+    data = EventReader(events).value((), index, duplicates)
+    expected = yaml.load(PLAIN, reader._PyLoader)  # a safe loader
+    assert data == expected | {"a": "again"}  # the last of a repeated key wins, as in PyYAML
+    assert duplicates == [(("a",), 3)]
+    assert (index[("a",)], index[("a", 5)]) == (1, 1)
+    assert (index[("b", "c", "d", 1, "f")], index[("b", "1")]) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    "text", ["a: &x 1\nb: *x\n", "<<: {a: 1}\n", "a: !!str 1\n", "? [a]\n: 1\n", "a: !t {}\n"]
+)
+def test_the_event_reader_leaves_anchors_merges_tags_and_complex_keys_to_the_composer(
+    text: str,
+) -> None:
+    events = reader._PyLoader(text)
+    events.get_event(), events.get_event()
+    with pytest.raises(Unsupported):
+        EventReader(events).value((), {}, [])
 
 
 def test_libyaml_accepts_a_question_mark_the_pure_python_parser_rejects_in_flow() -> None:
@@ -241,4 +357,26 @@ def test_libyaml_accepts_a_question_mark_the_pure_python_parser_rejects_in_flow(
     assert specs == []
     assert problems == [
         f"{FILE}:3: invalid YAML: while parsing a flow mapping, expected ',' or '}}', but got '?'"
+    ]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_file_is_read_as_its_text_reads(tmp_path: Path, newline: str) -> None:
+    # load_yaml_checks hands libyaml the file's bytes: the same checks and lines as the
+    # text, whatever the line ends, and a file that is not UTF-8 is said to be so.
+    text = textwrap.dedent(SAME["scalars"]) + "  - {name: bad, service: s, steps: []}\n"
+    path = tmp_path / "checks.yaml"
+    path.write_bytes(("\ufeff" + text).replace("\n", newline).encode("utf-8"))
+    from_file = load_yaml_checks(path)
+    from_text = parse_yaml_checks(text, str(path), source_path=str(path.resolve()))
+    assert described(from_file[0]) == described(from_text[0])
+    assert from_file[0][0].description == "2024-01-01 10:00:00"
+    assert [str(p) for p in from_file[1]] == [str(p) for p in from_text[1]]
+    assert [p.line for p in from_file[1]] == [16]
+    [step] = from_file[0][0].func.steps  # type: ignore[attr-defined]  # a compiled check
+    assert step.body == "literal text\n"
+    path.write_bytes(b"name: \xff\n")
+    assert [str(p) for p in load_yaml_checks(path)[1]] == [
+        f"{path}: cannot read: 'utf-8' codec can't decode byte 0xff in position 6: "
+        "invalid start byte"
     ]

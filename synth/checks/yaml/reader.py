@@ -18,6 +18,7 @@ from synth.checks.api import CheckDefinitionError
 from synth.checks.problems import LoadProblem
 from synth.checks.yaml.compile import compile_check
 from synth.checks.yaml.errors import describe_errors, item_label, location_text, yaml_reason
+from synth.checks.yaml.events import SKIPPED, EventReader, Unsupported
 from synth.checks.yaml.schema import CheckModel, Loc
 from synth.model import CheckSpec, SourceLocation
 
@@ -43,7 +44,7 @@ if yaml.__with_libyaml__:
         composer, which (unlike libyaml's) composes one node at a time: a long `checks:`
         list never exists as one tree of nodes."""
 
-        def __init__(self, stream: str) -> None:
+        def __init__(self, stream: str | bytes) -> None:
             super().__init__(stream)
             Composer.__init__(self)
 
@@ -93,6 +94,15 @@ class _Lines:
                 self._walk(item, (*loc, position), enclosing)
         enclosing.discard(id(node))
 
+    @classmethod
+    def indexed(
+        cls, prefix: Loc, index: dict[Loc, int], duplicates: list[tuple[Loc, int]]
+    ) -> _Lines:
+        """The lines of a value read by `EventReader`, which indexed it as it went."""
+        lines = cls.__new__(cls)
+        lines._prefix, lines._index, lines.duplicates = prefix, index, duplicates
+        return lines
+
     def resolve(self, loc: Loc) -> Loc:
         """The part of `loc` written in the document: validation locations also carry parts
         the file does not have (a missing key, the union member pydantic tried)."""
@@ -127,41 +137,62 @@ def load_yaml_checks(
     `keep`, only checks whose name it accepts are validated and compiled."""
 
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        # Not UTF-8: said as reading it as text says it. The text is not kept: libyaml
+        # reads the bytes, where it would copy a str into UTF-8 (2.9 MB more at 20,000
+        # checks, in the agent and in every run process).
+        data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return [], [LoadProblem(str(path), None, f"cannot read: {exc}")]
     # Specs carry the absolute path, like a Python check's code does; problems the given one.
-    return parse_yaml_checks(text, str(path), source_path=os.path.abspath(path), keep=keep)
+    return parse_yaml_checks(data, str(path), source_path=os.path.abspath(path), keep=keep)
 
 
 def parse_yaml_checks(
-    text: str,
+    text: str | bytes,
     shown: str,
     *,
     source_path: str | None = None,
     libyaml: bool = True,
     keep: Callable[[str], bool] | None = None,
+    direct: bool = True,
 ) -> tuple[list[CheckSpec], list[LoadProblem]]:
     """Compile the checks in YAML `text`; problems name `shown` and the line, the specs'
     sources `source_path` (default: `shown`).
 
-    The items of a `checks:` list are composed, validated and compiled one at a time, so a
-    file of thousands of checks never holds all their nodes at once. libyaml parses when
+    The items of a `checks:` list are read, validated and compiled one at a time, so a
+    file of thousands of checks never holds all their data at once. libyaml parses when
     PyYAML has it; `libyaml=False` uses the pure-Python parser: slower, the same results
-    except that it rejects a `?` in a flow mapping (`{path: /a?b=1}`) that libyaml reads."""
+    except that it rejects a `?` in a flow mapping (`{path: /a?b=1}`) that libyaml reads.
+    The data is read straight from the parser's events (`events.EventReader`); a file
+    with anchors, aliases, merge keys or explicit tags is composed into nodes first, as
+    PyYAML does, which `direct=False` does for every file (the same results, slower).
+    `text` may be UTF-8 bytes."""
 
     fast = _LIBYAML if libyaml else None
-    loader = fast(text) if fast is not None else _PyLoader(text)
+    if fast is not None:
+        loader: _CLoader | _PyLoader = fast(text)
+    else:
+        loader = _PyLoader(text.decode("utf-8") if isinstance(text, bytes) else text)
+    error: yaml.YAMLError | None
     try:
-        return _Reader(loader, shown, source_path or shown, keep).read()
+        return _Reader(loader, shown, source_path or shown, keep).read(direct=direct)
+    except Unsupported:
+        error = None
     except yaml.YAMLError as exc:
         error = exc
     finally:
         loader.dispose()
+    if error is None:
+        return parse_yaml_checks(
+            text, shown, source_path=source_path, libyaml=libyaml, keep=keep, direct=False
+        )
     if fast is not None:
         # libyaml's messages say less ("found character that cannot start any token"); the
         # pure-Python parser names the character. Broken files are rare: parse it again.
-        return parse_yaml_checks(text, shown, source_path=source_path, libyaml=False, keep=keep)
+        return parse_yaml_checks(
+            text, shown, source_path=source_path, libyaml=False, keep=keep, direct=direct
+        )
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     line = mark.line + 1 if mark is not None else None
     return [], [LoadProblem(shown, line, f"invalid YAML: {yaml_reason(error)}")]
@@ -192,7 +223,9 @@ class _Reader:
         name = item.get("name")
         return not isinstance(name, str) or self.keep(name)
 
-    def read(self) -> tuple[list[CheckSpec], list[LoadProblem]]:
+    def read(self, *, direct: bool = True) -> tuple[list[CheckSpec], list[LoadProblem]]:
+        if direct:
+            return self._read_direct()
         loader = self.loader
         loader.get_event()  # stream start
         if loader.check_event(yaml.StreamEndEvent):
@@ -218,6 +251,103 @@ class _Reader:
         if data is None:
             return [], []
         return self._document(lines, data, streamed)
+
+    def _read_direct(self) -> tuple[list[CheckSpec], list[LoadProblem]]:
+        """`read`, from the events straight to data (`Unsupported`: compose instead)."""
+        loader = self.loader
+        loader.get_event()  # stream start
+        if loader.check_event(yaml.StreamEndEvent):
+            return [], []
+        document = loader.get_event()
+        start = loader.peek_event()
+        events = EventReader(loader)
+        index: dict[Loc, int] = {}
+        duplicates: list[tuple[Loc, int]] = []
+        streamed: _StreamedChecks | None = None
+        if isinstance(start, yaml.MappingStartEvent) and start.anchor is None:
+            if start.tag not in (None, "!"):
+                raise Unsupported("explicit tags")
+            index[()] = loader.get_event().start_mark.line + 1
+            data, streamed = self._top_mapping_direct(events, index, duplicates)
+        else:
+            data = events.value((), index, duplicates)
+        loader.get_event()  # document end
+        if not loader.check_event(yaml.StreamEndEvent):
+            raise ComposerError(
+                "expected a single document in the stream",
+                document.start_mark,
+                "but found another document",
+                loader.get_event().start_mark,
+            )
+        if data is None:
+            return [], []
+        return self._document(_Lines.indexed((), index, duplicates), data, streamed)
+
+    def _top_mapping_direct(
+        self, events: EventReader, index: dict[Loc, int], duplicates: list[tuple[Loc, int]]
+    ) -> tuple[dict[Any, Any], _StreamedChecks | None]:
+        """`_top_mapping` from the events: the document's mapping, the items of its
+        `checks:` list loaded as they come (the list is `[]` in the data)."""
+        loader = self.loader
+        data: dict[Any, Any] = {}
+        written: set[str] = set()
+        streamed: _StreamedChecks | None = None
+        while not loader.check_event(yaml.MappingEndEvent):
+            key_event = events.key_event()
+            key = events.scalar(key_event)
+            raw = key_event.value
+            at: Loc = (raw,)
+            line = key_event.start_mark.line + 1
+            value_start = loader.peek_event()
+            if raw in written:
+                duplicates.append((at, line))
+                data[key] = events.value(at, None, [])
+                continue
+            written.add(raw)
+            index[at] = line
+            if (
+                key == "checks"
+                and isinstance(value_start, yaml.SequenceStartEvent)
+                and value_start.anchor is None
+                and value_start.tag in (None, "!")
+            ):
+                streamed = self._stream_direct(events)
+                duplicates.extend(streamed.duplicates)
+                data[key] = []
+            else:
+                data[key] = events.value(at, index, duplicates)
+        loader.get_event()
+        return data, streamed
+
+    def _stream_direct(self, events: EventReader) -> _StreamedChecks:
+        """`_stream_checks` from the events: each item read, validated and compiled."""
+        loader = self.loader
+        start = loader.get_event()
+        tag = loader.resolve(yaml.SequenceNode, None, start.implicit)
+        checks = _StreamedChecks(tag, start)
+        position = 0
+        while not loader.check_event(yaml.SequenceEndEvent):
+            base: Loc = ("checks", position)
+            index: dict[Loc, int] = {}
+            duplicates: list[tuple[Loc, int]] = []
+            if self.keep is None:
+                item = events.value(base, index, duplicates)
+            else:
+                item = events.item(base, index, duplicates, self.keep)
+                if item is SKIPPED:
+                    position += 1
+                    continue
+            if duplicates:
+                checks.duplicates.extend(duplicates)  # the item does not load (see above)
+            elif self._wanted(item):
+                lines = _Lines.indexed(base, index, duplicates)
+                spec, found = _load_one(item, base, lines, self.shown, self.source_path)
+                checks.problems.extend(found)
+                if spec is not None:
+                    checks.specs.append(spec)
+            position += 1
+        checks.end_mark = loader.get_event().end_mark
+        return checks
 
     def _compose(self, parent: yaml.Node | None, index: int | yaml.Node | None) -> yaml.Node:
         node: yaml.Node = self.loader.compose_node(parent, index)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import typing
@@ -405,6 +406,9 @@ def _captured_before_use(steps: list[Step]) -> None:
     are taken after its request and expectations)."""
     captured: set[str] = set()
     for index, step in enumerate(steps):
+        if not _may_reference(step):
+            captured.update(step.capture)
+            continue
         used = step.model_dump(
             by_alias=True, exclude={"name", "capture", "secret_captures"}, exclude_none=True
         )
@@ -421,6 +425,18 @@ def _captured_before_use(steps: list[Step]) -> None:
         captured.update(step.capture)
 
 
+def _may_reference(step: StepFields) -> bool:
+    """False when no string the step uses holds `${` (most steps): JSON escapes neither
+    `$` nor `{`, so a string holding it holds it in the step's JSON too."""
+    try:
+        text = step.model_dump_json(
+            by_alias=True, exclude={"name", "capture", "secret_captures"}, exclude_none=True
+        )
+    except ValueError:  # pydantic's serialization errors are ValueErrors: look closer
+        return True
+    return "${" in text
+
+
 def _strings_with_loc(value: Any, loc: Loc) -> typing.Iterator[tuple[Loc, str]]:
     if isinstance(value, str):
         yield loc, value
@@ -433,12 +449,17 @@ def _strings_with_loc(value: Any, loc: Loc) -> typing.Iterator[tuple[Loc, str]]:
 
 
 def was_given(model: BaseModel, key: str) -> bool:
-    return any((f.alias or name) == key for name, f in _fields_set(model))
+    """Whether the check's file wrote `key` (a field's alias, or its name)."""
+    return _field_named(type(model), key) in model.model_fields_set
 
 
-def _fields_set(model: BaseModel) -> list[tuple[str, Any]]:
-    fields = type(model).model_fields
-    return [(name, fields[name]) for name in model.model_fields_set]
+@functools.cache
+def _field_named(model: type[BaseModel], key: str) -> str | None:
+    """The field of `model` that `key` is written for."""
+    for name, field in model.model_fields.items():
+        if (field.alias or name) == key:
+            return name
+    return None
 
 
 def _inline_credential(value: Any, loc: Loc) -> Loc | None:
