@@ -8,13 +8,16 @@
    times in a row: the overview (pages 1..--repeat, then a status filter and a service
    filter), a check's page, a run's page, caught before production, the deploys timeline.
    Prints the server time (`Server-Timing`) and the wall time per page: p50 / p95 / max,
-   against the issue's target (< 300 ms server time per overview page at 5,000 checks).
+   and the agent's very first overview page apart (cold: every pair's status read and
+   sorted, templates compiled), against the issue's target (< 300 ms server time per
+   overview page at 5,000 checks). Overview statuses are re-read every 2 s, so a pass of
+   pages mixes cached and fresh reads as a person clicking through would.
    The peer, in the same run against the same agent: `GET /v1/runs?limit=50`, the API's
    plain list of runs (one indexed query, JSON).
 
 Stops the agent by the PID it started. Every loop is bounded.
 
-    .venv/bin/python bench/ui_pages.py [--checks 5000] [--runs 100] [--repeat 20]
+    .venv/bin/python bench/ui_pages.py [--checks 5000] [--runs 100] [--repeat 20] [--settle 10]
 """
 
 from __future__ import annotations
@@ -145,6 +148,7 @@ def main() -> int:
     parser.add_argument("--checks", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=100, help="runs per check over 7 days")
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--settle", type=float, default=10.0, help="s after the first page")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="synth-ui-bench-") as tmp:
         directory = Path(tmp)
@@ -155,6 +159,11 @@ def main() -> int:
         print(f"store writes (runs + rollups): {written / spent:,.0f} runs/s ({written:,} runs)")
         with running_agent(config) as (_, client):
             repeat = args.repeat
+            # The agent's first page: every pair's status read, every row built and sorted,
+            # the templates compiled, SQLite's cache cold.
+            (cold,), _ = measure(client, ["/ui/"])
+            # Then the agent's start-up work (retention, flakiness, silences) settles.
+            time.sleep(args.settle)
             pages = {
                 "overview, pages 1..n": [f"/ui/?page={p}" for p in range(1, repeat + 1)],
                 "overview, status=failing": ["/ui/?status=failing"] * repeat,
@@ -173,12 +182,13 @@ def main() -> int:
                 print(f"{name:<28} {summary(server)}   {summary(wall)}")
             _, peer = measure(client, ["/v1/runs?limit=50"] * repeat)
             print(f"{'peer: GET /v1/runs?limit=50':<28} {'':>23}   {summary(peer)}")
-            overview, _ = measure(client, [f"/ui/?page={p}" for p in range(1, repeat + 1)])
-            worst = max(overview)
+            worst = max(cold, *measure(client, [f"/ui/?page={p}" for p in range(1, repeat + 1)])[0])
             met = "met" if worst < TARGET_MS else "MISSED"
             print(
+                f"\nthe agent's first overview page (cold): {cold:.1f} ms server time"
                 f"\ntarget: overview server time < {TARGET_MS:.0f} ms per page at "
-                f"{args.checks:,} checks: max {worst:.1f} ms → {met}"
+                f"{args.checks:,} checks: max {worst:.1f} ms (the cold page and a second pass of "
+                f"{repeat} pages) → {met}"
             )
     return 0
 

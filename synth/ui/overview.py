@@ -109,7 +109,8 @@ class Overview:
         now: datetime,
         location: str,
     ) -> Page:
-        """One page of rows; `covering(target, now)` is the silence book's lookup."""
+        """One page of rows; `covering(target, now)` is the silence book's lookup (None:
+        no silence is in force)."""
         if time.monotonic() - self._read_at >= STATUS_TTL_S:
             async with store.reading("read the overview") as connection:
                 self._statuses = await statuses(connection)
@@ -159,7 +160,11 @@ def _sorted_rows(
         for env in check.environments or environments:
             if env not in environments or not filters.keeps(check, env):
                 continue
-            silence = covering(Target(check.name, env, check.service, check.tags), now)
+            silence = (
+                covering(Target(check.name, env, check.service, check.tags), now)
+                if covering is not None
+                else None
+            )
             found = by_pair.get((check.name, env)) or []
             if not found:
                 rows.append(Row(check, env, location, row_status(None, silence), silence))

@@ -53,6 +53,11 @@ def ui_router(agent: Agent) -> APIRouter:
         redactor = agent.alerts.redactor()
         return [s.redacted(redactor) for s in agent.alerts.silences.listing(now)]
 
+    def covering(now: datetime) -> Any:
+        """The silence book's lookup, or None when nothing is silenced (no lookup per row)."""
+        book = agent.alerts.silences
+        return book.covering if any(s.active_at(now) for s in book.listing(now)) else None
+
     def environments() -> list[str]:
         return sorted(agent.settings.environments) or sorted(
             {env for c in agent.state.checks for env in c.environments}
@@ -83,7 +88,7 @@ def ui_router(agent: Agent) -> APIRouter:
                 store(),
                 agent.state.checks,
                 environments(),
-                agent.alerts.silences.covering,
+                covering(now),
                 filters=filters,
                 page=page,
                 per_page=per_page,
@@ -136,14 +141,14 @@ def ui_router(agent: Agent) -> APIRouter:
                 store(),
                 check,
                 environments(),
-                agent.alerts.silences.covering,
+                covering(now),
                 env=env,
                 now=now,
                 location=agent.settings.location,
             )
         except StoreError as exc:
             raise HTTPException(503, f"store unavailable: {exc}") from None
-        covering = [
+        matching = [
             s
             for s in silences(now)
             for e in check.environments or environments()
@@ -158,7 +163,7 @@ def ui_router(agent: Agent) -> APIRouter:
             data=data,
             status=status,
             per_page=per_page,
-            silences=list({s.id: s for s in covering}.values()),
+            silences=list({s.id: s for s in matching}.values()),
             baseline_env=agent.settings.baseline.from_env,
         )
 
