@@ -246,8 +246,9 @@ def _v8_silences(connection: sa.Connection) -> None:
 
 
 def _v9_run_hours(connection: sa.Connection) -> None:
-    # Hourly run counts per check × environment × location (synth.store.run_hours), filled
-    # from the runs already stored; and an index of failed runs by time.
+    # Hourly run counts per check × environment × location and each pair's newest run
+    # (synth.store.rollups), kept by a trigger on `runs` and filled from the runs already
+    # stored; and an index of failed runs by time.
     md = sa.MetaData()
     hours = sa.Table(
         "run_hours",
@@ -295,7 +296,9 @@ def _v9_run_hours(connection: sa.Connection) -> None:
             ":00:00.000000"
         )
     else:
-        hour = sa.func.date_trunc("hour", runs.c.started_at)
+        # In UTC whatever the session's time zone (an hour starts at :30 in some zones).
+        utc = sa.func.timezone("UTC", runs.c.started_at)
+        hour = sa.func.timezone("UTC", sa.func.date_trunc("hour", utc))
     failed = runs.c.status == "failed"
     backfill = (
         sa.select(
@@ -327,6 +330,72 @@ def _v9_run_hours(connection: sa.Connection) -> None:
         )
     )
     _backfill_latest(connection, runs, hours, latest)
+    for statement in _ROLLUP_TRIGGER[connection.dialect.name]:
+        connection.exec_driver_sql(statement)
+
+
+# The rollups follow every run inserted, in its statement, whoever inserts it: no round trip
+# of its own, and a run inserted twice (ON CONFLICT DO NOTHING) is not counted twice.
+_LATEST_SET = """
+    run_id = CASE WHEN excluded.started_at >= run_latest.started_at
+                  THEN excluded.run_id ELSE run_latest.run_id END,
+    status = CASE WHEN excluded.started_at >= run_latest.started_at
+                  THEN excluded.status ELSE run_latest.status END,
+    failure_type = CASE WHEN excluded.started_at >= run_latest.started_at
+                  THEN excluded.failure_type ELSE run_latest.failure_type END,
+    duration_s = CASE WHEN excluded.started_at >= run_latest.started_at
+                  THEN excluded.duration_s ELSE run_latest.duration_s END,
+    started_at = CASE WHEN excluded.started_at >= run_latest.started_at
+                  THEN excluded.started_at ELSE run_latest.started_at END,
+    last_failed_at = CASE WHEN excluded.last_failed_at IS NOT NULL
+                  AND (run_latest.last_failed_at IS NULL
+                       OR excluded.last_failed_at > run_latest.last_failed_at)
+                  THEN excluded.last_failed_at ELSE run_latest.last_failed_at END"""
+_HOURS_SET = """
+    passed = run_hours.passed + excluded.passed,
+    failed = run_hours.failed + excluded.failed,
+    duration_s = run_hours.duration_s + excluded.duration_s,
+    last_failed_at = CASE WHEN excluded.last_failed_at IS NOT NULL
+                  AND (run_hours.last_failed_at IS NULL
+                       OR excluded.last_failed_at > run_hours.last_failed_at)
+                  THEN excluded.last_failed_at ELSE run_hours.last_failed_at END"""
+
+
+def _rollup_inserts(hour: str) -> str:
+    failed_at = "CASE WHEN NEW.status = 'passed' THEN NULL ELSE NEW.started_at END"
+    return f"""
+    INSERT INTO run_hours (check_name, environment, location, hour, passed, failed,
+                           duration_s, last_failed_at)
+    VALUES (NEW.check_name, NEW.environment, NEW.location, {hour},
+            CASE WHEN NEW.status = 'passed' THEN 1 ELSE 0 END,
+            CASE WHEN NEW.status = 'passed' THEN 0 ELSE 1 END,
+            NEW.duration_s, {failed_at})
+    ON CONFLICT (check_name, environment, location, hour) DO UPDATE SET {_HOURS_SET};
+    INSERT INTO run_latest (check_name, environment, location, run_id, status, failure_type,
+                            started_at, duration_s, last_failed_at)
+    VALUES (NEW.check_name, NEW.environment, NEW.location, NEW.run_id, NEW.status,
+            NEW.failure_type, NEW.started_at, NEW.duration_s, {failed_at})
+    ON CONFLICT (check_name, environment, location) DO UPDATE SET {_LATEST_SET};"""  # noqa: S608 (constant SQL)
+
+
+_COUNTED = "NEW.phase IN ('scheduled', 'deploy')"
+_ROLLUP_TRIGGER = {
+    # UTCDateTime keeps naive UTC text on SQLite: the hour is a prefix of it.
+    "sqlite": [
+        f"""CREATE TRIGGER runs_rollups AFTER INSERT ON runs WHEN {_COUNTED} BEGIN
+        {_rollup_inserts("substr(NEW.started_at, 1, 13) || ':00:00.000000'")}
+        END"""
+    ],
+    "postgresql": [
+        f"""CREATE FUNCTION synth_runs_rollups() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+        {_rollup_inserts("timezone('UTC', date_trunc('hour', timezone('UTC', NEW.started_at)))")}
+        RETURN NULL;
+        END $$""",
+        f"""CREATE TRIGGER runs_rollups AFTER INSERT ON runs FOR EACH ROW WHEN ({_COUNTED})
+        EXECUTE FUNCTION synth_runs_rollups()""",
+    ],
+}
 
 
 def _backfill_latest(

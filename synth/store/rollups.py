@@ -1,11 +1,13 @@
-"""What the pages read instead of counting raw runs, written with the runs in their
-transaction: hourly run counts per check × environment × location (`run_hours`, for
-uptime) and each pair's newest run and last failure (`run_latest`, for status). Scheduled
-and deploy runs count, as in the uptime report (synth.uptime.REPORTED_PHASES)."""
+"""What the pages read instead of counting raw runs: hourly run counts per check ×
+environment × location (`run_hours`, for uptime) and each pair's newest run and last
+failure (`run_latest`, for status). A trigger on `runs` keeps both in the statement that
+inserts a run (schema version 9, synth.store.migrations): no round trip of their own, and
+a run inserted twice is counted once. Scheduled and deploy runs count, as in the uptime
+report (synth.uptime.REPORTED_PHASES)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,79 +15,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from synth.model import Phase, RunResult, Status
+from synth.model import Phase, Status
 from synth.store.schema import as_utc, run_hours, run_latest
 
 COUNTED_PHASES = frozenset({Phase.SCHEDULED, Phase.DEPLOY})
-_KEY = ("check_name", "environment", "location", "hour")
 
 
 def hour_of(moment: datetime) -> datetime:
     """The UTC hour `moment` falls in."""
     return as_utc(moment).replace(minute=0, second=0, microsecond=0)
-
-
-async def write(
-    connection: AsyncConnection,
-    insert: Callable[[sa.Table], Any],
-    results: Sequence[RunResult],
-    inserted: Collection[str],
-) -> None:
-    """Add the runs just inserted to the counts and the newest runs (`insert(table)`: the
-    dialect's INSERT, which has ON CONFLICT)."""
-    counts = hour_rows(results, inserted)
-    if counts:
-        await connection.execute(upsert_hours(insert(run_hours)), counts)
-        await connection.execute(upsert_latest(insert(run_latest)), latest_rows(results, inserted))
-
-
-def latest_rows(results: Sequence[RunResult], inserted: Collection[str]) -> list[dict[str, Any]]:
-    """The newest run and the newest failure among the runs inserted, per pair."""
-    newest: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for result in results:
-        if result.run_id not in inserted or result.phase not in COUNTED_PHASES:
-            continue
-        key = (result.check, result.environment, result.location)
-        failed_at = result.started_at if result.status is not Status.PASSED else None
-        row = newest.get(key)
-        known = [t for t in (failed_at, row["last_failed_at"] if row else None) if t is not None]
-        last_failed = max(known, default=None)
-        if row is not None and result.started_at < row["started_at"]:
-            row["last_failed_at"] = last_failed
-            continue
-        newest[key] = {
-            "check_name": result.check,
-            "environment": result.environment,
-            "location": result.location,
-            "run_id": result.run_id,
-            "status": result.status.value,
-            "failure_type": result.failure.type.value if result.failure else None,
-            "started_at": result.started_at,
-            "duration_s": result.duration_s,
-            "last_failed_at": last_failed,
-        }
-    return list(newest.values())
-
-
-def upsert_latest(insert: Any) -> Any:
-    """Replace a pair's newest run by a newer one; keep the newest failure time."""
-    new = insert.excluded
-    newer = new.started_at >= run_latest.c.started_at
-    failed_later = sa.or_(
-        run_latest.c.last_failed_at.is_(None), new.last_failed_at > run_latest.c.last_failed_at
-    )
-    columns = ("run_id", "status", "failure_type", "started_at", "duration_s")
-    replaced = {name: sa.case((newer, new[name]), else_=run_latest.c[name]) for name in columns}
-    return insert.on_conflict_do_update(
-        index_elements=["check_name", "environment", "location"],
-        set_={
-            **replaced,
-            "last_failed_at": sa.case(
-                (sa.and_(new.last_failed_at.is_not(None), failed_later), new.last_failed_at),
-                else_=run_latest.c.last_failed_at,
-            ),
-        },
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,49 +60,6 @@ async def latest(connection: AsyncConnection, *, checks: Collection[str] | None)
         )
         for row in (await connection.execute(query)).all()
     ]
-
-
-def hour_rows(results: Sequence[RunResult], inserted: Collection[str]) -> list[dict[str, Any]]:
-    """One row per check × environment × location × hour among the runs just inserted,
-    their counts summed (a batch never names one key twice: PostgreSQL's upsert refuses)."""
-    merged: dict[tuple[str, str, str, datetime], dict[str, Any]] = {}
-    for result in results:
-        if result.run_id not in inserted or result.phase not in COUNTED_PHASES:
-            continue
-        key = (result.check, result.environment, result.location, hour_of(result.started_at))
-        row = merged.get(key)
-        if row is None:
-            row = merged[key] = dict(zip(_KEY, key, strict=True))
-            row.update(passed=0, failed=0, duration_s=0.0, last_failed_at=None)
-        row["duration_s"] += result.duration_s
-        if result.status is Status.PASSED:
-            row["passed"] += 1
-        else:
-            row["failed"] += 1
-            if row["last_failed_at"] is None or result.started_at > row["last_failed_at"]:
-                row["last_failed_at"] = result.started_at
-    return list(merged.values())
-
-
-def upsert_hours(insert: Any) -> Any:
-    """The statement adding `rows(...)` to the counts already stored (`insert` is the
-    dialect's INSERT of run_hours, which has ON CONFLICT)."""
-    new = insert.excluded
-    later = sa.or_(
-        run_hours.c.last_failed_at.is_(None), new.last_failed_at > run_hours.c.last_failed_at
-    )
-    return insert.on_conflict_do_update(
-        index_elements=list(_KEY),
-        set_={
-            "passed": run_hours.c.passed + new.passed,
-            "failed": run_hours.c.failed + new.failed,
-            "duration_s": run_hours.c.duration_s + new.duration_s,
-            "last_failed_at": sa.case(
-                (sa.and_(new.last_failed_at.is_not(None), later), new.last_failed_at),
-                else_=run_hours.c.last_failed_at,
-            ),
-        },
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 import synth.store.alerts as alerts
 import synth.store.artifacts as artifacts
 import synth.store.flaky_history as flaky_history
-import synth.store.rollups as rollups
 import synth.store.rows as table_rows
 from synth.alerting.playbook import IncidentState, LocationState
 from synth.baseline.record import StepBaseline
@@ -174,16 +173,18 @@ class Store:
         """Store runs in one transaction; run_ids stored already are left as they are."""
         if not results:
             return
-        statement = self._insert(runs).on_conflict_do_nothing().returning(runs.c.run_id)
+        statement = self._insert(runs).on_conflict_do_nothing()
         rows = [table_rows.run_row(result) for result in results]
         async with self._transaction("save runs", write=True) as connection:
-            # Artifacts and hourly counts go with the runs inserted here, not ones stored before.
-            inserted = set((await connection.execute(statement, rows)).scalars().all())
-            files = artifacts.rows(results, inserted)
+            if not any(result.artifacts for result in results):
+                await connection.execute(statement, rows)
+                return
+            # Artifacts go with the runs this transaction inserted, not with ones stored before.
+            inserted = await connection.execute(statement.returning(runs.c.run_id), rows)
+            files = artifacts.rows(results, set(inserted.scalars().all()))
             if files:
                 insert_files = self._insert(run_artifacts).on_conflict_do_nothing()
                 await connection.execute(insert_files, files)
-            await rollups.write(connection, self._insert, results, inserted)
 
     async def get_run(self, run_id: str) -> RunResult | None:
         """The full result of one run, or None when there is no such run."""

@@ -19,7 +19,7 @@ from synth.store import Store
 from synth.store import rollups as rollups_module
 from synth.store.migrations import MIGRATIONS
 from synth.store.rows import run_row
-from synth.store.schema import runs, schema_version
+from synth.store.schema import run_hours, runs, schema_version
 
 NOW = datetime(2026, 3, 14, 12, 30, 0, tzinfo=UTC)
 
@@ -147,3 +147,31 @@ async def test_a_version_8_database_is_backfilled(new_url: Callable[[], str]) ->
     assert newest["eu-west"].run_id == "v8-new"
     assert newest["eu-west"].last_failed_at == NOW - timedelta(hours=30)
     assert newest["us-east"].run_id == "v8-other"
+
+
+async def test_hours_are_utc_hours_whatever_the_database_time_zone(
+    new_url: Callable[[], str],
+) -> None:
+    url = new_url()
+    if url.startswith("postgresql"):
+        # India is 5:30 ahead: truncating in the session's zone would start hours at :30.
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                name = await connection.scalar(sa.text("SELECT current_database()"))
+                await connection.execute(
+                    sa.text(f"ALTER DATABASE \"{name}\" SET timezone TO 'Asia/Kolkata'")
+                )
+        finally:
+            await engine.dispose()
+    store = await Store.open(url)
+    try:
+        await store.save_runs([make_run("tz", started_at=NOW)])  # 12:30 UTC
+        async with store.reading("test") as connection:
+            hours = (await connection.execute(sa.select(run_hours.c.hour))).scalars().all()
+            if url.startswith("postgresql"):
+                zone = await connection.scalar(sa.text("SHOW timezone"))
+                assert zone == "Asia/Kolkata"
+    finally:
+        await store.close()
+    assert hours == [NOW.replace(minute=0)]
