@@ -238,14 +238,7 @@ class _Reader:
             streamed = next((v for _, v in root.value if isinstance(v, _StreamedChecks)), None)
         else:
             root = self._compose(None, None)
-        loader.get_event()  # document end
-        if not loader.check_event(yaml.StreamEndEvent):
-            raise ComposerError(
-                "expected a single document in the stream",
-                document.start_mark,
-                "but found another document",
-                loader.get_event().start_mark,
-            )
+        _end_of_the_only_document(loader, document)
         lines = _Lines(root)  # before constructing: merge keys (<<) rewrite nodes
         data = loader.construct_document(root)
         if data is None:
@@ -271,14 +264,7 @@ class _Reader:
             data, streamed = self._top_mapping_direct(events, index, duplicates)
         else:
             data = events.value((), index, duplicates)
-        loader.get_event()  # document end
-        if not loader.check_event(yaml.StreamEndEvent):
-            raise ComposerError(
-                "expected a single document in the stream",
-                document.start_mark,
-                "but found another document",
-                loader.get_event().start_mark,
-            )
+        _end_of_the_only_document(loader, document)
         if data is None:
             return [], []
         return self._document(_Lines.indexed((), index, duplicates), data, streamed)
@@ -478,3 +464,15 @@ def _load_one(
         return compile_check(model, source), []
     except CheckDefinitionError as exc:
         return None, [LoadProblem(shown, source.line, f"{label}: {exc.reason}")]
+
+
+def _end_of_the_only_document(loader: Any, document: Any) -> None:
+    """Consume the document's end; ComposerError when another document follows."""
+    loader.get_event()
+    if not loader.check_event(yaml.StreamEndEvent):
+        raise ComposerError(
+            "expected a single document in the stream",
+            document.start_mark,
+            "but found another document",
+            loader.get_event().start_mark,
+        )
