@@ -380,3 +380,20 @@ def test_a_file_is_read_as_its_text_reads(tmp_path: Path, newline: str) -> None:
         f"{path}: cannot read: 'utf-8' codec can't decode byte 0xff in position 6: "
         "invalid start byte"
     ]
+
+
+@pytest.mark.parametrize("libyaml", LOADERS)
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"checks:\n  - {ONE}\n---\nchecks: []\n",  # read from the events
+        f"checks:\n  - &a {ONE}\n---\nx: *a\n",  # composed (an anchor)
+    ],
+    ids=["direct", "composed"],
+)
+def test_a_second_document_is_a_problem_naming_its_line(text: str, libyaml: bool) -> None:
+    specs, problems = load(text, libyaml)
+    assert specs == []
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{FILE}:3:")
+    assert "single document" in problems[0]
