@@ -9,6 +9,7 @@ errors from bugs; those that are also a ValueError or LookupError keep that base
     ├── TemplateSyntaxError     a malformed `${...}` in a check (synth.checks.templating)
     ├── PathNotFound            a JSON path not in the document (synth.checks.jsonpath)
     ├── KeyProblem              one key of a YAML check is wrong (synth.checks.yaml.schema)
+    ├── Unsupported             a YAML feature left to the composer, internal (checks.yaml.events)
     ├── BrowserUnavailable      Playwright or Chromium is missing or will not start (browser.engine)
     ├── ProbeError              a network failure, classified (synth.probes.errors)
     │   (DnsResolutionError     a name did not resolve: an httpcore2.ConnectError too)

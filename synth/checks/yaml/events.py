@@ -31,6 +31,7 @@ from yaml.events import (
 )
 
 from synth.checks.yaml.schema import Loc
+from synth.errors import SynthError
 
 Index = dict[Loc, int]
 Duplicates = list[tuple[Loc, int]]
@@ -43,8 +44,9 @@ SKIPPED = object()
 """What `EventReader.item` returns for an item it skipped."""
 
 
-class Unsupported(Exception):
-    """The document uses a YAML feature this reader leaves to the composer."""
+class Unsupported(SynthError):
+    """The document uses a YAML feature this reader leaves to the composer (caught by the
+    reader, which then composes the document instead: never reaches a user)."""
 
 
 class EventReader:
