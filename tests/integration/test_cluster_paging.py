@@ -48,14 +48,19 @@ def member_config(
     return path
 
 
-def health_runs(agent: AgentProcess, since: datetime) -> list[str]:
-    """Statuses of the scheduled health runs started since `since`, oldest first."""
-    runs = agent.runs(check="health", limit=100)
-    return [
-        r["status"]
-        for r in reversed(runs)
-        if r["phase"] == "scheduled" and datetime.fromisoformat(r["started_at"]) >= since
+def health_runs(agent: AgentProcess, fault_from: datetime) -> list[str]:
+    """Statuses of the scheduled health runs since the fault, oldest first.
+
+    A run already in flight when the fault was set may fail too and count towards the
+    threshold, so the runs start after the last one that started before the fault and
+    passed, not at the fault's time."""
+    runs = [r for r in reversed(agent.runs(check="health", limit=100)) if r["phase"] == "scheduled"]
+    before = [
+        n
+        for n, r in enumerate(runs)
+        if datetime.fromisoformat(r["started_at"]) < fault_from and r["status"] == "passed"
     ]
+    return [r["status"] for r in runs[before[-1] + 1 if before else 0 :]]
 
 
 def test_a_check_whose_member_dies_mid_count_pages_once_at_the_threshold(
