@@ -23,6 +23,7 @@ from synth.agent import artifacts, json_body, openapi
 from synth.agent.adapters import hooks_router
 from synth.agent.auth import AuthError, request_target
 from synth.agent.cluster_status import cluster_status
+from synth.agent.deploy_pages import deploy_with_pages
 from synth.agent.deploys import DeployEvent, DeployRefused
 from synth.agent.silences_api import silences_router
 from synth.alerting.policy import retries_for
@@ -30,9 +31,9 @@ from synth.baseline.record import StepBaseline
 from synth.baseline.sketch import DEFAULT_ACCURACY
 from synth.codec import run_to_dict
 from synth.model import Phase, RunRequest, Status
-from synth.outputs.page_links import deploy_page_url, run_page_url
+from synth.outputs.page_links import run_page_url
 from synth.store import StoreError, StoreRefused
-from synth.store.records import DeployRecord, deploy_to_dict
+from synth.store.records import DeployRecord
 from synth.ui.routes import ui_router
 from synth.uptime import SINCE_PATTERN, build_report, report_to_dict, report_window
 
@@ -406,24 +407,6 @@ def _store(agent: Agent) -> Any:
     if agent.store is None:
         raise HTTPException(503, "store unavailable")
     return agent.store
-
-
-def deploy_with_pages(record: DeployRecord, public_url: str | None) -> dict[str, Any]:
-    """The deploy's API shape with `page_url` (its page under `public_url`, else null) and
-    each failing run of its verdict with its own `page_url`."""
-    body = deploy_to_dict(record)
-    body["page_url"] = deploy_page_url(public_url, record.id)
-    verdict = body["verdict"]
-    if isinstance(verdict, dict) and isinstance(verdict.get("failing"), list):
-        body["verdict"] = verdict | {
-            "failing": [
-                item | {"page_url": run_page_url(public_url, str(item.get("run_id", "")))}
-                if isinstance(item, dict) and item.get("run_id")
-                else item
-                for item in verdict["failing"]
-            ]
-        }
-    return body
 
 
 def _summary(summary: Any) -> dict[str, Any]:

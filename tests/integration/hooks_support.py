@@ -44,12 +44,18 @@ HOOKS = {
 
 
 def start_hooks_agent(
-    tmp_path: Path, shop: ShopThread, start_agent: StartAgent, *, hooks: dict | None = None
+    tmp_path: Path,
+    shop: ShopThread,
+    start_agent: StartAgent,
+    *,
+    hooks: dict | None = None,
+    server: dict | None = None,
 ) -> AgentProcess:
     copy_example_checks(tmp_path)
     config = write_config(tmp_path, shop.base_url, scheduler={"enabled": False})
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     data["hooks"] = HOOKS if hooks is None else hooks
+    data["server"] = data.get("server", {}) | (server or {})
     config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return start_agent(config)
 

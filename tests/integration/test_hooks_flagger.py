@@ -62,6 +62,26 @@ def test_pre_rollout_passes_with_200(tmp_path, shop: ShopThread, start_agent: St
     assert FLAGGER_TOKEN not in json.dumps(record) + agent.stderr()
 
 
+def test_with_a_public_url_the_gate_answer_links_the_deploy_and_failing_run_pages(
+    tmp_path, shop: ShopThread, start_agent: StartAgent
+) -> None:
+    """The pipeline's log is where a person starts: the 412 names the pages to open."""
+    public_url = "https://synth.example.com/agent"
+    agent = start_hooks_agent(tmp_path, shop, start_agent, server={"public_url": public_url})
+    checkout_fails(shop)
+    response = call(agent, payload())
+    assert response.status_code == 412, response.text
+    answer = response.json()
+    deploy_page = f"{public_url}/ui/deploys/{answer['deploy_id']}"
+    assert answer["links"] == {"deploy": f"/v1/deploys/{answer['deploy_id']}", "page": deploy_page}
+    [failing] = answer["failing"]
+    assert failing["page_url"] == f"{public_url}/ui/runs/{failing['run_id']}"
+    for page in (deploy_page, failing["page_url"]):
+        served = agent.get(page.removeprefix(public_url))
+        assert served.status_code == 200, (page, served.text)
+    assert "checkout" in agent.get(deploy_page.removeprefix(public_url)).text
+
+
 def test_failing_checks_answer_412_with_the_verdict(
     tmp_path, shop: ShopThread, start_agent: StartAgent
 ) -> None:

@@ -152,6 +152,19 @@ def test_failing_deployment_gets_a_fail_verdict(
     assert record["verdict"]["failing"][0]["failure_type"] == "http_status"
 
 
+def test_with_a_public_url_the_answer_links_the_deploy_page(
+    tmp_path, shop: ShopThread, start_agent: StartAgent
+) -> None:
+    public_url = "https://synth.example.com"
+    agent = start_hooks_agent(tmp_path, shop, start_agent, server={"public_url": public_url})
+    accepted = deliver(agent, deployment_status())
+    assert accepted.status_code == 202, accepted.text
+    deploy = accepted.json()
+    assert deploy["page_url"] == f"{public_url}/ui/deploys/{deploy['id']}"
+    agent.wait_deploy(deploy["id"])
+    assert agent.get(f"/ui/deploys/{deploy['id']}").status_code == 200
+
+
 def test_bad_or_missing_signature_is_401_and_runs_nothing(
     tmp_path, shop: ShopThread, start_agent: StartAgent
 ) -> None:

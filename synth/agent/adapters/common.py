@@ -20,16 +20,15 @@ from pydantic import BaseModel, ValidationError
 
 from synth.agent import json_body
 from synth.agent.auth import token_matches
+from synth.agent.deploy_pages import failing_with_pages
 from synth.agent.deploys import FINISHED, DeployEvent, DeployRefused
 from synth.agent.openapi import describe_validation
 from synth.config import BasicAuth, SecretRef, TokenHook
+from synth.outputs.page_links import deploy_page_url
 from synth.store import DeployRecord
-from synth.store.records import deploy_to_dict
 
 if TYPE_CHECKING:
     from synth.agent.adapters.port import DeployPort
-
-__all__ = ["deploy_to_dict"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -155,11 +154,16 @@ async def gate(agent: DeployPort, event: DeployEvent, wait_s: float) -> dict[str
     """Verify and wait up to `wait_s` for the verdict: the gate answer CD tools evaluate."""
     record, _ = await submit(agent, event)
     finished = await agent.wait_deploy(record.id, wait_s)
-    return gate_answer(finished or record, wait_s)
+    return gate_answer(finished or record, wait_s, agent.settings.server.public_url)
 
 
-def gate_answer(record: DeployRecord, wait_s: float) -> dict[str, Any]:
-    """`{"verdict", "passed", ...}`; a verification still running counts as `error`."""
+def gate_answer(
+    record: DeployRecord, wait_s: float, public_url: str | None = None
+) -> dict[str, Any]:
+    """`{"verdict", "passed", ...}`; a verification still running counts as `error`.
+
+    With `public_url`, `links.page` and each failing run's `page_url` are the pages a
+    person opens from the pipeline's log."""
     verdict: Mapping[str, Any] = record.verdict or {}
     if record.status in FINISHED and verdict:
         result = str(verdict.get("result", "error"))
@@ -178,6 +182,7 @@ def gate_answer(record: DeployRecord, wait_s: float) -> dict[str, Any]:
         "environment": record.environment,
         "version": record.version,
         "checks": list(verdict.get("checks", ())),
-        "failing": list(failing),
-        "links": {"deploy": f"/v1/deploys/{record.id}"},
+        "failing": failing_with_pages(list(failing), public_url),
+        "links": {"deploy": f"/v1/deploys/{record.id}"}
+        | ({"page": page} if (page := deploy_page_url(public_url, record.id)) else {}),
     }

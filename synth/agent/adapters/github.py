@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synth.agent.adapters.common import (
     deploy_event,
-    deploy_to_dict,
     not_configured,
     parse_json,
     parse_model,
@@ -26,6 +25,7 @@ from synth.agent.adapters.common import (
     unauthorized,
 )
 from synth.agent.adapters.rejections import route_class
+from synth.agent.deploy_pages import deploy_with_pages
 from synth.config import GitHubHook
 
 if TYPE_CHECKING:
@@ -123,6 +123,6 @@ def router(agent: DeployPort) -> APIRouter:
         record, created = await submit(agent, event)
         if not created:
             response.status_code = 200
-        return deploy_to_dict(record)
+        return deploy_with_pages(record, agent.settings.server.public_url)
 
     return api
