@@ -80,6 +80,12 @@ def spark_line(points: Sequence[SparkPoint]) -> str:
     return " ".join(f"{p.x},{p.y}" for p in points)
 
 
+def spark_marks(points: Sequence[SparkPoint]) -> list[SparkPoint]:
+    """The points drawn as dots: the failures, and a lone run (a line through one point
+    draws nothing, so a check's first run would show no sparkline at all)."""
+    return [p for p in points if p.failed or len(points) == 1]
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     phase: str

@@ -33,6 +33,7 @@ class Pages:
             query=fmt.query,
             path=fmt.path,
             spark=fmt.spark,
+            spark_marks=fmt.spark_marks,
             phase_bar=fmt.phase_bar,
             navigation_bar=fmt.navigation_bar,
             step_facts=fmt.step_facts,
