@@ -36,9 +36,9 @@ from synth.agent.remote_retry import remote_retries
 from synth.agent.scheduler import CheckScheduler, interval_s, scheduled_pairs
 from synth.agent.sharing import CheckSharing
 from synth.agent.writer import ResultWriter
+from synth.alerting.channels import page_actions
 from synth.alerting.engine import AlertEngine
 from synth.alerting.outbox import OutboxSender
-from synth.alerting.payloads import page_actions
 from synth.checks.loader import load_checks
 from synth.config import ConfigError, Settings, load_settings
 from synth.model import CheckSpec, Phase, RunRequest, RunResult

@@ -22,6 +22,8 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
 from synth.alerting import payloads
+from synth.alerting.channel import Notice
+from synth.alerting.channels import channel_problems, channel_secrets, notice_events
 from synth.alerting.flaky import FlakyTracker
 from synth.alerting.playbook import (
     Decision,
@@ -34,7 +36,6 @@ from synth.alerting.playbook import (
 from synth.alerting.policy import playbook_name, rule_for
 from synth.alerting.silence_book import SilenceBook
 from synth.alerting.silences import Target
-from synth.alerting.webhook_settings import webhook_problems
 from synth.config import ConfigError, PlaybookSettings, Settings, resolve_environment
 from synth.model import AlertAction, CheckSpec, Phase, RunResult
 from synth.outputs.metrics import Metrics
@@ -48,27 +49,12 @@ RECENT_LIMIT = 10
 
 
 def playbook_problems(settings: Settings, checks: Iterable[CheckSpec]) -> list[str]:
-    """Checks naming an unknown playbook, and playbook secrets that cannot be read."""
-    problems = []
+    """Checks naming an unknown playbook, and what is wrong with the playbooks' channels
+    (secrets that cannot be read, a routing key of the wrong length, a webhook URL that
+    cannot be posted to)."""
+    problems: list[str] = []
     for name, playbook in settings.playbooks.items():
-        refs = [("routing_key", playbook.routing_key), ("slack_webhook", playbook.slack_webhook)]
-        for field, ref in refs:
-            if ref is None:
-                continue
-            try:
-                value = ref.resolve().get_secret_value()
-            except ValueError as exc:
-                problems.append(f"playbooks.{name}.{field}: {exc}")
-                continue
-            if field == "routing_key" and len(value) != 32:
-                problems.append(
-                    f"playbooks.{name}.routing_key: a PagerDuty integration key has 32 "
-                    f"characters, this one has {len(value)}"
-                )
-        if playbook.webhook is not None:
-            problems += [
-                f"playbooks.{name}.webhook.{p}" for p in webhook_problems(playbook.webhook)
-            ]
+        problems += [f"playbooks.{name}.{p}" for p in channel_problems(playbook)]
     if settings.playbooks:
         known = ", ".join(sorted(settings.playbooks))
         for check in checks:
@@ -92,10 +78,7 @@ def redactor_for(settings: Settings) -> Redactor:
             continue
         for value in env.secrets.values():
             redactor.add(value.get_secret_value())
-    playbooks = settings.playbooks.values()
-    refs = [p.routing_key for p in playbooks if p.routing_key]
-    refs += [p.slack_webhook for p in playbooks if p.slack_webhook]
-    refs += [ref for p in playbooks if p.webhook for ref in (p.webhook.url, p.webhook.secret)]
+    refs = [ref for p in settings.playbooks.values() for ref in channel_secrets(p)]
     refs += list(settings.server.tokens)
     if settings.server.hmac_secret is not None:
         refs.append(settings.server.hmac_secret)
@@ -329,7 +312,7 @@ class AlertEngine:
                     check=check,
                     redactor=self.redactor(),
                 )
-                self._notices.extend(payloads.for_channels(event, playbook))
+                self._notices.extend(notice_events(Notice(event), playbook))
                 log.warning(
                     "flaky check: %s",
                     flakiness.describe(result.check),
@@ -340,7 +323,8 @@ class AlertEngine:
             key = payloads.flaky_key(result.environment, result.check)
             resolve = NewOutboxEvent(key, AlertAction.RESOLVE.value, name, {})
             summary = f"{result.check} in {result.environment} is no longer flaky"
-            self._notices.extend(payloads.for_channels(resolve, playbook, resolved_summary=summary))
+            notice = Notice(resolve, resolved_summary=summary)
+            self._notices.extend(notice_events(notice, playbook))
 
     async def _send_notices(self) -> bool:
         """Store queued notifications in the outbox; False when the store failed."""
@@ -388,10 +372,7 @@ class AlertEngine:
             return []
         summary = f"{result.check} in {result.environment} passes again"
         repeat = decision is Decision.RETRIGGER
-        events = payloads.for_channels(event, playbook, resolved_summary=summary, repeat=repeat)
-        if playbook.slack_webhook is not None and not repeat:
-            events.append(payloads.slack_message(event, resolved_summary=summary))
-        return events
+        return notice_events(Notice(event, resolved_summary=summary, repeat=repeat), playbook)
 
     async def refresh_silences(self, *, force: bool = True) -> None:
         """Read the silences again and set synth_check_silenced of the pairs this agent
@@ -425,13 +406,15 @@ class AlertEngine:
         events = [
             channel_event
             for n in names
-            for channel_event in payloads.for_channels(
-                payloads.change_event(
-                    record,
-                    playbook_name=n,
-                    location=self._origin,
-                    redactor=self.redactor(),
-                    public_url=settings.server.public_url,
+            for channel_event in notice_events(
+                Notice(
+                    payloads.change_event(
+                        record,
+                        playbook_name=n,
+                        location=self._origin,
+                        redactor=self.redactor(),
+                        public_url=settings.server.public_url,
+                    )
                 ),
                 settings.playbooks[n],
             )

@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from synth.alerting import payloads
+from synth.alerting.channel import Delivery, Notice
+from synth.alerting.channels import configured, notice_events, readable_channels
 from synth.alerting.engine import redactor_for
 from synth.alerting.outbox import deliver_now
-from synth.alerting.pagerduty import Delivery
 from synth.alerting.policy import playbook_name
-from synth.config import ConfigError, PlaybookSettings, Settings
-from synth.model import AlertAction, CheckSpec, DeliveryResult, Phase, RunResult
+from synth.config import ConfigError, Settings
+from synth.model import CheckSpec, DeliveryResult, Phase, RunResult
 from synth.store import NewOutboxEvent
 
 DEADLINE_S = 60.0
@@ -51,7 +52,7 @@ def page_failures(
         trigger = payloads.trigger_event(
             result, playbook_name=name, playbook=preprod, check=check, redactor=redactor
         )
-        events += payloads.for_channels(trigger, playbook)
+        events += notice_events(Notice(trigger), playbook)
     if not events:
         return True
 
@@ -77,10 +78,9 @@ def page_test(
     )
     summary = f"synth test page for playbook {name} resolved"
     events = [
-        e for t in tests for e in payloads.for_channels(t, playbook, resolved_summary=summary)
+        e for t in tests for e in notice_events(Notice(t, resolved_summary=summary), playbook)
     ]
-    channels = [settings.pagerduty.api_url] if playbook.routing_key is not None else []
-    channels += ["the playbook's webhook"] if playbook.webhook is not None else []
+    channels = [channel.destination(settings.pagerduty) for channel in configured(playbook)]
     print(
         f"Sending a test trigger and its resolve through playbook {name} "
         f"(dedup key {tests[0].dedup_key}) to {' and '.join(channels)}",
@@ -94,30 +94,9 @@ def page_test(
     return all(d.result is DeliveryResult.SENT for d in deliveries)
 
 
-def readable_channels(playbook: PlaybookSettings) -> tuple[PlaybookSettings, list[str]]:
-    """The playbook without the channels whose secrets cannot be read now (a laptop
-    without the variable), and why each was left out."""
-    problems: list[str] = []
-    update: dict[str, None] = {}
-    if playbook.routing_key is not None:
-        try:
-            playbook.routing_key.resolve()
-        except ValueError as exc:
-            problems.append(f"routing_key: {exc}")
-            update["routing_key"] = None
-    if playbook.webhook is not None:
-        try:
-            playbook.webhook.resolve()
-        except ValueError as exc:
-            problems.append(f"webhook.{exc}")
-            update["webhook"] = None
-    return playbook.model_copy(update=update), problems
-
-
 def _describe(event: NewOutboxEvent, delivery: Delivery) -> str:
-    what = event.kind
-    if event.kind == AlertAction.WEBHOOK.value:
-        what = f"webhook {event.payload.get('action')}"
+    action = event.payload.get("action")  # a copy of a PagerDuty event says which
+    what = f"{event.kind} {action}" if isinstance(action, str) else event.kind
     key = event.payload.get("dedup_key", event.dedup_key)
     if delivery.result is DeliveryResult.SENT:
         return f"  {what} sent ({key})"

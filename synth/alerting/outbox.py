@@ -1,16 +1,18 @@
 """Durable, ordered delivery of alerts.
 
-Every trigger, resolve, change event, webhook event and Slack message is written to the
-store's outbox before anything is sent (in the same transaction as the alert state that
-caused it). The sender task delivers, per dedup key, the oldest pending event only, so a
-key's events go out in order; different keys do not wait for each other (webhook and Slack
-events have keys of their own: a PagerDuty outage does not hold them up). 429, 5xx,
-timeouts and network errors are retried with exponential backoff and jitter (honouring
-Retry-After); 400 is logged, counted and dropped. An agent killed mid-send sends that
-event again after its restart: PagerDuty's dedup key makes the repeat harmless (a webhook
-receiver dedupes on the event's id, which a redelivery keeps).
+Every event of every channel (PagerDuty triggers, resolves and change events, webhook
+events, Slack messages) is written to the store's outbox before anything is sent (in the
+same transaction as the alert state that caused it). The sender task delivers, per dedup
+key, the oldest pending event only, so a key's events go out in order; different keys do
+not wait for each other (webhook and Slack events have keys of their own: a PagerDuty
+outage does not hold them up). 429, 5xx, timeouts and network errors are retried with
+exponential backoff and jitter (honouring Retry-After); 400 is logged, counted and
+dropped. An agent killed mid-send sends that event again after its restart: PagerDuty's
+dedup key makes the repeat harmless (a webhook receiver dedupes on the event's id, which
+a redelivery keeps).
 
-The `pagerduty` client blocks, so each send runs in the sender's own worker thread.
+The channels' clients block (the `pagerduty` client does), so each send runs in the
+sender's own worker thread.
 """
 
 from __future__ import annotations
@@ -25,11 +27,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from synth.alerting.pagerduty import Delivery, PagerDutySender, tls_verify
-from synth.alerting.slack import SlackSender
-from synth.alerting.webhook import WebhookSender
+from synth.alerting.channel import Delivery
+from synth.alerting.channels import CHANNELS, channel_for
 from synth.config import PagerDutySettings, Settings
-from synth.model import AlertAction, DeliveryResult
+from synth.model import DeliveryResult
 from synth.outputs.metrics import Metrics
 from synth.store import NewOutboxEvent, OutboxEvent, OutboxStatus, Store, StoreError
 
@@ -53,14 +54,11 @@ def backoff_s(attempts: int, settings: PagerDutySettings, retry_after_s: float |
 
 
 class Dispatcher:
-    """Sends one stored event to PagerDuty, Slack or the playbook's webhook, resolving the
-    playbook's secrets at send time. Blocking: call it from one worker thread."""
+    """Sends one stored event through its channel (channels.py), resolving the playbook's
+    secrets at send time. Blocking: call it from one worker thread."""
 
     def __init__(self, settings: PagerDutySettings) -> None:
-        verify = tls_verify(settings.verify, settings.ca_file)
-        self.pagerduty = PagerDutySender(settings)
-        self.slack = SlackSender(timeout_s=settings.timeout, verify=verify)
-        self.webhook = WebhookSender(timeout_s=settings.timeout, verify=verify)
+        self._senders = {channel.setting: channel.sender(settings) for channel in CHANNELS}
 
     def send(self, settings: Settings, event: NewOutboxEvent | OutboxEvent) -> Delivery:
         playbook = settings.playbooks.get(event.playbook)
@@ -68,28 +66,19 @@ class Dispatcher:
             return Delivery(
                 DeliveryResult.REJECTED, f"playbook {event.playbook!r} is no longer configured"
             )
+        channel = channel_for(event.kind)
+        if channel is None:
+            return Delivery(DeliveryResult.REJECTED, f"unknown event kind {event.kind!r}")
+        if not channel.configured(playbook):
+            return Delivery(DeliveryResult.REJECTED, f"the playbook has no {channel.setting}")
         try:
-            if event.kind == AlertAction.SLACK.value:
-                if playbook.slack_webhook is None:
-                    return Delivery(DeliveryResult.REJECTED, "the playbook has no slack_webhook")
-                url = playbook.slack_webhook.resolve().get_secret_value()
-                return self.slack.send(event.payload, url)
-            if event.kind == AlertAction.WEBHOOK.value:
-                if playbook.webhook is None:
-                    return Delivery(DeliveryResult.REJECTED, "the playbook has no webhook")
-                url, secret = playbook.webhook.resolve()
-                return self.webhook.send(event.payload, url, secret)
-            if playbook.routing_key is None:
-                return Delivery(DeliveryResult.REJECTED, "the playbook has no routing_key")
-            key = playbook.routing_key.resolve().get_secret_value()
+            return self._senders[channel.setting].send(event, playbook)
         except ValueError as exc:  # the secret's env var or file went missing: retry later
             return Delivery(DeliveryResult.RETRY, f"cannot read the playbook's secret: {exc}")
-        return self.pagerduty.send(event.kind, event.dedup_key, event.payload, key)
 
     def close(self) -> None:
-        self.pagerduty.close()
-        self.slack.close()
-        self.webhook.close()
+        for sender in self._senders.values():
+            sender.close()
 
 
 class OutboxSender:

@@ -8,35 +8,29 @@ worker thread, never on the event loop. The client accepts only https:// base UR
 from __future__ import annotations
 
 import logging
-import ssl
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pagerduty
 
+from synth.alerting.channel import (
+    REJECTED_STATUSES,
+    ChannelSender,
+    Delivery,
+    Notice,
+    retry_after,
+    tls_verify,
+)
 from synth.config import PagerDutySettings
 from synth.model import AlertAction, DeliveryResult
 from synth.redact import Redactor
 
-# Statuses that say the event itself is wrong: sending it again cannot help.
-REJECTED_STATUSES = frozenset({400, 413, 422})
+if TYPE_CHECKING:
+    from synth.config import PlaybookSettings, SecretRef
+    from synth.store import NewOutboxEvent, OutboxEvent
+
+INTEGRATION_KEY_LENGTH = 32
+
 ERROR_MAX = 500
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """The outcome of one attempt to deliver an event."""
-
-    result: DeliveryResult
-    error: str | None = None
-    retry_after_s: float | None = None
-
-
-def tls_verify(verify: bool, ca_file: Any) -> ssl.SSLContext | bool:
-    """What to pass as `verify=`: an SSL context trusting `ca_file`, or the flag."""
-    if ca_file is not None:
-        return ssl.create_default_context(cafile=str(ca_file))
-    return verify
 
 
 # The client logs its own retry bookkeeping ("exceeded maximum number of attempts (-1)")
@@ -110,17 +104,66 @@ def _classify(exc: pagerduty.Error, redactor: Redactor) -> Delivery:
     return Delivery(DeliveryResult.RETRY, message, retry_after(response.headers.get("retry-after")))
 
 
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header given in seconds (dates are ignored)."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
-
-
 def _short(text: str, redactor: Redactor) -> str:
     text = redactor.text(" ".join(text.split()))
     return text if len(text) <= ERROR_MAX else text[: ERROR_MAX - 1] + "…"
+
+
+class PagerDutyChannel:
+    """Events API v2 (`routing_key`): triggers, resolves and change events, as built."""
+
+    setting = "routing_key"
+    actions = (AlertAction.TRIGGER, AlertAction.RESOLVE, AlertAction.CHANGE)
+
+    def configured(self, playbook: PlaybookSettings) -> bool:
+        return playbook.routing_key is not None
+
+    def destination(self, settings: PagerDutySettings) -> str:
+        return settings.api_url
+
+    def secrets(self, playbook: PlaybookSettings) -> list[SecretRef]:
+        return [playbook.routing_key] if playbook.routing_key is not None else []
+
+    def unreadable(self, playbook: PlaybookSettings) -> str | None:
+        try:
+            _routing_key(playbook)
+        except ValueError as exc:
+            return f"routing_key: {exc}"
+        return None
+
+    def problems(self, playbook: PlaybookSettings) -> list[str]:
+        if playbook.routing_key is None:
+            return []
+        if (unreadable := self.unreadable(playbook)) is not None:
+            return [unreadable]
+        length = len(_routing_key(playbook))
+        if length != INTEGRATION_KEY_LENGTH:
+            return [
+                f"routing_key: a PagerDuty integration key has {INTEGRATION_KEY_LENGTH} "
+                f"characters, this one has {length}"
+            ]
+        return []
+
+    def events(self, notice: Notice) -> list[NewOutboxEvent]:
+        return [notice.event]
+
+    def sender(self, settings: PagerDutySettings) -> ChannelSender:
+        return _PlaybookSender(PagerDutySender(settings))
+
+
+class _PlaybookSender:
+    def __init__(self, sender: PagerDutySender) -> None:
+        self._sender = sender
+
+    def send(self, event: NewOutboxEvent | OutboxEvent, playbook: PlaybookSettings) -> Delivery:
+        key = _routing_key(playbook)
+        return self._sender.send(event.kind, event.dedup_key, event.payload, key)
+
+    def close(self) -> None:
+        self._sender.close()
+
+
+def _routing_key(playbook: PlaybookSettings) -> str:
+    if playbook.routing_key is None:
+        raise ValueError("the playbook has no routing_key")
+    return playbook.routing_key.resolve().get_secret_value()

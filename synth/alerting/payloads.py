@@ -1,5 +1,6 @@
-"""The events the playbook sends, built from run results and deploys: PagerDuty Events API
-v2 triggers, resolves and change events, their signed-webhook copies, and Slack messages.
+"""The notices the playbook sends, built from run results and deploys: PagerDuty Events API
+v2 triggers, resolves and change events (each channel words its own copy: slack.py,
+webhook.py).
 Every string goes through the redactor, and no event carries a routing key, webhook URL or
 signing secret (they are looked up at send time).
 """
@@ -7,7 +8,6 @@ signing secret (they are looked up at send time).
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -39,11 +39,6 @@ def dedup_key(environment: str, check: str) -> str:
 def change_key(environment: str, service: str) -> str:
     """The ordering key of a service's deploy change events."""
     return dedup_key(environment, f"deploy:{service}")
-
-
-def slack_key(key: str) -> str:
-    """Slack messages are ordered among themselves, not behind PagerDuty events."""
-    return f"slack:{key}"
 
 
 def _clip(text: str, limit: int) -> str:
@@ -277,82 +272,6 @@ def flaky_event(
         event["links"] = links
     key = flaky_key(result.environment, result.check)
     return NewOutboxEvent(key, AlertAction.TRIGGER.value, playbook_name, redact(event, redactor))
-
-
-def slack_message(event: NewOutboxEvent, *, resolved_summary: str | None = None) -> NewOutboxEvent:
-    """The Slack notification that goes with a trigger or resolve."""
-    if event.kind == AlertAction.TRIGGER.value:
-        payload = event.payload["payload"]
-        lines = [f":rotating_light: *{payload['summary']}* ({payload['severity']})"]
-        for link in event.payload.get("links", []):
-            lines.append(f"<{link['href']}|{link['text']}>")
-        text = "\n".join(lines)
-    else:
-        text = f":white_check_mark: resolved: {resolved_summary or event.dedup_key}"
-    return NewOutboxEvent(
-        slack_key(event.dedup_key), AlertAction.SLACK.value, event.playbook, {"text": text}
-    )
-
-
-def webhook_key(key: str) -> str:
-    """Webhook events are ordered among themselves, not behind PagerDuty events."""
-    return f"webhook:{key}"
-
-
-WEBHOOK_VERSION = 1
-
-
-def webhook_event(
-    event: NewOutboxEvent, *, resolved_summary: str | None = None, repeat: bool = False
-) -> NewOutboxEvent:
-    """The signed-webhook copy of a PagerDuty trigger, resolve or change event: its fields
-    (`payload`, `links`, `client`, `client_url`) as they are, under what a receiver needs
-    on its own — a unique `id` (kept by redeliveries: receivers dedupe on it), the action,
-    the dedup key, the playbook and a one-line summary."""
-    body: dict[str, Any] = {
-        "version": WEBHOOK_VERSION,
-        "id": uuid.uuid4().hex,
-        "action": event.kind,
-        "dedup_key": event.dedup_key,
-        "playbook": event.playbook,
-    }
-    summary = event.payload.get("payload", {}).get("summary")
-    if event.kind == AlertAction.RESOLVE.value:
-        summary = resolved_summary or f"resolved: {event.dedup_key}"
-    body["summary"] = summary or event.dedup_key
-    if event.kind == AlertAction.TRIGGER.value:
-        body["repeat"] = repeat
-    body.update(event.payload)
-    return NewOutboxEvent(
-        webhook_key(event.dedup_key), AlertAction.WEBHOOK.value, event.playbook, body
-    )
-
-
-def for_channels(
-    event: NewOutboxEvent,
-    playbook: PlaybookSettings,
-    *,
-    resolved_summary: str | None = None,
-    repeat: bool = False,
-) -> list[NewOutboxEvent]:
-    """A PagerDuty event as the playbook sends it: to PagerDuty when it has a routing key,
-    and its copy to the webhook when it has one."""
-    events = [event] if playbook.routing_key is not None else []
-    if playbook.webhook is not None:
-        events.append(webhook_event(event, resolved_summary=resolved_summary, repeat=repeat))
-    return events
-
-
-def page_actions(playbook: PlaybookSettings) -> tuple[AlertAction, ...]:
-    """The `action` values of synth_pages_total this playbook can send."""
-    actions: list[AlertAction] = []
-    if playbook.routing_key is not None:
-        actions += [AlertAction.TRIGGER, AlertAction.RESOLVE, AlertAction.CHANGE]
-    if playbook.slack_webhook is not None:
-        actions.append(AlertAction.SLACK)
-    if playbook.webhook is not None:
-        actions.append(AlertAction.WEBHOOK)
-    return tuple(actions)
 
 
 def routing_test_events(playbook_name: str, *, location: str, nonce: str) -> list[NewOutboxEvent]:

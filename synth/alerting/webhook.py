@@ -9,7 +9,7 @@ Each request carries
     X-Synth-Timestamp: <unix seconds when this attempt was signed>
     X-Synth-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>
 
-The body is the stored event as it is (`payloads.webhook_event`), serialised once per
+The body is the stored event as it is (`webhook_event`), serialised once per
 attempt the same way. 2xx is delivered; 408, 429, 5xx and no answer are retried (with
 Retry-After); any other status (3xx: redirects are not followed, 4xx) drops the event.
 The URL and the secret are never part of an error, a log line or the stored event.
@@ -22,15 +22,21 @@ import hmac
 import json
 import ssl
 import time
-from typing import Any
+import uuid
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx2
 
-from synth.alerting.pagerduty import Delivery, retry_after
-from synth.alerting.webhook_settings import url_problems
-from synth.model import DeliveryResult
+from synth.alerting.channel import ChannelSender, Delivery, Notice, retry_after, tls_verify
+from synth.alerting.webhook_settings import url_problems, webhook_problems
+from synth.model import AlertAction, DeliveryResult
 from synth.redact import Redactor, register_process_secret
+from synth.store.records import NewOutboxEvent
+
+if TYPE_CHECKING:
+    from synth.config import PagerDutySettings, PlaybookSettings, SecretRef
+    from synth.store import OutboxEvent
 
 SIGNATURE_VERSION = "v1"
 EVENT_ID_HEADER = "X-Synth-Event-Id"
@@ -132,3 +138,95 @@ class WebhookSender:
 def _short(text: str, redactor: Redactor) -> str:
     text = redactor.text(" ".join(text.split()))
     return text if len(text) <= ERROR_MAX else text[: ERROR_MAX - 1] + "…"
+
+
+def webhook_key(key: str) -> str:
+    """Webhook events are ordered among themselves, not behind PagerDuty events."""
+    return f"webhook:{key}"
+
+
+WEBHOOK_VERSION = 1
+
+
+def webhook_event(
+    event: NewOutboxEvent, *, resolved_summary: str | None = None, repeat: bool = False
+) -> NewOutboxEvent:
+    """The signed-webhook copy of a PagerDuty trigger, resolve or change event: its fields
+    (`payload`, `links`, `client`, `client_url`) as they are, under what a receiver needs
+    on its own — a unique `id` (kept by redeliveries: receivers dedupe on it), the action,
+    the dedup key, the playbook and a one-line summary."""
+    body: dict[str, Any] = {
+        "version": WEBHOOK_VERSION,
+        "id": uuid.uuid4().hex,
+        "action": event.kind,
+        "dedup_key": event.dedup_key,
+        "playbook": event.playbook,
+    }
+    summary = event.payload.get("payload", {}).get("summary")
+    if event.kind == AlertAction.RESOLVE.value:
+        summary = resolved_summary or f"resolved: {event.dedup_key}"
+    body["summary"] = summary or event.dedup_key
+    if event.kind == AlertAction.TRIGGER.value:
+        body["repeat"] = repeat
+    body.update(event.payload)
+    return NewOutboxEvent(
+        webhook_key(event.dedup_key), AlertAction.WEBHOOK.value, event.playbook, body
+    )
+
+
+class WebhookChannel:
+    """The signed webhook (`webhook`): a copy of every trigger, resolve and change event."""
+
+    setting = "webhook"
+    actions = (AlertAction.WEBHOOK,)
+
+    def configured(self, playbook: PlaybookSettings) -> bool:
+        return playbook.webhook is not None
+
+    def destination(self, settings: PagerDutySettings) -> str:
+        return "the playbook's webhook"
+
+    def secrets(self, playbook: PlaybookSettings) -> list[SecretRef]:
+        webhook = playbook.webhook
+        return [webhook.url, webhook.secret] if webhook is not None else []
+
+    def unreadable(self, playbook: PlaybookSettings) -> str | None:
+        try:
+            _target(playbook)
+        except ValueError as exc:
+            return f"webhook.{exc}"
+        return None
+
+    def problems(self, playbook: PlaybookSettings) -> list[str]:
+        if playbook.webhook is None:
+            return []
+        return [f"webhook.{p}" for p in webhook_problems(playbook.webhook)]
+
+    def events(self, notice: Notice) -> list[NewOutboxEvent]:
+        return [
+            webhook_event(
+                notice.event, resolved_summary=notice.resolved_summary, repeat=notice.repeat
+            )
+        ]
+
+    def sender(self, settings: PagerDutySettings) -> ChannelSender:
+        verify = tls_verify(settings.verify, settings.ca_file)
+        return _PlaybookSender(WebhookSender(timeout_s=settings.timeout, verify=verify))
+
+
+class _PlaybookSender:
+    def __init__(self, sender: WebhookSender) -> None:
+        self._sender = sender
+
+    def send(self, event: NewOutboxEvent | OutboxEvent, playbook: PlaybookSettings) -> Delivery:
+        url, secret = _target(playbook)
+        return self._sender.send(event.payload, url, secret)
+
+    def close(self) -> None:
+        self._sender.close()
+
+
+def _target(playbook: PlaybookSettings) -> tuple[str, str]:
+    if playbook.webhook is None:
+        raise ValueError("the playbook has no webhook")
+    return playbook.webhook.resolve()

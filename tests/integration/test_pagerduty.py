@@ -667,6 +667,43 @@ def test_synth_page_test_sends_a_trigger_and_its_resolve(
     assert "unknown playbook 'nope'" in unknown.stderr
 
 
+def test_page_test_and_synth_run_reach_every_channel_of_the_playbook(
+    tmp_path: Path, shop: ShopThread, pagerduty: PagerDutyStandIn
+) -> None:
+    """The agent, `synth page test` and `synth run` send through the same channels: a
+    playbook with Slack gets its messages whichever of them pages."""
+    webhook = f"{pagerduty.url}/slack/T000/B000/{SLACK_SECRET}"
+    config = configure(tmp_path, shop, pagerduty, slack_webhook=webhook)
+    tested = synth_cli(config, "page", "test", "--playbook", PLAYBOOK)
+    assert tested.returncode == 0, tested.stderr
+    assert f"to {pagerduty.url} and Slack" in tested.stdout
+    assert sorted(e.action for e in pagerduty.accepted()) == [
+        "resolve",
+        "slack",
+        "slack",
+        "trigger",
+    ]
+    assert "slack sent" in tested.stdout
+    assert SLACK_SECRET not in tested.stdout + tested.stderr
+
+    shop.set_faults(status=503, path_prefix="/health")
+    paged = synth_cli(config, "run", "--env", ENV, "--phase", "preprod")
+    assert paged.returncode == 1, paged.stderr
+    slack = pagerduty.accepted("slack")
+    assert len(slack) == 3
+    assert slack[-1].body["text"].startswith(":rotating_light: *health failed in staging")
+
+    # A channel whose secret cannot be read is named and left out; the others still page.
+    settings = yaml.safe_load(config.read_text())
+    settings["playbooks"][PLAYBOOK]["slack_webhook"] = {"env": "SYNTH_TEST_UNSET_SLACK_URL"}
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    again = synth_cli(config, "run", "--env", ENV, "--phase", "preprod")
+    assert again.returncode == 1, again.stderr
+    assert f"not paging for health: playbooks.{PLAYBOOK}.slack_webhook:" in again.stderr
+    assert len(pagerduty.accepted("trigger")) == 3
+    assert len(pagerduty.accepted("slack")) == 3
+
+
 def test_synth_run_pages_with_the_preprod_severity_unless_told_not_to(
     tmp_path: Path, shop: ShopThread, pagerduty: PagerDutyStandIn
 ) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from synth.alerting.channel import Notice
+from synth.alerting.channels import notice_events
 from synth.alerting.engine import playbook_problems, redactor_for
 from synth.alerting.outbox import backoff_s
 from synth.alerting.payloads import (
@@ -16,12 +18,11 @@ from synth.alerting.payloads import (
     SUMMARY_MAX,
     change_event,
     dedup_key,
-    for_channels,
     resolve_event,
-    slack_message,
     trigger_event,
-    webhook_event,
 )
+from synth.alerting.slack import slack_message
+from synth.alerting.webhook import webhook_event
 from synth.config import ConfigError, PagerDutySettings, PlaybookSettings, Settings, load_settings
 from synth.model import CheckSpec, DeployContext, Failure, FailureType, Phase, RunResult, Status
 from synth.outputs.page_links import deploy_page_url, run_page_url
@@ -175,7 +176,7 @@ def test_the_run_page_is_the_first_link_and_a_verification_links_its_deploy() ->
         failed, playbook_name="p", playbook=pb, check=None, redactor=redactor_for(settings())
     )
     assert bare.payload["links"] == [{"href": "https://grafana/d/1", "text": "Dashboard"}]
-    assert "/ui/" not in json.dumps([e.payload for e in for_channels(bare, pb)])
+    assert "/ui/" not in json.dumps([e.payload for e in notice_events(Notice(bare), pb)])
     assert "/ui/" not in slack_message(bare).payload["text"]
 
 

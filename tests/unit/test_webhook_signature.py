@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from synth.alerting import payloads
+from synth.alerting.channel import Notice
+from synth.alerting.channels import notice_events, page_actions
 from synth.alerting.engine import playbook_problems, redactor_for
-from synth.alerting.webhook import encode, sign, signed_headers, url_redactor
+from synth.alerting.webhook import encode, sign, signed_headers, url_redactor, webhook_event
 from synth.config import ConfigError, PlaybookSettings, Settings, load_settings
 from synth.model import AlertAction
 from synth.store import NewOutboxEvent
@@ -72,7 +73,7 @@ def pagerduty_trigger() -> NewOutboxEvent:
 
 def test_a_webhook_event_wraps_the_pagerduty_event_with_an_id_of_its_own() -> None:
     trigger = pagerduty_trigger()
-    events = payloads.for_channels(trigger, playbook(routing_key=KEY, webhook=WEBHOOK))
+    events = notice_events(Notice(trigger), playbook(routing_key=KEY, webhook=WEBHOOK))
     assert [e.kind for e in events] == ["trigger", "webhook"]
     copy = events[1]
     assert copy.dedup_key == "webhook:synth/production/checkout"
@@ -88,13 +89,13 @@ def test_a_webhook_event_wraps_the_pagerduty_event_with_an_id_of_its_own() -> No
         "repeat": False,
         **trigger.payload,
     }
-    again = payloads.webhook_event(trigger, repeat=True)
+    again = webhook_event(trigger, repeat=True)
     assert again.payload["repeat"] is True
     assert again.payload["id"] != body["id"], "every event has its own id"
 
     resolve = NewOutboxEvent("synth/production/checkout", "resolve", "oncall", {})
-    (only,) = payloads.for_channels(
-        resolve, playbook(webhook=WEBHOOK), resolved_summary="checkout passes again"
+    (only,) = notice_events(
+        Notice(resolve, resolved_summary="checkout passes again"), playbook(webhook=WEBHOOK)
     )
     assert only.kind == AlertAction.WEBHOOK.value
     assert {k: v for k, v in only.payload.items() if k != "id"} == {
@@ -104,7 +105,7 @@ def test_a_webhook_event_wraps_the_pagerduty_event_with_an_id_of_its_own() -> No
         "playbook": "oncall",
         "summary": "checkout passes again",
     }
-    assert payloads.for_channels(resolve, playbook(routing_key=KEY)) == [resolve]
+    assert notice_events(Notice(resolve), playbook(routing_key=KEY)) == [resolve]
 
 
 def test_the_playbook_pages_through_routing_key_webhook_or_both() -> None:
@@ -118,8 +119,8 @@ def test_the_playbook_pages_through_routing_key_webhook_or_both() -> None:
     assert parsed.webhook is not None
     assert parsed.webhook.url.env == "HOOK_URL"
     assert str(parsed.webhook.secret.file) == "/run/secrets/hook"
-    assert payloads.page_actions(playbook(webhook=WEBHOOK)) == (AlertAction.WEBHOOK,)
-    assert payloads.page_actions(playbook(routing_key=KEY, webhook=WEBHOOK)) == (
+    assert page_actions(playbook(webhook=WEBHOOK)) == (AlertAction.WEBHOOK,)
+    assert page_actions(playbook(routing_key=KEY, webhook=WEBHOOK)) == (
         AlertAction.TRIGGER,
         AlertAction.RESOLVE,
         AlertAction.CHANGE,
@@ -172,10 +173,10 @@ def test_the_url_redactor_masks_the_url_and_its_token_parts() -> None:
 def test_the_uptime_report_reads_a_webhook_copy_as_the_event_it_copies() -> None:
     from synth.store.uptime import _page_event
 
-    trigger = payloads.webhook_event(pagerduty_trigger())
+    trigger = webhook_event(pagerduty_trigger())
     at = datetime.now(UTC)
     event = _page_event(trigger.dedup_key, trigger.kind, at, trigger.payload)
     assert event is not None
     assert (event.dedup_key, event.kind) == ("synth/production/checkout", "trigger")
     change = NewOutboxEvent("synth/production/deploy:shop", "change", "oncall", {})
-    assert _page_event("k", "webhook", at, payloads.webhook_event(change).payload) is None
+    assert _page_event("k", "webhook", at, webhook_event(change).payload) is None
