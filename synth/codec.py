@@ -130,6 +130,8 @@ def failure_to_dict(failure: Failure) -> dict[str, Any]:
         "response_excerpt": failure.response_excerpt,
         "traceback": failure.traceback,
         "in_target": failure.in_target,
+        "request_headers": [list(pair) for pair in failure.request_headers],
+        "response_headers": [list(pair) for pair in failure.response_headers],
     }
 
 
@@ -265,7 +267,19 @@ def _failure(d: Mapping[str, Any]) -> Failure:
         response_excerpt=_opt_str(d, "response_excerpt"),
         traceback=_opt_str(d, "traceback"),
         in_target=_bool(d, "in_target", False),
+        request_headers=_headers(d, "request_headers"),
+        response_headers=_headers(d, "response_headers"),
     )
+
+
+def _headers(d: Mapping[str, Any], key: str) -> tuple[tuple[str, str], ...]:
+    """`[[name, value], ...]` (absent in runs stored before headers were kept)."""
+    pairs = []
+    for item in _list(d, key, []):
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            raise TypeError(f"{key!r} must hold [name, value] pairs")
+        pairs.append((_as_str(item[0], key), _as_str(item[1], key)))
+    return tuple(pairs)
 
 
 def _step(value: Any) -> StepResult:

@@ -235,6 +235,11 @@ class Failure:
     in_target: bool = False
     """The target itself raised it: a `script_error` thrown by the service's page (its
     JavaScript), not by the check's code — a deploy with it fails rather than errs."""
+    request_headers: tuple[tuple[str, str], ...] = ()
+    """The headers the failing request was sent with (`Redactor.headers`: credentials
+    masked), for the run page; the per-hop `traceparent` is not among them."""
+    response_headers: tuple[tuple[str, str], ...] = ()
+    """The response's headers, redacted the same way."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,17 @@ import contextlib
 import contextvars
 import functools
 import io
+import itertools
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
+HEADERS_MAX = 50
+HEADER_VALUE_MAX = 300
+URL_HEADERS = frozenset({"location", "content-location", "referer"})
 
 SENSITIVE_HEADERS = frozenset(
     {
@@ -177,12 +181,22 @@ class Redactor:
             )
         return self.text(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
 
-    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        """Mask credential headers by name and known secrets in the others."""
-        return {
-            name: MASK if name.lower() in SENSITIVE_HEADERS else self.text(value)
-            for name, value in headers.items()
-        }
+    def headers(self, headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+        """Headers as a report may show them: credential headers (by name: Authorization,
+        Cookie, anything naming a token, key, secret, session...) masked whole, known
+        secrets masked in the others; at most HEADERS_MAX, each value cut at
+        HEADER_VALUE_MAX characters (after redacting, so no secret shows in part)."""
+        shown = []
+        for name, value in itertools.islice(headers, HEADERS_MAX):
+            if name.lower() in SENSITIVE_HEADERS or is_sensitive_name(name):
+                value = MASK
+            else:
+                # A redirect's target may carry a token in its query, like any URL.
+                value = self.url(value) if name.lower() in URL_HEADERS else self.text(value)
+                if len(value) > HEADER_VALUE_MAX:
+                    value = value[: HEADER_VALUE_MAX - 1] + "…"
+            shown.append((self.text(name), value))
+        return tuple(shown)
 
 
 # -- what log lines and a process's own output pass through ------------------------------

@@ -229,7 +229,7 @@ class Flow:
                 else None
             )
             if hop is None:
-                return self._response(result, shown_url)
+                return self._response(result, shown_url, merged)
             if len(visited) > options.max_redirects:
                 visited.append(ctx.redactor.url(hop.url))
                 failure = Failure(
@@ -324,7 +324,9 @@ class Flow:
         )
         return result
 
-    def _response(self, result: Exchange, shown_url: str) -> Response:
+    def _response(
+        self, result: Exchange, shown_url: str, request_headers: Mapping[str, str]
+    ) -> Response:
         """The final response of a request; its JSON shape joins the step's last record."""
         ctx = self._ctx
         step = ctx.current
@@ -344,6 +346,7 @@ class Flow:
             redactor=ctx.redactor,
             excerpt_chars=ctx.runner.excerpt_chars,
             parsed=parsed,
+            request_headers=request_headers,
         )
 
     async def get(self, path: str, **kwargs: Any) -> Response:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx2
@@ -66,8 +66,10 @@ class Response:
         redactor: Redactor,
         excerpt_chars: int,
         parsed: Any = MISSING,
+        request_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.method = method
+        self.request_headers: Mapping[str, str] = request_headers or {}
         self.url = url  # already redacted
         self.status_code = status_code
         self.headers = headers
@@ -144,6 +146,8 @@ class Response:
                 method=self.method,
                 url=self.url,
                 response_excerpt=self.excerpt() or None,
+                request_headers=self._redactor.headers(self.request_headers.items()),
+                response_headers=self._redactor.headers(self.headers.multi_items()),
             ),
             step=self.step,
         )

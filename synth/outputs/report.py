@@ -7,7 +7,9 @@
 - `report_junit`: `junit_report`, JUnit XML for CI test views.
 
 Every report renders only the fields of a `RunResult`, which the runner has already
-redacted; none ever sees a request's headers, or its body beyond `Failure.response_excerpt`.
+redacted; none sees a request's headers or body beyond the failing request's
+`Failure.request_headers`/`response_headers` (through `Redactor.headers`) and
+`Failure.response_excerpt`.
 """
 
 from synth.codec import run_from_dict, run_to_dict

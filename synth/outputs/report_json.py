@@ -97,6 +97,18 @@ _FAILURE = {
             for name in ("expected", "actual", "method", "url", "response_excerpt", "traceback")
         },
         "in_target": {"type": "boolean"},
+        **{
+            name: {
+                "type": "array",
+                "items": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "minItems": 2,
+                    "maxItems": 2,
+                },
+            }
+            for name in ("request_headers", "response_headers")
+        },
     },
 }
 _REQUEST = {

@@ -61,20 +61,21 @@ ECHO_CHECK = """
         request:
           path: /account
           params: {key: "${secrets.canary}"}
-          headers: {Authorization: "Bearer ${secrets.canary}"}
+          headers: {Authorization: "Bearer ${secrets.canary}", X-Account: "${secrets.canary}"}
         expect:
           status: 200
 """
 
 
 class Echo(BaseHTTPRequestHandler):
-    """Answers 500 with the request's path and Authorization header in the body: a
-    target that leaks what it was sent, as a badly written error page does."""
+    """Answers 500 with the request's path and Authorization header in the body and in
+    a header: a target that leaks what it was sent, as a badly written error page does."""
 
     def do_GET(self) -> None:
         body = f"error for {self.path} with {self.headers.get('Authorization')}".encode()
         self.send_response(500)
         self.send_header("Content-Type", "text/plain")
+        self.send_header("X-Debug-Echo", f"sent {self.headers.get('X-Account')}")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -269,6 +270,17 @@ def test_pages_show_checks_runs_and_failures_without_secrets(
     assert "200" in failure
     assert "500" in failure
     assert "error for /account" in page.locator("#excerpt").inner_text()
+    # The failing request's and response's headers, credentials and secrets masked.
+    page.locator("#headers summary").click()
+    headers = [
+        tuple(cell.inner_text() for cell in row.locator("td").all())
+        for row in page.locator("#headers tr").all()
+        if row.locator("td").count() == 2
+    ]
+    assert ("Authorization", "***") in headers
+    assert ("X-Account", "***") in headers
+    assert ("x-debug-echo", "sent ***") in headers  # as HTTP/2 writes names: lower case
+    assert ("content-type", "text/plain") in headers
     assert page.locator("#steps .bar .seg").count() >= 1
     trace = page.locator("a[href^='https://tempo.example/trace/']")
     assert trace.count() == 1

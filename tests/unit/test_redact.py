@@ -132,16 +132,33 @@ def test_headers_masks_credential_headers_by_name_and_secrets_in_others() -> Non
         {
             "Authorization": "Bearer anything",
             "Cookie": "sid=1",
+            "X-Session-Id": "abc",
+            "x-shop-api-key": "k",
             "X-Trace": f"ctx {SECRET}",
             "Accept": "application/json",
-        }
+            "Location": "https://shop.example/login?next=/cart&access_token=abc123",
+        }.items()
     )
-    assert shown == {
-        "Authorization": MASK,
-        "Cookie": MASK,
-        "X-Trace": f"ctx {MASK}",
-        "Accept": "application/json",
-    }
+    assert shown == (
+        ("Authorization", MASK),
+        ("Cookie", MASK),
+        ("X-Session-Id", MASK),
+        ("x-shop-api-key", MASK),
+        ("X-Trace", f"ctx {MASK}"),
+        ("Accept", "application/json"),
+        ("Location", "https://shop.example/login?next=%2Fcart&access_token=***"),
+    )
+
+
+def test_headers_are_bounded_and_cut_after_redacting() -> None:
+    long_value = "a" * 290 + SECRET + "b" * 100
+    shown = Redactor([SECRET]).headers([("X-Long", long_value)] + [("X-N", "1")] * 100)
+    assert len(shown) == 50
+    name, value = shown[0]
+    assert name == "X-Long"
+    assert len(value) == 300
+    assert value.endswith("…")
+    assert SECRET[:4] not in value, "a secret straddling the cut shows in no part"
 
 
 CANARY = 'p@ss w/rd"\\é+%'

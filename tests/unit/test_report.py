@@ -107,6 +107,8 @@ HTTP_FAILURE = Failure(
     method="GET",
     url=URL,
     response_excerpt='{"error": "service unavailable"}',
+    request_headers=(("Authorization", "***"), ("Accept", "application/json")),
+    response_headers=(("content-type", "application/json"), ("retry-after", "5")),
 )
 
 
@@ -407,6 +409,19 @@ def test_json_round_trip_of_a_run_in_another_time_zone() -> None:
     data = run_to_dict(result)
     assert data["started_at"] == "2024-05-01T12:00:00.250000Z"
     assert run_from_dict(data) == result
+
+
+def test_a_run_stored_before_failures_kept_headers_decodes_without_them() -> None:
+    data = run_to_dict(http_status_failure())
+    failure = data["steps"][1]["failure"]
+    assert failure["request_headers"] == [["Authorization", "***"], ["Accept", "application/json"]]
+    del failure["request_headers"], failure["response_headers"]
+    decoded = run_from_dict(data).steps[1].failure
+    assert decoded is not None
+    assert (decoded.request_headers, decoded.response_headers) == ((), ())
+    failure["request_headers"] = [["only a name"]]
+    with pytest.raises(ValueError, match="request_headers"):
+        run_from_dict(data)
 
 
 def test_artifacts_are_listed_by_metadata_and_never_carry_their_bytes() -> None:
