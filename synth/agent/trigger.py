@@ -167,21 +167,41 @@ def _write_junit(
     client: httpx2.Client, agent: str, record: dict[str, Any], args: TriggerArgs
 ) -> None:
     """The verification's runs, read back from the agent, as a JUnit report; each case
-    names the run's page when the agent has a `server.public_url`."""
+    names the run's page when the agent has a `server.public_url`, and links its artifacts
+    (a browser run's screenshot, trace, console log) where the agent serves them."""
+    from dataclasses import replace
+
     from synth.codec import run_from_dict
+    from synth.model import Artifact
     from synth.outputs.report_junit import write_junit_report
 
     results = []
     pages: dict[str, str | None] = {}
+    links: dict[tuple[str, str], str] = {}
     for run_id in record.get("run_ids") or []:
         path = f"/v1/runs/{quote(str(run_id), safe='')}"
         response = client.get(agent + path, headers=credentials_from_env("GET", path, b""))
         if response.status_code != 200:
             raise ValueError(f"run {run_id}: {response.status_code}: {_detail(response)}")
         data = response.json()
-        results.append(run_from_dict(data))
+        served = [a for a in data.get("artifacts") or [] if isinstance(a, dict)]
+        # The bytes stay in the agent: the report names each artifact and links it.
+        listed = tuple(
+            Artifact(str(a["name"]), str(a.get("content_type", "")), b"", a.get("step"))
+            for a in served
+        )
+        results.append(replace(run_from_dict(data), artifacts=listed))
         pages[str(run_id)] = data.get("page_url")
-    write_junit_report(args.junit or "-", results, env=args.env, run_page=pages.get)
+        for a in served:
+            url = str(a.get("url") or "")
+            links[str(run_id), str(a["name"])] = url if "://" in url else agent + url
+    write_junit_report(
+        args.junit or "-",
+        results,
+        env=args.env,
+        run_page=pages.get,
+        artifact_link=lambda run_id, name: links.get((run_id, name), ""),
+    )
 
 
 def _detail(response: httpx2.Response) -> str:

@@ -188,7 +188,14 @@ def _run_lines(result: RunResult, page: str | None) -> list[str]:
 
 
 def _is_error(result: RunResult) -> bool:
-    return result.status is Status.FAILED and result.failure_type is FailureType.SCRIPT_ERROR
+    """The check's own code failed (an error of the test, in JUnit's words); a script error
+    the target's page threw is the target failing, as the deploy verdict counts it."""
+    failure = result.failure
+    return (
+        result.status is Status.FAILED
+        and result.failure_type is FailureType.SCRIPT_ERROR
+        and not (failure is not None and failure.in_target)
+    )
 
 
 def _is_failure(result: RunResult) -> bool:

@@ -11,16 +11,21 @@ import json
 import os
 import re
 import signal
+import subprocess
 import zipfile
 from io import BytesIO
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 from agent_harness import (
     ENV,
     SERVICE,
     SHOP_PASSWORD,
+    SYNTH,
+    TOKEN,
     StartAgent,
+    clean_env,
     copy_example_checks,
     wait_for,
     write_check,
@@ -73,15 +78,26 @@ def test_browser_check_on_schedule_and_deploy(
         assert found.group(1) == trace_id
     assert run["artifacts"] == []  # a pass keeps none (browser.artifacts: on_failure)
 
-    # A deploy whose page script throws: FAIL, the page error named.
+    # A deploy whose page script throws, from a pipeline: FAIL, the page error named.
     shop.set_faults(broken_js=True)
-    accepted = agent.deploy({"service": SERVICE, "environment": ENV, "version": "2.0.0"})
-    assert accepted.status_code == 202, accepted.text
-    record = agent.wait_deploy(accepted.json()["id"], wait=90)
+    junit = tmp_path / "verification.xml"
+    done = subprocess.run(
+        [
+            *(SYNTH, "trigger", "--agent", agent.url, "--wait", "--junit", str(junit)),
+            *("--service", SERVICE, "--env", ENV, "--version", "2.0.0", "--timeout", "90"),
+        ],
+        env=clean_env(SYNTH_TOKEN=TOKEN),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     shop.clear_faults()
+    assert done.returncode == 1, done.stdout + done.stderr
+    failed = [r for r in agent.runs(phase="deploy", status="failed") if r["check"] == CHECK]
+    assert failed, done.stdout
+    record = agent.wait_deploy(failed[0]["deploy_id"], wait=1)
     assert record["verdict"]["result"] == "fail", json.dumps(record)[:3000]
-    failed = [r for r in agent.runs(deploy_id=record["id"]) if r["check"] == CHECK]
-    assert failed, record
     failed_run = agent.get(f"/v1/runs/{failed[0]['run_id']}").json()
     assert failed_run["failure_type"] == "script_error", failed_run
     assert "uncaught error in the page" in failed_run["failure"]["message"]
@@ -93,6 +109,17 @@ def test_browser_check_on_schedule_and_deploy(
     assert by_name["screenshot.png"]["url"] == (
         f"https://synth.example.com/v1/runs/{failed_run['run_id']}/artifacts/screenshot.png"
     )
+    # The pipeline's JUnit report links them where the agent serves them.
+    suite = ElementTree.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    case = next(c for c in suite.iter("testcase") if c.get("name") == CHECK)
+    # The page's own script error fails the target (as the verdict says), not the check.
+    assert case.find("error") is None
+    failure_text = case.findtext("failure") or ""
+    out = case.findtext("system-out") or ""
+    for name in ("screenshot.png", "trace.zip", "console.log"):
+        assert f"{name}: {by_name[name]['url']}" in failure_text, failure_text
+        assert f"[[ATTACHMENT|{by_name[name]['url']}]]" in out, out
     served: dict[str, bytes] = {}
     for name in ("screenshot.png", "trace.zip", "console.log"):
         response = agent.get(f"/v1/runs/{failed_run['run_id']}/artifacts/{name}")

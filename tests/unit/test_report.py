@@ -641,6 +641,20 @@ def test_junit_counts_outcomes_and_carries_the_detail_block() -> None:
     assert "deploy:   d-42: shop 1.4.2 (abc1234)\n" in tls_out
 
 
+def test_junit_counts_a_page_script_error_as_the_targets_failure() -> None:
+    """The check's own exception is a JUnit error; an error the target's page threw fails
+    the target, as the deploy verdict counts it."""
+    thrown = Failure(FailureType.SCRIPT_ERROR, "uncaught error in the page", in_target=True)
+    step = StepResult("open the shop", Status.FAILED, 0.1, 0.0, (), thrown)
+    xml = junit_report([run("page-up", (step,)), script_error()], env="staging", hostname="h")
+    suite = ET.fromstring(xml.encode("utf-8")).find("testsuite")
+    assert suite is not None
+    assert (suite.get("failures"), suite.get("errors")) == ("1", "1")
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert cases["page-up"].find("failure") is not None
+    assert cases["page-up"].find("error") is None
+
+
 def test_junit_escapes_markup_and_strips_characters_xml_forbids() -> None:
     nasty = 'bad <tag> & "quote"\x00\x08\x0b\x1b[31m\ud800\ufffe'
     failure = Failure(FailureType.ASSERTION, f"assertion failed: {nasty}", actual=nasty)
