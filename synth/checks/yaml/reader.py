@@ -129,6 +129,13 @@ class _StreamedChecks(yaml.SequenceNode):
         self.problems: list[LoadProblem] = []
         self.duplicates: list[tuple[Loc, int]] = []
 
+    def add(self, loaded: tuple[CheckSpec | None, list[LoadProblem]]) -> None:
+        """Keep what loading one item gave: its check, if it loaded, and its problems."""
+        spec, found = loaded
+        self.problems.extend(found)
+        if spec is not None:
+            self.specs.append(spec)
+
 
 def load_yaml_checks(
     path: Path, *, keep: Callable[[str], bool] | None = None
@@ -327,10 +334,7 @@ class _Reader:
                 checks.duplicates.extend(duplicates)  # the item does not load (see above)
             elif self._wanted(item):
                 lines = _Lines.indexed(base, index, duplicates)
-                spec, found = _load_one(item, base, lines, self.shown, self.source_path)
-                checks.problems.extend(found)
-                if spec is not None:
-                    checks.specs.append(spec)
+                checks.add(_load_one(item, base, lines, self.shown, self.source_path))
             position += 1
         checks.end_mark = loader.get_event().end_mark
         return checks
@@ -382,10 +386,7 @@ class _Reader:
                 # don't guess: the item does not load.
                 checks.duplicates.extend(lines.duplicates)
             elif self._wanted(item):
-                spec, found = _load_one(item, base, lines, self.shown, self.source_path)
-                checks.problems.extend(found)
-                if spec is not None:
-                    checks.specs.append(spec)
+                checks.add(_load_one(item, base, lines, self.shown, self.source_path))
             index += 1
         checks.end_mark = loader.get_event().end_mark
         return checks
